@@ -1,0 +1,5 @@
+"""
+keeptrusts: a governance gateway between developer tools and LLM providers.
+"""
+
+__version__ = "0.1.0"
