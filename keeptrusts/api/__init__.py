@@ -1,0 +1,3 @@
+"""
+The C{/v1} reverse proxy: resources, provider adapters, streaming.
+"""

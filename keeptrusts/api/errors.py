@@ -1,0 +1,61 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+The gateway's own errors: one JSON envelope (DESIGN.md section 4), and its
+in-stream form for answers that already started.
+"""
+
+import json
+
+
+class GatewayError(Exception):
+    """
+    An error the gateway answers itself.
+    """
+
+    def __init__(self, status, type, message, code=None, policy=None,
+                 headers=()):
+        Exception.__init__(self, message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.code = code
+        self.policy = policy
+        self.headers = tuple(headers)
+
+    def envelope(self):
+        return {"error": {"type": self.type, "message": self.message,
+                          "code": self.code, "policy": self.policy}}
+
+    def body(self):
+        return json.dumps(self.envelope()).encode("utf-8")
+
+    def sseEvent(self):
+        """
+        The OpenAI surface's error event, for a stream that must stop.
+        """
+        return b"data: " + self.body() + b"\n\n"
+
+
+def validationError(message, status=422):
+    return GatewayError(status, "validation_error", message)
+
+
+def upstreamError(message):
+    return GatewayError(502, "upstream_error", message)
+
+
+def upstreamTimeout(message):
+    return GatewayError(504, "upstream_timeout", message)
+
+
+def writeError(request, error):
+    """
+    Answer C{request} with C{error}'s envelope; the caller finishes it.
+    """
+    body = error.body()
+    request.setResponseCode(error.status)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"content-length", b"%d" % (len(body),))
+    for name, value in error.headers:
+        request.setHeader(name, value)
+    request.write(body)

@@ -1,0 +1,153 @@
+# -*- test-case-name: tests.test_api_openai -*-
+"""
+The OpenAI surface: where the texts are in requests, answers and streamed
+chunks, so that policies can read and rewrite them.
+
+A text is addressed as a slot, a C{(container, key)} pair inside the parsed
+JSON: reading the slots gives the texts, writing them back rewrites the body
+in place, whatever else it carries.
+"""
+
+import attr
+
+from keeptrusts.api.errors import validationError
+
+
+def _messageSlots(message):
+    content = message.get("content")
+    if isinstance(content, str):
+        yield message, "content"
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                yield part, "text"
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(
+                function.get("arguments"), str):
+            yield function, "arguments"
+
+
+def _listSlots(body, key):
+    value = body.get(key)
+    if isinstance(value, str):
+        yield body, key
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                yield value, i
+
+
+def _chatRequestSlots(body):
+    for message in body["messages"]:
+        yield from _messageSlots(message)
+
+
+def _chatAnswerSlots(answer):
+    for choice in _choices(answer):
+        message = choice.get("message")
+        if isinstance(message, dict):
+            yield from _messageSlots(message)
+
+
+def _chatDeltaSlots(chunk):
+    for choice in _choices(chunk):
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            yield choice.get("index", 0), delta, "content"
+
+
+def _textAnswerSlots(answer):
+    for choice in _choices(answer):
+        if isinstance(choice.get("text"), str):
+            yield choice, "text"
+
+
+def _textDeltaSlots(chunk):
+    for choice in _choices(chunk):
+        if isinstance(choice.get("text"), str):
+            yield choice.get("index", 0), choice, "text"
+
+
+def _choices(value):
+    choices = value.get("choices") if isinstance(value, dict) else None
+    return [c for c in choices if isinstance(c, dict)] if isinstance(
+        choices, list) else ()
+
+
+def _requireModel(body):
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise validationError("'model' must be a non-empty string")
+
+
+def _validateChat(body):
+    _requireModel(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise validationError("'messages' must be a non-empty list")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(
+                message.get("role"), str):
+            raise validationError(
+                "'messages[%d]' must be an object with a 'role'" % (i,))
+
+
+def _validateField(name):
+    def validate(body):
+        _requireModel(body)
+        value = body.get(name)
+        if not isinstance(value, (str, list)):
+            raise validationError("'%s' must be a string or a list" % (name,))
+    return validate
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Endpoint:
+    """
+    One OpenAI endpoint's shape.
+
+    @ivar name: the endpoint as events name it, e.g. C{chat/completions}.
+    @ivar requestSlots: body -> slots of the prompt texts.
+    @ivar answerSlots: answer JSON -> slots of the answer texts.
+    @ivar deltaSlots: stream chunk -> C{(choice index, container, key)}.
+    """
+
+    name: str
+    validate: object
+    requestSlots: object
+    answerSlots: object = None
+    deltaSlots: object = None
+
+
+ENDPOINTS = {
+    e.name: e for e in [
+        Endpoint("chat/completions", _validateChat, _chatRequestSlots,
+                 _chatAnswerSlots, _chatDeltaSlots),
+        Endpoint("completions", _validateField("prompt"),
+                 lambda body: _listSlots(body, "prompt"),
+                 _textAnswerSlots, _textDeltaSlots),
+        Endpoint("embeddings", _validateField("input"),
+                 lambda body: _listSlots(body, "input")),
+    ]
+}
+
+
+def readSlots(slots):
+    return tuple(container[key] for container, key in slots)
+
+
+def writeSlots(slots, texts):
+    for (container, key), text in zip(slots, texts):
+        container[key] = text
+
+
+def usageOf(answer):
+    """
+    @return: C{{"input": n, "output": n}} from an answer's C{usage}, or
+        L{None}.
+    """
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    return {"input": usage.get("prompt_tokens"),
+            "output": usage.get("completion_tokens")}

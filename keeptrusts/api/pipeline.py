@@ -1,0 +1,293 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+One request through the gateway: input chain, upstream, output chain,
+client, journal (DESIGN.md section 2).
+"""
+
+import json
+import time
+
+import attr
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.openai import readSlots, usageOf, writeSlots
+from keeptrusts.api.stream import (
+    BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough,
+    SseRewriter)
+from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.events import eventRecord, policyEntries
+from keeptrusts.policy.values import BLOCK, ERROR, REDACT, Finding
+
+log = Logger()
+
+_HOP_BY_HOP = frozenset([
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-connection",
+    b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
+    b"content-length"])
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Gateway:
+    """
+    What every request needs, built once per configuration.
+
+    @ivar chain: the L{PolicyChain}.
+    @ivar upstream: the L{Upstream}.
+    @ivar journal: an L{IJournal}.
+    @ivar configName: C{name@version}, recorded in every event.
+    @ivar waitForJournal: finish responses only once their events are
+        durable (C{journal.sync: always}).
+    """
+
+    chain: object
+    upstream: object
+    journal: object
+    clock: object
+    configName: str
+    maxBodyBytes: int
+    idleTimeout: float
+    waitForJournal: bool = False
+    timer: object = time.perf_counter
+
+
+class Call:
+    """
+    The state of one proxied request.
+    """
+
+    def __init__(self, gateway, request, exchange, endpoint, body, raw,
+                 target, path, passClientAuth):
+        self.gateway = gateway
+        self.request = request
+        self.exchange = exchange
+        self.endpoint = endpoint
+        self.body = body
+        self.raw = raw
+        self.target = target
+        self.path = path
+        self.passClientAuth = passClientAuth
+        self.started = gateway.timer()
+        self.policyMs = 0.0
+        self.upstreamStarted = None
+        self.degraded = False
+        self.gone = False
+        self.pending = None
+        self.bridge = None
+        request.notifyFinish().addErrback(self._clientGone)
+
+    def start(self):
+        slots = list(self.endpoint.requestSlots(self.body))
+        self.exchange = attr.evolve(self.exchange, texts=readSlots(slots))
+        d = self.gateway.chain.checkInput(self.exchange)
+        d.addCallback(self._inputDecided, slots)
+        d.addErrback(self._crashed)
+
+    def _inputDecided(self, result, slots):
+        self.policyMs += result.ms
+        self.degraded = result.degraded
+        self._journal("input", result.verdict, result.outcomes)
+        if result.verdict in (BLOCK, ERROR):
+            self._end(_policyError(result, "input_blocked"))
+            return
+        if self.gone:
+            return
+        payload = self.raw
+        if result.verdict == REDACT:
+            writeSlots(slots, result.texts)
+            payload = json.dumps(self.body).encode("utf-8")
+        self.upstreamStarted = self.gateway.timer()
+        self.pending = self.gateway.upstream.request(
+            b"POST", self.target.url(self.path, _query(self.request)),
+            outgoingHeaders(self.request.requestHeaders, self.target,
+                            self.passClientAuth), payload)
+        self.pending.addCallbacks(self._answered, self._upstreamFailed)
+        self.pending.addErrback(self._crashed)
+
+    def _answered(self, response):
+        self.pending = None
+        request = self.request
+        request.setResponseCode(response.code, response.phrase)
+        contentType = (response.headers.getRawHeaders(b"content-type")
+                       or [b""])[0]
+        isStream = contentType.startswith(b"text/event-stream")
+        scanner = None
+        if 200 <= response.code < 300 and isStream:
+            scanner = self.gateway.chain.scanOutput(self.exchange)
+        elif (200 <= response.code < 300 and self.endpoint.answerSlots
+              and contentType.startswith(b"application/json")):
+            return self._collect(response)
+        _copyHeaders(response.headers, request.responseHeaders,
+                     keepLength=not isStream)
+        outcome = Outcome()
+        if isStream:
+            request.setHeader(b"cache-control", b"no-cache")
+            request.setHeader(b"x-accel-buffering", b"no")
+            transform = (SsePassthrough(outcome) if scanner is None else
+                         SseRewriter(outcome, self.endpoint.deltaSlots,
+                                     lambda: self.gateway.chain.scanOutput(
+                                         self.exchange)))
+        else:
+            transform = Passthrough(outcome)
+        self.bridge = ResponseBridge(request, transform, self.gateway.clock,
+                                     self.gateway.idleTimeout)
+        if self.gone:
+            self.bridge.outcome.ending = "client_gone"
+        response.deliverBody(self.bridge)
+        if self.gone:
+            self.bridge.transport.stopProducing()
+        self.bridge.finished.addCallback(self._delivered, response.code,
+                                         transform)
+        self.bridge.finished.addErrback(self._crashed)
+
+    def _delivered(self, outcome, status, transform):
+        findings = getattr(transform, "findings", {})
+        policies = [{"name": name, "verdict": REDACT if found else "allow",
+                     "ms": 0.0, "findings": [
+                         {"type": f.type, "count": f.count}
+                         for f in _merge(found)]}
+                    for name, found in findings.items()]
+        verdict = "allow"
+        if any(p["findings"] for p in policies):
+            verdict = REDACT
+        if outcome.ending == "blocked":
+            verdict = BLOCK
+            blocked = outcome.error
+            policies = [p if p["name"] != blocked.policy else
+                        dict(p, verdict=BLOCK) for p in policies]
+        elif outcome.ending == "upstream_failed":
+            verdict = ERROR
+        self._journal("output", verdict, (), status=status,
+                      tokens=outcome.tokens, policies=policies,
+                      client_gone=outcome.ending == "client_gone")
+        self._finish()
+
+    def _collect(self, response):
+        collector = self.bridge = BodyCollector(self.gateway.maxBodyBytes)
+        response.deliverBody(collector)
+        collector.finished.addCallback(self._collected, response)
+        collector.finished.addErrback(self._upstreamFailed)
+        collector.finished.addErrback(self._crashed)
+
+    def _collected(self, data, response):
+        if self.gone:
+            return
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise GatewayError(502, "upstream_error",
+                               "the provider's answer is not valid JSON")
+        slots = list(self.endpoint.answerSlots(answer))
+        d = self.gateway.chain.checkOutput(self.exchange, readSlots(slots))
+        d.addCallback(self._outputDecided, response, answer, data, slots)
+        return d
+
+    def _outputDecided(self, result, response, answer, data, slots):
+        self.policyMs += result.ms
+        self.degraded = self.degraded or result.degraded
+        tokens = usageOf(answer)
+        if result.verdict in (BLOCK, ERROR):
+            self._journal("output", result.verdict, result.outcomes,
+                          status=response.code, tokens=tokens)
+            self._end(_policyError(result, "output_blocked"))
+            return
+        if result.verdict == REDACT:
+            writeSlots(slots, result.texts)
+            data = json.dumps(answer).encode("utf-8")
+        request = self.request
+        _copyHeaders(response.headers, request.responseHeaders,
+                     keepLength=False)
+        request.setHeader(b"content-length", b"%d" % (len(data),))
+        request.write(data)
+        self._journal("output", result.verdict, result.outcomes,
+                      status=response.code, tokens=tokens)
+        self._finish()
+
+    def _upstreamFailed(self, reason):
+        if self.gone:
+            return
+        reason.trap(GatewayError)
+        error = reason.value
+        self._journal("output", ERROR, (), status=error.status)
+        self._end(error)
+
+    def _clientGone(self, reason):
+        self.gone = True
+        if self.pending is not None:
+            self.pending.cancel()
+        if self.bridge is not None and self.bridge.transport is not None:
+            self.bridge.clientGone()
+
+    def _crashed(self, reason):
+        log.failure("unexpected error in the request pipeline", reason)
+        if not self.gone and not self.request.finished:
+            if self.request.startedWriting:
+                self.request.channel.transport.abortConnection()
+            else:
+                self._end(GatewayError(500, "internal_error",
+                                       "the gateway failed; see its log"))
+
+    def _end(self, error):
+        if self.gone:
+            return
+        writeError(self.request, error)
+        self._finish()
+
+    def _finish(self):
+        if self.gone:
+            return
+        if self._lastWrite is not None and self.gateway.waitForJournal:
+            self._lastWrite.addBoth(lambda _: None if self.gone
+                                    else self.request.finish())
+        else:
+            self.request.finish()
+
+    _lastWrite = None
+
+    def _journal(self, phase, verdict, outcomes, status=None, tokens=None,
+                 policies=None, client_gone=False):
+        now = self.gateway.timer()
+        upstream = (None if self.upstreamStarted is None
+                    else round((now - self.upstreamStarted) * 1000.0, 3))
+        record = eventRecord(
+            phase, verdict, self.exchange, self.gateway.configName,
+            policies if policies is not None else policyEntries(outcomes),
+            status=status, tokens=tokens, degraded=self.degraded,
+            latency={"policy": round(self.policyMs, 3), "upstream": upstream,
+                     "total": round((now - self.started) * 1000.0, 3)})
+        if client_gone:
+            record["client_gone"] = True
+        d = self.gateway.journal.append(record)
+        d.addErrback(lambda reason: log.error(
+            "journal write failed: {error}", error=reason.type.__name__))
+        self._lastWrite = d
+
+
+def _merge(findings):
+    counts = {}
+    for f in findings:
+        counts[f.type] = counts.get(f.type, 0) + f.count
+    return [Finding(t, n) for t, n in sorted(counts.items())]
+
+
+def _policyError(result, code):
+    if result.verdict == BLOCK:
+        return GatewayError(409, "policy_violation", result.message,
+                            code=code, policy=result.policy)
+    return GatewayError(503, "policy_error", result.message,
+                        code="policy_failed", policy=result.policy)
+
+
+def _query(request):
+    _, _, query = request.uri.partition(b"?")
+    return query
+
+
+def _copyHeaders(source, target, keepLength):
+    for name, values in source.getAllRawHeaders():
+        lower = name.lower()
+        if lower in _HOP_BY_HOP and not (keepLength and
+                                         lower == b"content-length"):
+            continue
+        target.setRawHeaders(name, values)

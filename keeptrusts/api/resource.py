@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+The C{/v1} resource: OpenAI-format requests in, L{Call}s out.
+"""
+
+import json
+import uuid
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from keeptrusts.api.errors import GatewayError, validationError, writeError
+from keeptrusts.api.openai import ENDPOINTS
+from keeptrusts.api.pipeline import Call
+from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.api.stream import Outcome, Passthrough, ResponseBridge
+from keeptrusts.policy.values import Exchange
+
+_OPENAI_FORMAT = ("openai", "openai-compatible")
+
+
+def header(request, name):
+    """
+    A request header as text, or L{None}.
+    """
+    value = request.requestHeaders.getRawHeaders(name)
+    return value[-1].decode("utf-8", "replace") if value else None
+
+
+def requestId(request):
+    """
+    Echo the client's C{x-request-id}, or make one.
+    """
+    given = header(request, b"x-request-id")
+    rid = given if given and len(given) <= 200 else "req_" + uuid.uuid4().hex
+    request.setHeader(b"x-request-id", rid.encode("utf-8"))
+    return rid
+
+
+class V1Resource(Resource):
+    """
+    C{/v1/chat/completions}, C{/v1/completions}, C{/v1/embeddings},
+    C{/v1/models}.
+
+    @param gatewayRef: a callable returning the current L{Gateway}.
+    @param targets: L{UsableTarget}s in configured order.
+    @param identify: C{request -> (user, passClientAuth)}, raising
+        L{GatewayError} for a missing or wrong access key.
+    """
+
+    isLeaf = True
+
+    def __init__(self, gatewayRef, targets, identify):
+        Resource.__init__(self)
+        self._gateway = gatewayRef
+        self._targets = tuple(t for t in targets
+                              if t.target.provider in _OPENAI_FORMAT)
+        self._identify = identify
+
+    def render(self, request):
+        rid = requestId(request)
+        try:
+            return self._dispatch(request, rid)
+        except GatewayError as error:
+            writeError(request, error)
+            request.finish()
+            return NOT_DONE_YET
+
+    def _dispatch(self, request, rid):
+        path = b"/".join(request.postpath).decode("utf-8", "replace")
+        user, passClientAuth = self._identify(request)
+        if path == "models":
+            if request.method != b"GET":
+                raise _notAllowed()
+            return self._models(request, passClientAuth)
+        endpoint = ENDPOINTS.get(path)
+        if endpoint is None:
+            raise GatewayError(404, "not_found",
+                               "no such endpoint: /v1/%s" % (path,))
+        if request.method != b"POST":
+            raise _notAllowed()
+        raw = request.content.read()
+        body = _parseBody(raw)
+        endpoint.validate(body)
+        target = self._choose(body["model"])
+        exchange = Exchange(
+            request_id=rid, mode="api", provider=target.target.provider,
+            target=target.id, endpoint=endpoint.name,
+            method=request.method.decode("ascii"),
+            host=header(request, b"host") or "", user=user,
+            agent=header(request, b"x-keeptrusts-agent-id"),
+            model=body["model"], stream=body.get("stream") is True)
+        Call(self._gateway(), request, exchange, endpoint, body, raw, target,
+             b"/" + path.encode("ascii"), passClientAuth).start()
+        return NOT_DONE_YET
+
+    def _choose(self, model):
+        if not self._targets:
+            raise GatewayError(503, "unavailable",
+                               "no provider target is available")
+        for target in self._targets:
+            if model in target.target.models:
+                return target
+        return self._targets[0]
+
+    def _models(self, request, passClientAuth):
+        listed = [(model, t.target.provider) for t in self._targets
+                  for model in t.target.models]
+        if listed or not self._targets:
+            seen = set()
+            data = []
+            for model, owner in listed:
+                if model not in seen:
+                    seen.add(model)
+                    data.append({"id": model, "object": "model",
+                                 "created": 0, "owned_by": owner})
+            body = json.dumps({"object": "list", "data": data}).encode()
+            request.setHeader(b"content-type", b"application/json")
+            request.setHeader(b"content-length", b"%d" % (len(body),))
+            return body
+        return self._forwardModels(request, passClientAuth)
+
+    def _forwardModels(self, request, passClientAuth):
+        """
+        No target lists its models: ask the first provider for its own.
+        """
+        gateway = self._gateway()
+        target = self._targets[0]
+        d = gateway.upstream.request(
+            b"GET", target.url(b"/models"),
+            outgoingHeaders(request.requestHeaders, target, passClientAuth))
+        finished = request.notifyFinish()
+
+        def answered(response):
+            request.setResponseCode(response.code, response.phrase)
+            for name, values in response.headers.getAllRawHeaders():
+                if name.lower() not in (b"connection", b"transfer-encoding",
+                                        b"keep-alive"):
+                    request.responseHeaders.setRawHeaders(name, values)
+            bridge = ResponseBridge(request, Passthrough(Outcome()),
+                                    gateway.clock, gateway.idleTimeout)
+            response.deliverBody(bridge)
+            finished.addErrback(lambda _: bridge.clientGone())
+            return bridge.finished.addCallback(
+                lambda outcome: request.finish()
+                if outcome.ending != "client_gone" else None)
+
+        def failed(reason):
+            reason.trap(GatewayError)
+            writeError(request, reason.value)
+            request.finish()
+
+        d.addCallbacks(answered, failed)
+        finished.addErrback(lambda _: d.cancel())
+        return NOT_DONE_YET
+
+
+def _notAllowed():
+    return GatewayError(405, "validation_error", "method not allowed")
+
+
+def _parseBody(raw):
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise validationError("the request body is not valid JSON: line %d "
+                              "column %d" % (e.lineno, e.colno)
+                              if hasattr(e, "lineno") else
+                              "the request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise validationError("the request body must be a JSON object")
+    return body

@@ -1,0 +1,49 @@
+# -*- test-case-name: tests.test_api_sse -*-
+"""
+Server-sent events: split a byte stream into events, whatever the chunking.
+"""
+
+import re
+
+_BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+class EventSplitter:
+    """
+    Feed bytes, get whole events (the bytes of each event without its
+    trailing blank line).
+    """
+
+    def __init__(self):
+        self._buffer = b""
+
+    def feed(self, data):
+        buf = self._buffer + data if self._buffer else data
+        events = []
+        pos = 0
+        for boundary in _BOUNDARY.finditer(buf):
+            events.append(buf[pos:boundary.start()])
+            pos = boundary.end()
+        self._buffer = buf[pos:]
+        return events
+
+    def rest(self):
+        """
+        Whatever came after the last complete event.
+        """
+        rest, self._buffer = self._buffer, b""
+        return rest
+
+
+def eventData(event):
+    """
+    @return: C{(event name or None, joined data bytes or None)}.
+    """
+    name = None
+    data = []
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            name = line[6:].strip()
+    return name, (b"\n".join(data) if data else None)

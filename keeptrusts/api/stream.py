@@ -1,0 +1,273 @@
+# -*- test-case-name: tests.test_api_stream -*-
+"""
+Moving an upstream body to the client: a bridge with backpressure, and the
+transforms it applies on the way (none, or SSE rewriting by the policies).
+"""
+
+import json
+
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+
+from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
+from keeptrusts.api.openai import usageOf
+from keeptrusts.api.sse import EventSplitter, eventData
+from keeptrusts.policy.values import Blocked
+
+
+class Outcome:
+    """
+    How a delivered answer ended: C{complete}, C{client_gone}, C{blocked}
+    or C{upstream_failed}; filled in by the bridge and its transform.
+    """
+
+    def __init__(self):
+        self.ending = None
+        self.error = None
+        self.bytes = 0
+        self.tokens = None
+
+
+class Passthrough:
+    """
+    The bytes as they come.  A failure can only cut the connection: the
+    client must see the answer is incomplete.
+    """
+
+    def __init__(self, outcome):
+        self.outcome = outcome
+
+    def feed(self, data):
+        return data
+
+    def end(self):
+        return b""
+
+    def fail(self, error):
+        return None
+
+
+class SsePassthrough(Passthrough):
+    """
+    An event stream as it comes; a failure ends it with an error event.
+    """
+
+    def fail(self, error):
+        return error.sseEvent()
+
+
+class SseRewriter:
+    """
+    An OpenAI event stream whose text deltas pass through the policies'
+    incremental scanners, one per choice; everything else is kept.
+    """
+
+    def __init__(self, outcome, deltaSlots, newScanner):
+        self.outcome = outcome
+        self._deltaSlots = deltaSlots
+        self._newScanner = newScanner
+        self._scanners = {}
+        self._allScanners = []
+        self._splitter = EventSplitter()
+        self._lastChunk = None
+
+    def feed(self, data):
+        return b"".join(self._rewrite(e) for e in self._splitter.feed(data))
+
+    def _scanner(self, index):
+        scanner = self._scanners.get(index)
+        if scanner is None:
+            scanner = self._scanners[index] = self._newScanner()
+            self._allScanners.append(scanner)
+        return scanner
+
+    def _rewrite(self, event):
+        _, data = eventData(event)
+        if data is None:
+            return event + b"\n\n"
+        if data.strip() == b"[DONE]":
+            return self._flush() + event + b"\n\n"
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise upstreamError("invalid event in the provider's stream")
+        tokens = usageOf(chunk)
+        if tokens is not None:
+            self.outcome.tokens = tokens
+        changed = False
+        for index, container, key in self._deltaSlots(chunk):
+            container[key] = self._scanner(index).feed(container[key])
+            changed = True
+        if not changed:
+            return event + b"\n\n"
+        self._lastChunk = chunk
+        return _chunkEvent(chunk)
+
+    def _flush(self):
+        """
+        Release what the scanners still hold, as one more chunk per choice.
+        """
+        out = []
+        for index, scanner in sorted(self._scanners.items()):
+            text = scanner.end()
+            if text and self._lastChunk is not None:
+                chunk = {k: v for k, v in self._lastChunk.items()
+                         if k != "usage"}
+                chunk["choices"] = [{"index": index, "delta": {"content": text},
+                                     "finish_reason": None}]
+                out.append(_chunkEvent(chunk))
+        self._scanners.clear()
+        return b"".join(out)
+
+    def end(self):
+        # A stream that ends without [DONE] still releases its held text.
+        return self._flush() + self._splitter.rest()
+
+    def fail(self, error):
+        return error.sseEvent()
+
+    @property
+    def findings(self):
+        """
+        @return: C{{policy name: [Finding, ...]}} over every choice.
+        """
+        merged = {}
+        for scanner in self._allScanners:
+            for name, findings in scanner.findings:
+                merged.setdefault(name, []).extend(findings)
+        return merged
+
+
+def _chunkEvent(chunk):
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode(
+        "utf-8") + b"\n\n"
+
+
+class ResponseBridge(Protocol):
+    """
+    Deliver an upstream body to a client request, chunk by chunk: the
+    upstream transport is the request's producer, so a client that stops
+    reading pauses the provider (twisted/protocols/portforward.py's idea).
+
+    @ivar finished: fires with the L{Outcome} once the client has all it
+        will get; the request is then written but not finished.
+    """
+
+    def __init__(self, request, transform, clock, idleTimeout):
+        self._request = request
+        self._transform = transform
+        self._clock = clock
+        self._idleTimeout = idleTimeout
+        self._idle = None
+        self.outcome = transform.outcome
+        self.finished = defer.Deferred()
+
+    def connectionMade(self):
+        self._request.registerProducer(self.transport, True)
+        self._idle = self._clock.callLater(self._idleTimeout, self._timedOut)
+
+    def dataReceived(self, data):
+        if self.outcome.ending is not None:
+            return
+        self._idle.reset(self._idleTimeout)
+        try:
+            out = self._transform.feed(data)
+        except Blocked as blocked:
+            self._stop("blocked", blocked)
+            return
+        except Exception as error:
+            self._stop("upstream_failed", _asGatewayError(error))
+            return
+        if out:
+            self.outcome.bytes += len(out)
+            self._request.write(out)
+
+    def clientGone(self):
+        self._stop("client_gone", None)
+
+    def _timedOut(self):
+        self._idle = None
+        self._stop("upstream_failed",
+                   upstreamTimeout("the provider stopped sending"))
+
+    def _stop(self, ending, error):
+        self.outcome.ending = ending
+        self.outcome.error = error
+        self.transport.stopProducing()
+
+    def connectionLost(self, reason):
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self._request.unregisterProducer()
+        outcome = self.outcome
+        if outcome.ending is None:
+            if reason.check(ResponseDone, PotentialDataLoss):
+                outcome.ending = "complete"
+            else:
+                outcome.ending = "upstream_failed"
+                outcome.error = upstreamError(
+                    "the provider's connection failed mid-answer")
+        if outcome.ending == "complete":
+            try:
+                self._write(self._transform.end())
+            except Exception as error:
+                outcome.ending = "upstream_failed"
+                outcome.error = _asGatewayError(error)
+        if outcome.ending in ("upstream_failed", "blocked"):
+            tail = self._transform.fail(_blockedError(outcome.error))
+            if tail is None:
+                self._request.channel.transport.abortConnection()
+            else:
+                self._write(tail)
+        self.finished.callback(outcome)
+
+    def _write(self, data):
+        if data:
+            self.outcome.bytes += len(data)
+            self._request.write(data)
+
+
+def _asGatewayError(error):
+    if isinstance(error, GatewayError):
+        return error
+    return upstreamError("invalid answer from the provider")
+
+
+def _blockedError(error):
+    if isinstance(error, Blocked):
+        return GatewayError(409, "policy_violation", error.message,
+                            code="output_blocked", policy=error.policy)
+    return error
+
+
+class BodyCollector(Protocol):
+    """
+    Collect a whole (non-streamed) answer, up to C{limit} bytes.
+    """
+
+    def __init__(self, limit):
+        self._limit = limit
+        self._parts = []
+        self._size = 0
+        self.finished = defer.Deferred()
+
+    def clientGone(self):
+        self.transport.stopProducing()
+
+    def dataReceived(self, data):
+        self._size += len(data)
+        if self._size > self._limit:
+            self.transport.stopProducing()
+            return
+        self._parts.append(data)
+
+    def connectionLost(self, reason):
+        if self._size > self._limit:
+            self.finished.errback(upstreamError("the provider's answer is too large"))
+        elif reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(b"".join(self._parts))
+        else:
+            self.finished.errback(upstreamError(
+                "the provider's connection failed mid-answer"))

@@ -1,0 +1,169 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+The way out: which targets can be used, the headers they get, and one
+request through the service's pooled L{Agent}.
+"""
+
+import attr
+from twisted.internet import defer, error as ierror
+from twisted.logger import Logger
+from twisted.web.client import ResponseNeverReceived
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
+
+from keeptrusts.api.errors import upstreamError, upstreamTimeout
+
+log = Logger()
+
+# Never forwarded: hop-by-hop headers, what the gateway sets itself, and
+# the identity headers that only the gateway reads.
+_DROPPED = frozenset(
+    name.encode("ascii") for name in (
+        "connection", "keep-alive", "proxy-authenticate",
+        "proxy-authorization", "proxy-connection", "te", "trailer",
+        "trailers", "transfer-encoding", "upgrade", "host",
+        "content-length", "accept-encoding", "x-user-id", "x-user-role",
+        "x-keeptrusts-agent-id", "x-keeptrusts-key"))
+
+_CLIENT_AUTH = (b"authorization", b"x-api-key")
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class UsableTarget:
+    """
+    A configured target whose key, if it needs one, was found.
+
+    @ivar credential: the header name and value to inject, or L{None} to
+        pass the client's own.
+    """
+
+    target: object
+    credential: object = None
+
+    @property
+    def id(self):
+        return self.target.id
+
+    def url(self, path, query=b""):
+        url = self.target.base_url.encode("ascii") + path
+        return url + b"?" + query if query else url
+
+
+def usableTargets(targets, environ):
+    """
+    Resolve each target's C{secret_key_ref}; a missing key makes the target
+    unavailable, with a warning, and does not stop the gateway.
+    """
+    usable = []
+    for target in targets:
+        ref = target.secret_key_ref
+        if ref is None or ref.env is None:
+            usable.append(UsableTarget(target))
+            continue
+        key = environ.get(ref.env)
+        if not key:
+            log.warn("target {target}: ${env} is not set; target unavailable",
+                     target=target.id, env=ref.env)
+            continue
+        usable.append(UsableTarget(target, (
+            target.api_key_header.encode("ascii"),
+            (target.api_key_prefix + key).encode("utf-8"))))
+    return tuple(usable)
+
+
+def outgoingHeaders(clientHeaders, target, passClientAuth):
+    """
+    @param clientHeaders: the client request's L{Headers}.
+    @param passClientAuth: whether the client's own credentials may go on.
+    """
+    headers = Headers()
+    for name, values in clientHeaders.getAllRawHeaders():
+        lower = name.lower()
+        if lower in _DROPPED:
+            continue
+        if lower in _CLIENT_AUTH and (target.credential or not passClientAuth):
+            continue
+        headers.setRawHeaders(name, values)
+    if target.credential is not None:
+        name, value = target.credential
+        headers.setRawHeaders(name, [value])
+    # Policies must read answers as they are: no compression.
+    headers.setRawHeaders(b"accept-encoding", [b"identity"])
+    return headers
+
+
+@implementer(IBodyProducer)
+class BytesProducer:
+    """
+    A body already in memory, written at once.
+    """
+
+    def __init__(self, body):
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer):
+        consumer.write(self._body)
+        return defer.succeed(None)
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+
+class Upstream:
+    """
+    Requests to providers through one pooled agent.
+
+    @param agent: an L{IAgent}, built with the connect timeout.
+    @param clock: an L{IReactorTime}.
+    @param headersTimeout: seconds to wait for the answer's headers.
+    """
+
+    def __init__(self, agent, clock, headersTimeout):
+        self._agent = agent
+        self._clock = clock
+        self._headersTimeout = headersTimeout
+
+    def request(self, method, url, headers, body=None):
+        """
+        @return: a cancellable Deferred firing with an L{IResponse}, or
+            failing with a L{GatewayError} (502 or 504).
+        """
+        d = self._attempt(method, url, headers, body, retry=True)
+        d.addTimeout(self._headersTimeout, self._clock)
+        return d.addErrback(_translate)
+
+    def _attempt(self, method, url, headers, body, retry):
+        producer = BytesProducer(body) if body is not None else None
+        d = self._agent.request(method, url, headers, producer)
+        if retry:
+            # The pool never retries a POST on a stale keep-alive
+            # connection; the body is in memory, so do it once here.
+            def again(reason):
+                reason.trap(ResponseNeverReceived)
+                return self._attempt(method, url, headers, body, retry=False)
+            d.addErrback(again)
+        return d
+
+
+def _translate(reason):
+    if reason.check(defer.TimeoutError):
+        raise upstreamTimeout("the provider did not answer in time")
+    if reason.check(defer.CancelledError):
+        return reason
+    if reason.check(ierror.TimeoutError):
+        raise upstreamError("the provider could not be reached (timeout)")
+    if reason.check(ierror.DNSLookupError):
+        raise upstreamError("the provider's host name did not resolve")
+    if reason.check(ierror.ConnectError):
+        raise upstreamError("the provider could not be reached")
+    if reason.check(ResponseNeverReceived):
+        raise upstreamError("the provider closed the connection without answering")
+    raise upstreamError("the provider's answer failed")

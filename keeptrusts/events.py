@@ -1,0 +1,48 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+Journal records of what the gateway decided (DESIGN.md section 5).  They
+carry finding types and counts, never a matched text.
+"""
+
+import uuid
+
+
+def policyEntries(outcomes):
+    return [{"name": o.name, "verdict": o.verdict, "ms": o.ms,
+             "findings": [{"type": f.type, "count": f.count}
+                          for f in o.findings]}
+            for o in outcomes]
+
+
+def eventRecord(phase, verdict, exchange, configName, policies=(),
+                status=None, tokens=None, latency=None, degraded=False,
+                cost=None):
+    """
+    @param exchange: the L{Exchange} the event is about.
+    @param policies: the list of C{policyEntries}.
+    @param latency: C{{"policy": ms, "upstream": ms, "total": ms}}.
+    """
+    return {
+        "event_id": uuid.uuid4().hex,
+        "request_id": exchange.request_id,
+        "phase": phase,
+        "verdict": verdict,
+        "mode": exchange.mode,
+        "provider": exchange.provider,
+        "target": exchange.target,
+        "endpoint": exchange.endpoint,
+        "method": exchange.method,
+        "host": exchange.host,
+        "user": exchange.user,
+        "agent": exchange.agent,
+        "model": exchange.model,
+        "stream": exchange.stream,
+        "status": status,
+        "policies": list(policies),
+        "tokens": tokens or {"input": None, "output": None},
+        "cost_usd": cost,
+        "latency_ms": latency or {"policy": None, "upstream": None,
+                                  "total": None},
+        "config": configName,
+        "degraded": degraded,
+    }

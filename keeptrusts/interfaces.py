@@ -1,0 +1,104 @@
+"""
+The seams of the gateway.  Everything that can be swapped (a policy, the
+journal, a provider format) is described here first.
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IPolicy(Interface):
+    """
+    One link of the policy chain.  A policy sees L{keeptrusts.policy.values.Exchange}
+    values and text, never transports, requests or the reactor.
+    """
+
+    name = Attribute("The policy's kind name, e.g. C{dlp-filter}.")
+
+    def checkInput(exchange):
+        """
+        Look at the texts of a request (C{exchange.texts}).
+
+        @return: a L{Deferred} firing with a L{Decision}; a C{redact}
+            decision carries the replacement C{texts}, one per input text.
+        """
+
+    def checkOutput(exchange, texts):
+        """
+        Look at the texts of a whole (non-streamed) answer.
+
+        @param texts: a tuple of answer texts, one per choice.
+        @return: a L{Deferred} firing with a L{Decision}.
+        """
+
+    def scanOutput(exchange):
+        """
+        Give an incremental scanner for a streamed answer, or L{None} when
+        the policy has nothing to look for in answers.
+
+        @rtype: L{IOutputScanner} or L{None}
+        """
+
+
+class IOutputScanner(Interface):
+    """
+    A synchronous scanner over the text of one streamed answer.  It holds
+    back at most a bounded tail that could still become a match.
+    """
+
+    findings = Attribute("A tuple of L{Finding} seen so far.")
+
+    def feed(text):
+        """
+        Take the next piece of text; return the text safe to release now.
+
+        @raise keeptrusts.policy.values.Blocked: the answer must stop.
+        """
+
+    def end():
+        """
+        The answer is complete; return whatever was held back, redacted.
+        """
+
+
+class IPolicyFactory(Interface):
+    """
+    A Twisted plugin that makes policies of one kind from their
+    C{policy.<kind>} configuration block.
+    """
+
+    kind = Attribute("The kind name used in C{policies.chain}.")
+
+    def parseOptions(raw, path):
+        """
+        Validate a raw configuration block strictly.
+
+        @param raw: the mapping found under C{policy.<kind>} (maybe empty).
+        @param path: the dotted path of that block, for error messages.
+        @return: a frozen value of this kind's options.
+        @raise keeptrusts.config.ConfigError: naming the bad key's path.
+        """
+
+    def build(options, clock):
+        """
+        @return: an L{IPolicy} configured with C{options}.
+        """
+
+
+class IJournal(Interface):
+    """
+    An append-only, hash-chained log of decisions.
+    """
+
+    def append(record):
+        """
+        Add one event.  The journal sets C{seq}, C{prev_hash} and C{hash}.
+
+        @param record: a JSON-serialisable mapping.
+        @return: a L{Deferred} that fires when the record is as durable as
+            the journal's sync mode promises.
+        """
+
+    def close():
+        """
+        Flush and close.  @return: a L{Deferred}.
+        """

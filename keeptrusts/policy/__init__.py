@@ -1,0 +1,3 @@
+"""
+The policy chain and its built-in policies.
+"""

@@ -1,0 +1,58 @@
+# -*- test-case-name: tests.test_policy_chain -*-
+"""
+C{audit-logger}: what the journal records.  As a link of the chain it
+allows everything; its options are read by the pipeline and the journal.
+"""
+
+import attr
+from twisted.internet import defer
+from zope.interface import implementer, provider
+
+from keeptrusts.config import Field, readSection
+from keeptrusts.interfaces import IPolicy, IPolicyFactory
+from keeptrusts.policy.values import Decision
+
+KIND = "audit-logger"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class AuditOptions:
+    immutable: bool = True
+    retention_days: int = 365
+    log_all_access: bool = False
+    log_bodies: bool = False
+
+
+@implementer(IPolicy)
+class AuditLogger:
+    name = KIND
+
+    def __init__(self, options):
+        self.options = options
+
+    def checkInput(self, exchange):
+        return defer.succeed(Decision())
+
+    def checkOutput(self, exchange, texts):
+        return defer.succeed(Decision())
+
+    def scanOutput(self, exchange):
+        return None
+
+
+@provider(IPolicyFactory)
+class AuditLoggerFactory:
+    kind = KIND
+
+    @staticmethod
+    def parseOptions(raw, path):
+        return AuditOptions(**readSection(raw, path, {
+            "immutable": Field(bool, default=True),
+            "retention_days": Field(int, default=365),
+            "log_all_access": Field(bool, default=False),
+            "log_bodies": Field(bool, default=False),
+        }))
+
+    @staticmethod
+    def build(options, clock):
+        return AuditLogger(options)

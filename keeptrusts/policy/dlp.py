@@ -1,0 +1,112 @@
+# -*- test-case-name: tests.test_policy_dlp -*-
+"""
+C{dlp-filter}: credentials, custom patterns and blocked terms, redacted or
+blocked in prompts and answers.
+"""
+
+import regex
+from twisted.internet import defer
+from zope.interface import implementer, provider
+
+from keeptrusts.config import ConfigError, Field, readSection
+from keeptrusts.interfaces import IPolicy, IPolicyFactory
+from keeptrusts.policy.catalogue import CATALOGUE
+from keeptrusts.policy.matcher import Matcher, StreamScanner
+from keeptrusts.policy.values import (
+    ALLOW, BLOCK, REDACT, Decision, countFindings)
+
+import attr
+
+KIND = "dlp-filter"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class DlpOptions:
+    action: str = REDACT
+    detect_patterns: tuple = ()
+    blocked_terms: tuple = ()
+    builtin: bool = True
+    disabled_types: tuple = ()
+
+
+def _checkPattern(value, path):
+    try:
+        regex.compile(value)
+    except regex.error as e:
+        raise ConfigError([(path, "invalid regular expression: %s" % (e,))])
+    return value
+
+
+def namedPatterns(options):
+    """
+    The C{(type, pattern)} pairs that C{options} ask for, catalogue first.
+    """
+    named = []
+    if options.builtin:
+        named.extend(entry for entry in CATALOGUE
+                     if entry[0] not in options.disabled_types)
+    named.extend(("custom_pattern", p) for p in options.detect_patterns)
+    named.extend(("blocked_term", "(?i:%s)" % (regex.escape(term),))
+                 for term in options.blocked_terms)
+    return named
+
+
+@implementer(IPolicy)
+class DlpFilter:
+    name = KIND
+
+    def __init__(self, options):
+        self._block = options.action == BLOCK
+        self._matcher = Matcher(namedPatterns(options))
+
+    def _decide(self, texts, what):
+        redacted = []
+        types = []
+        for text in texts:
+            new, found = self._matcher.redact(text)
+            redacted.append(new)
+            types.extend(found)
+        if not types:
+            return Decision(ALLOW)
+        findings = countFindings(types)
+        if self._block:
+            return Decision(BLOCK, findings, message="%s blocked by %s: %s"
+                            % (what, KIND, ", ".join(f.type for f in findings)))
+        return Decision(REDACT, findings, texts=tuple(redacted))
+
+    def checkInput(self, exchange):
+        return defer.succeed(self._decide(exchange.texts, "Request"))
+
+    def checkOutput(self, exchange, texts):
+        return defer.succeed(self._decide(texts, "Answer"))
+
+    def scanOutput(self, exchange):
+        if not self._matcher:
+            return None
+        return StreamScanner(self._matcher, KIND, self._block)
+
+
+@provider(IPolicyFactory)
+class DlpFilterFactory:
+    kind = KIND
+
+    @staticmethod
+    def parseOptions(raw, path):
+        known = [kind for kind, _ in CATALOGUE]
+
+        def checkType(value, itemPath):
+            if value not in known:
+                raise ConfigError([(itemPath, "unknown secret type %r" % (value,))])
+            return value
+
+        return DlpOptions(**readSection(raw, path, {
+            "action": Field(str, default=REDACT, choices=(REDACT, BLOCK)),
+            "detect_patterns": Field(list, default=(), item=_checkPattern),
+            "blocked_terms": Field(list, default=(), item=str),
+            "builtin": Field(bool, default=True),
+            "disabled_types": Field(list, default=(), item=checkType),
+        }))
+
+    @staticmethod
+    def build(options, clock):
+        return DlpFilter(options)

@@ -1,0 +1,116 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The gateway as a Twisted service, composed from small parts: the journal,
+the policy chain, the pooled agent, the site and its listener.
+"""
+
+import attr
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.resource import Resource
+
+from keeptrusts.api.pipeline import Gateway
+from keeptrusts.api.resource import V1Resource
+from keeptrusts.api.site import GatewaySite
+from keeptrusts.api.upstream import Upstream, usableTargets
+from keeptrusts.identity import Identify
+from keeptrusts.journal import Journal
+from keeptrusts.policy.chain import PolicyChain
+import os
+
+log = Logger()
+
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def isLoopback(description):
+    """
+    Whether a server endpoint description listens on loopback only.
+    Socket activation (C{systemd:}) is the unit's business.
+    """
+    kind, _, rest = description.partition(":")
+    if kind in ("systemd", "unix"):
+        return True
+    for part in rest.split(":"):
+        if part.startswith("interface="):
+            return part[len("interface="):].strip("[]").startswith(_LOOPBACK)
+    return False
+
+
+def buildChain(config, policyFactories, clock, names=None):
+    policies = [policyFactories[kind].build(config.policy[kind], clock)
+                for kind in (names or config.chain)]
+    return PolicyChain(policies, config.gateway.fail_mode, clock)
+
+
+def buildRoot(config, reactor, journal, pool, policyFactories, environ):
+    """
+    @return: the root resource serving C{/v1}.
+    """
+    limits = config.gateway.limits
+    agent = Agent(reactor, connectTimeout=limits.upstream_connect_timeout_s,
+                  pool=pool)
+    gateway = Gateway(
+        chain=buildChain(config, policyFactories, reactor),
+        upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s),
+        journal=journal, clock=reactor, configName=config.name,
+        maxBodyBytes=limits.max_body_bytes,
+        idleTimeout=limits.upstream_idle_timeout_s,
+        waitForJournal=config.gateway.journal.sync == "always")
+    identify = Identify(config.gateway.access_keys, environ,
+                        config.gateway.default_user)
+    root = Resource()
+    root.putChild(b"v1", V1Resource(lambda: gateway,
+                                    usableTargets(config.providers.targets,
+                                                  environ), identify))
+    return root
+
+
+class GatewayService(service.Service):
+    """
+    @ivar port: the listening port, once started.
+    """
+
+    def __init__(self, config, reactor, policyFactories, environ=os.environ):
+        self.config = config
+        self._reactor = reactor
+        self._factories = policyFactories
+        self._environ = environ
+        self.port = None
+        self.journal = None
+        self._pool = None
+
+    def privilegedStartService(self):
+        # Listen here, synchronously, so a port in use stops twistd at once.
+        gateway = self.config.gateway
+        self.journal = Journal.open(
+            os.path.join(gateway.state_dir, "journal"), self._reactor,
+            sync=gateway.journal.sync,
+            segmentMaxBytes=gateway.journal.segment_max_bytes)
+        self._pool = HTTPConnectionPool(self._reactor, persistent=True)
+        self._pool.maxPersistentPerHost = 64
+        root = buildRoot(self.config, self._reactor, self.journal, self._pool,
+                         self._factories, self._environ)
+        site = GatewaySite(root, gateway.limits.max_body_bytes)
+        listening = serverFromString(self._reactor, gateway.listen).listen(site)
+        result = []
+        listening.addBoth(result.append)
+        if not result or isinstance(result[0], Exception) or hasattr(
+                result[0], "getErrorMessage"):
+            reason = result[0].getErrorMessage() if result else "pending"
+            raise SystemExit("cannot listen on %s: %s"
+                             % (gateway.listen, reason))
+        self.port = result[0]
+        log.info("keeptrusts listening on {address} ({config})",
+                 address=self.port.getHost(), config=self.config.name)
+        service.Service.privilegedStartService(self)
+
+    def stopService(self):
+        service.Service.stopService(self)
+        d = defer.maybeDeferred(self.port.stopListening)
+        d.addBoth(lambda _: self._pool.closeCachedConnections())
+        d.addBoth(lambda _: self.journal.close())
+        return d

@@ -1,0 +1,62 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+C{twistd keeptrusts}: options and the service.  With L{keeptrusts.cli},
+the only place that imports the global reactor.
+"""
+
+import os
+
+import attr
+from twisted.python import usage
+
+from keeptrusts.config import ConfigError, loadConfig
+from keeptrusts.policy.registry import policyFactories
+from keeptrusts.service import GatewayService, isLoopback
+
+
+class Options(usage.Options):
+    synopsis = "-c policy-config.yaml [options]"
+    optParameters = [
+        ["config", "c", None, "The policy configuration (YAML)."],
+        ["listen", None, None, "A server endpoint, overriding gateway.listen."],
+        ["state-dir", None, None, "Overrides gateway.state_dir."],
+        ["fail-mode", None, None, "block or allow: overrides gateway.fail_mode."],
+    ]
+
+
+def configure(options, environ=os.environ):
+    """
+    Load the configuration and apply the command line's overrides.
+
+    @raise SystemExit: with the path-precise message, on any problem.
+    """
+    if not options["config"]:
+        raise SystemExit("keeptrusts: --config (-c) policy-config.yaml is required")
+    factories = policyFactories()
+    try:
+        config = loadConfig(options["config"], factories)
+    except ConfigError as e:
+        raise SystemExit("keeptrusts: %s: invalid configuration\n%s"
+                         % (options["config"], e))
+    gateway = config.gateway
+    if options["fail-mode"] is not None:
+        if options["fail-mode"] not in ("block", "allow"):
+            raise SystemExit("keeptrusts: --fail-mode must be block or allow")
+        gateway = attr.evolve(gateway, fail_mode=options["fail-mode"])
+    if options["listen"] is not None:
+        gateway = attr.evolve(gateway, listen=options["listen"])
+    if options["state-dir"] is not None:
+        gateway = attr.evolve(gateway, state_dir=os.path.abspath(
+            os.path.expanduser(options["state-dir"])))
+    if not isLoopback(gateway.listen) and not gateway.access_keys:
+        raise SystemExit(
+            "keeptrusts: %s is not a loopback address: set gateway.access_keys "
+            "so the gateway is not open to the network" % (gateway.listen,))
+    return attr.evolve(config, gateway=gateway), factories
+
+
+def makeService(options):
+    # twistd exits 0 on a UsageError from Options; SystemExit here exits 1.
+    config, factories = configure(options)
+    from twisted.internet import reactor
+    return GatewayService(config, reactor, factories)
