@@ -4,7 +4,8 @@ The gateway as a Twisted service, composed from small parts: the journal,
 the policy chain, the pooled agent, the site and its listener.
 """
 
-import attr
+import os
+
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
@@ -19,7 +20,6 @@ from keeptrusts.api.upstream import Upstream, usableTargets
 from keeptrusts.identity import Identify
 from keeptrusts.journal import Journal
 from keeptrusts.policy.chain import PolicyChain
-import os
 
 log = Logger()
 

@@ -9,7 +9,6 @@ import time
 
 import attr
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.openai import readSlots, usageOf, writeSlots

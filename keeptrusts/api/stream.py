@@ -200,8 +200,12 @@ class ResponseBridge(Protocol):
     def connectionLost(self, reason):
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
-        self._request.unregisterProducer()
         outcome = self.outcome
+        if outcome.ending == "client_gone":
+            # The request is gone with its channel: nothing more to write.
+            self.finished.callback(outcome)
+            return
+        self._request.unregisterProducer()
         if outcome.ending is None:
             if reason.check(ResponseDone, PotentialDataLoss):
                 outcome.ending = "complete"

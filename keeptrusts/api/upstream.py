@@ -143,14 +143,19 @@ class Upstream:
     def _attempt(self, method, url, headers, body, retry):
         producer = BytesProducer(body) if body is not None else None
         d = self._agent.request(method, url, headers, producer)
-        if retry:
+
+        def failed(reason):
+            reason.trap(ResponseNeverReceived)
+            if any(r.check(defer.CancelledError)
+                   for r in reason.value.reasons):
+                # Our own cancellation (timeout, client gone): say so.
+                raise defer.CancelledError()
+            if not retry:
+                return reason
             # The pool never retries a POST on a stale keep-alive
             # connection; the body is in memory, so do it once here.
-            def again(reason):
-                reason.trap(ResponseNeverReceived)
-                return self._attempt(method, url, headers, body, retry=False)
-            d.addErrback(again)
-        return d
+            return self._attempt(method, url, headers, body, retry=False)
+        return d.addErrback(failed)
 
 
 def _translate(reason):

@@ -6,6 +6,7 @@ allows everything; its options are read by the pipeline and the journal.
 
 import attr
 from twisted.internet import defer
+from twisted.plugin import IPlugin
 from zope.interface import implementer, provider
 
 from keeptrusts.config import Field, readSection
@@ -40,7 +41,7 @@ class AuditLogger:
         return None
 
 
-@provider(IPolicyFactory)
+@provider(IPlugin, IPolicyFactory)
 class AuditLoggerFactory:
     kind = KIND
 

@@ -6,9 +6,10 @@ blocked in prompts and answers.
 
 import regex
 from twisted.internet import defer
+from twisted.plugin import IPlugin
 from zope.interface import implementer, provider
 
-from keeptrusts.config import ConfigError, Field, readSection
+from keeptrusts.config import Field, readSection
 from keeptrusts.interfaces import IPolicy, IPolicyFactory
 from keeptrusts.policy.catalogue import CATALOGUE
 from keeptrusts.policy.matcher import Matcher, StreamScanner
@@ -29,12 +30,12 @@ class DlpOptions:
     disabled_types: tuple = ()
 
 
-def _checkPattern(value, path):
+def _patternProblem(value):
     try:
         regex.compile(value)
     except regex.error as e:
-        raise ConfigError([(path, "invalid regular expression: %s" % (e,))])
-    return value
+        return "invalid regular expression: %s" % (e,)
+    return None
 
 
 def namedPatterns(options):
@@ -86,25 +87,20 @@ class DlpFilter:
         return StreamScanner(self._matcher, KIND, self._block)
 
 
-@provider(IPolicyFactory)
+@provider(IPlugin, IPolicyFactory)
 class DlpFilterFactory:
     kind = KIND
 
     @staticmethod
     def parseOptions(raw, path):
-        known = [kind for kind, _ in CATALOGUE]
-
-        def checkType(value, itemPath):
-            if value not in known:
-                raise ConfigError([(itemPath, "unknown secret type %r" % (value,))])
-            return value
-
         return DlpOptions(**readSection(raw, path, {
             "action": Field(str, default=REDACT, choices=(REDACT, BLOCK)),
-            "detect_patterns": Field(list, default=(), item=_checkPattern),
+            "detect_patterns": Field(list, default=(), item=Field(
+                str, check=_patternProblem)),
             "blocked_terms": Field(list, default=(), item=str),
             "builtin": Field(bool, default=True),
-            "disabled_types": Field(list, default=(), item=checkType),
+            "disabled_types": Field(list, default=(), item=Field(
+                str, choices=[kind for kind, _ in CATALOGUE])),
         }))
 
     @staticmethod

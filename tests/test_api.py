@@ -1,0 +1,508 @@
+"""
+The /v1 reverse proxy end to end, over real loopback sockets: the real
+C{openai} SDK (in a thread) and treq in front of the gateway, the fake
+provider behind it.
+"""
+
+import json
+
+import treq
+from openai import OpenAI
+from twisted.internet import defer, reactor, task, threads
+from twisted.internet.protocol import Protocol, ClientFactory
+from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
+
+from keeptrusts.api.site import GatewaySite
+from keeptrusts.config import parseConfig
+from keeptrusts.policy.registry import policyFactories
+from keeptrusts.policy.values import Decision
+from keeptrusts.service import buildRoot
+from keeptrusts.testing import (
+    FakeProvider, MemoryJournal, Script, echoPrompt, listenFake, waitUntil)
+
+CONFIG = """
+pack: {name: test, version: 1.0.0, enabled: true}
+gateway:
+  fail_mode: %(fail_mode)s
+  limits: {max_body_bytes: %(max_body)d, upstream_idle_timeout_s: %(idle)s}
+providers:
+  targets:
+    - id: fake
+      provider: openai
+      base_url: %(base)s
+      secret_key_ref: {env: FAKE_KEY}
+      models: [gpt-fake, gpt-fake-mini]
+policies:
+  chain: %(chain)s
+policy:
+  dlp-filter:
+    action: %(action)s
+    detect_patterns: ['ACME-[0-9]{8}']
+    blocked_terms: [bluebird]
+  audit-logger: {log_all_access: true}
+"""
+
+
+class Gateway:
+    """
+    A gateway on 127.0.0.1 in front of a fake provider, for one test.
+    """
+
+    def __init__(self, testCase, chain="[dlp-filter, audit-logger]",
+                 action="redact", failMode="block", maxBody=1024 * 1024,
+                 idle=5, factories=None, environ=None, base=None):
+        self.provider = FakeProvider(reactor)
+        _, fakeBase = listenFake(reactor, self.provider, testCase.addCleanup)
+        base = base or fakeBase
+        factories = factories or policyFactories()
+        self.config = parseConfig(CONFIG % dict(
+            base=base, chain=chain, action=action, fail_mode=failMode,
+            max_body=maxBody, idle=idle), factories)
+        self.journal = MemoryJournal()
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        testCase.addCleanup(pool.closeCachedConnections)
+        root = buildRoot(self.config, reactor, self.journal, pool, factories,
+                         {"FAKE_KEY": "sk-provider-key"}
+                         if environ is None else environ)
+        site = GatewaySite(root, self.config.gateway.limits.max_body_bytes)
+        self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        testCase.addCleanup(self.port.stopListening)
+        self.url = "http://127.0.0.1:%d" % (self.port.getHost().port,)
+        self._clientPool = HTTPConnectionPool(reactor, persistent=False)
+        testCase.addCleanup(self._clientPool.closeCachedConnections)
+
+    def post(self, path, body, headers=None):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return treq.post(self.url + path, data=data, headers=headers or {
+            b"content-type": b"application/json"}, pool=self._clientPool)
+
+    def get(self, path, headers=None):
+        return treq.get(self.url + path, headers=headers or {},
+                        pool=self._clientPool)
+
+    def sdk(self):
+        return OpenAI(base_url=self.url + "/v1", api_key="client-key",
+                      max_retries=0, timeout=10)
+
+    def events(self, phase=None):
+        return [r for r in self.journal.records
+                if phase is None or r["phase"] == phase]
+
+
+def chat(text, **extra):
+    body = {"model": "gpt-fake",
+            "messages": [{"role": "user", "content": text}]}
+    body.update(extra)
+    return body
+
+
+def sleep(seconds):
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def inThread(f, *args):
+    return threads.deferToThread(f, *args)
+
+
+class OpenAISDKTests(TestCase):
+    """
+    The real openai SDK pointed at the gateway.
+    """
+
+    def test_chatCompletion(self):
+        gw = Gateway(self)
+
+        def call():
+            with gw.sdk() as client:
+                return client.chat.completions.create(
+                    model="gpt-fake",
+                    messages=[{"role": "user", "content": "Say hello"}])
+
+        d = inThread(call)
+
+        def check(completion):
+            self.assertEqual(completion.choices[0].message.content,
+                             "Hello from the fake provider.")
+            received = gw.provider.requests[-1]
+            self.assertEqual(received.headers["authorization"],
+                             "Bearer sk-provider-key")
+            self.assertEqual(received.json["messages"][0]["content"],
+                             "Say hello")
+            phases = [(e["phase"], e["verdict"], e["status"])
+                      for e in gw.events()]
+            self.assertEqual(phases, [("input", "allow", None),
+                                      ("output", "allow", 200)])
+            self.assertEqual(gw.events("output")[0]["tokens"],
+                             {"input": 2, "output": 5})
+        return d.addCallback(check)
+
+    def test_streamFirstChunkWhileProviderHolds(self):
+        """
+        The first chunk reaches the SDK while the provider still holds the
+        rest of the stream.
+        """
+        gw = Gateway(self)
+        gw.provider.script = Script(chunks=["Hel", "lo", " world"], hold=True)
+
+        def checkHeldAndRelease():
+            held = gw.provider.holding
+            gw.provider.release()
+            return held
+
+        def call():
+            with gw.sdk() as client:
+                stream = client.chat.completions.create(
+                    model="gpt-fake", stream=True,
+                    messages=[{"role": "user", "content": "hi"}])
+                chunks = iter(stream)
+                first = next(chunks)
+                held = threads.blockingCallFromThread(
+                    reactor, checkHeldAndRelease)
+                rest = list(chunks)
+            return first, held, rest
+
+        def check(result):
+            first, held, rest = result
+            self.assertEqual(first.choices[0].delta.content, "Hel")
+            self.assertEqual(held, 1)
+            text = "".join(c.choices[0].delta.content or ""
+                           for c in rest if c.choices)
+            self.assertEqual(text, "lo world")
+            out = gw.events("output")[0]
+            self.assertEqual((out["verdict"], out["stream"], out["status"]),
+                             ("allow", True, 200))
+        return inThread(call).addCallback(check)
+
+    def test_streamRedactsSplitSecret(self):
+        """
+        A pattern split across stream events is still redacted.
+        """
+        gw = Gateway(self)
+        gw.provider.script = Script(
+            chunks=["Your id is AC", "ME-123", "45678, ok"])
+
+        def call():
+            with gw.sdk() as client:
+                stream = client.chat.completions.create(
+                    model="gpt-fake", stream=True,
+                    messages=[{"role": "user", "content": "hi"}])
+                return "".join(c.choices[0].delta.content or ""
+                               for c in stream if c.choices)
+
+        def check(text):
+            self.assertEqual(text, "Your id is [REDACTED:CUSTOM_PATTERN], ok")
+            out = gw.events("output")[0]
+            self.assertEqual(out["verdict"], "redact")
+            self.assertNotIn("12345678", json.dumps(gw.events()))
+        return inThread(call).addCallback(check)
+
+
+class PolicyTests(TestCase):
+    """
+    Redact, block and fail_mode through the chain.
+    """
+
+    @defer.inlineCallbacks
+    def test_redactReachesProvider(self):
+        gw = Gateway(self)
+        gw.provider.script = Script(answer=echoPrompt)
+        response = yield gw.post("/v1/chat/completions", chat(
+            "token ACME-12345678 for Bluebird"))
+        body = yield response.json()
+        self.assertEqual(response.code, 200)
+        sent = gw.provider.requests[-1].json["messages"][0]["content"]
+        self.assertEqual(sent, "token [REDACTED:CUSTOM_PATTERN] for "
+                               "[REDACTED:BLOCKED_TERM]")
+        # The echoed answer carries markers only.
+        self.assertEqual(body["choices"][0]["message"]["content"], sent)
+        event = gw.events("input")[0]
+        self.assertEqual(event["verdict"], "redact")
+        self.assertEqual(event["policies"][0]["findings"], [
+            {"type": "blocked_term", "count": 1},
+            {"type": "custom_pattern", "count": 1}])
+        journal = json.dumps(gw.events())
+        self.assertNotIn("12345678", journal)
+        self.assertNotIn("luebird", journal)
+
+    @defer.inlineCallbacks
+    def test_blockSendsNothing(self):
+        gw = Gateway(self, action="block")
+        response = yield gw.post("/v1/chat/completions",
+                                 chat("leak ACME-12345678"))
+        body = yield response.json()
+        self.assertEqual(response.code, 409)
+        self.assertEqual(body["error"]["type"], "policy_violation")
+        self.assertEqual(body["error"]["code"], "input_blocked")
+        self.assertEqual(body["error"]["policy"], "dlp-filter")
+        self.assertNotIn("12345678", json.dumps(body))
+        self.assertEqual(gw.provider.requests, [])
+        self.assertEqual([(e["phase"], e["verdict"]) for e in gw.events()],
+                         [("input", "block")])
+
+    def _raisingFactories(self):
+        factories = dict(policyFactories())
+
+        class Boom:
+            name = "boom"
+
+            def checkInput(self, exchange):
+                raise RuntimeError("exploded on ACME-12345678")
+
+            def checkOutput(self, exchange, texts):
+                return defer.succeed(Decision())
+
+            def scanOutput(self, exchange):
+                return None
+
+        class BoomFactory:
+            kind = "boom"
+
+            @staticmethod
+            def parseOptions(raw, path):
+                return None
+
+            @staticmethod
+            def build(options, clock):
+                return Boom()
+
+        factories["boom"] = BoomFactory
+        return factories
+
+    @defer.inlineCallbacks
+    def test_failModeBlock(self):
+        gw = Gateway(self, chain="[boom, audit-logger]",
+                     factories=self._raisingFactories())
+        response = yield gw.post("/v1/chat/completions", chat("hello"))
+        body = yield response.json()
+        self.assertEqual(response.code, 503)
+        self.assertEqual((body["error"]["type"], body["error"]["policy"]),
+                         ("policy_error", "boom"))
+        self.assertEqual(gw.provider.requests, [])
+        self.assertEqual(gw.events("input")[0]["verdict"], "error")
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_failModeAllow(self):
+        gw = Gateway(self, chain="[boom, audit-logger]", failMode="allow",
+                     factories=self._raisingFactories())
+        response = yield gw.post("/v1/chat/completions", chat("hello"))
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(len(gw.provider.requests), 1)
+        event = gw.events("input")[0]
+        self.assertEqual((event["verdict"], event["degraded"]),
+                         ("allow", True))
+        self.assertEqual(event["policies"][0]["verdict"], "error")
+
+
+class ErrorTests(TestCase):
+    """
+    The gateway's own errors, and the provider's passed through.
+    """
+
+    @defer.inlineCallbacks
+    def assertError(self, response, status, type):
+        body = yield response.json()
+        self.assertEqual(response.code, status)
+        self.assertEqual(body["error"]["type"], type)
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"),
+                         [b"application/json"])
+        defer.returnValue(body)
+
+    @defer.inlineCallbacks
+    def test_badJSON(self):
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions", b'{"model": ')
+        yield self.assertError(response, 422, "validation_error")
+        self.assertEqual(gw.provider.requests, [])
+
+    @defer.inlineCallbacks
+    def test_missingMessages(self):
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions", {"model": "x"})
+        body = yield self.assertError(response, 422, "validation_error")
+        self.assertIn("messages", body["error"]["message"])
+
+    @defer.inlineCallbacks
+    def test_tooLarge(self):
+        gw = Gateway(self, maxBody=1000)
+        response = yield gw.post("/v1/chat/completions", chat("x" * 5000))
+        yield self.assertError(response, 413, "validation_error")
+        self.assertEqual(gw.provider.requests, [])
+
+    @defer.inlineCallbacks
+    def test_providerErrorPassesThrough(self):
+        gw = Gateway(self)
+        gw.provider.script = Script(status=429)
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(response.code, 429)
+        self.assertEqual(body["error"]["code"], "rate_limit_exceeded")
+
+    @defer.inlineCallbacks
+    def test_providerReset(self):
+        gw = Gateway(self)
+        gw.provider.script = Script(reset=True)
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        yield self.assertError(response, 502, "upstream_error")
+        self.assertEqual(gw.events("output")[0]["verdict"], "error")
+
+    @defer.inlineCallbacks
+    def test_providerUnreachable(self):
+        # A port nobody listens on any more.
+        port = reactor.listenTCP(0, ClientFactory(), interface="127.0.0.1")
+        yield port.stopListening()
+        gw = Gateway(self, base="http://127.0.0.1:%d/v1"
+                     % (port.getHost().port,))
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        yield self.assertError(response, 502, "upstream_error")
+
+    @defer.inlineCallbacks
+    def test_providerHangTimesOut(self):
+        gw = Gateway(self, idle=0.3)
+        gw.provider.script = Script(hang=True)
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        yield self.assertError(response, 504, "upstream_timeout")
+
+    @defer.inlineCallbacks
+    def test_malformedProviderJSON(self):
+        gw = Gateway(self)
+        gw.provider.script = Script(malformed=True)
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        yield self.assertError(response, 502, "upstream_error")
+
+    @defer.inlineCallbacks
+    def test_resetMidStreamEndsWithErrorEvent(self):
+        gw = Gateway(self)
+        gw.provider.script = Script(chunks=["a", "b", "c"], resetMidStream=1)
+        response = yield gw.post("/v1/chat/completions",
+                                 chat("hi", stream=True))
+        text = yield response.text()
+        self.assertEqual(response.code, 200)
+        events = [e for e in text.split("\n\n") if e]
+        self.assertIn('"error"', events[-1])
+        self.assertNotIn("[DONE]", text)
+
+    @defer.inlineCallbacks
+    def test_requestIdEchoed(self):
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions", chat("hi"), headers={
+            b"content-type": b"application/json",
+            b"x-request-id": b"abc-123"})
+        yield response.content()
+        self.assertEqual(response.headers.getRawHeaders(b"x-request-id"),
+                         [b"abc-123"])
+        self.assertEqual(gw.events()[0]["request_id"], "abc-123")
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        yield response.content()
+        made = response.headers.getRawHeaders(b"x-request-id")[0]
+        self.assertTrue(made.startswith(b"req_"))
+
+    @defer.inlineCallbacks
+    def test_unknownEndpoint(self):
+        gw = Gateway(self)
+        response = yield gw.post("/v1/nothing", chat("hi"))
+        yield self.assertError(response, 404, "not_found")
+
+
+class EndpointTests(TestCase):
+    """
+    The other OpenAI endpoints.
+    """
+
+    @defer.inlineCallbacks
+    def test_modelsFromTargets(self):
+        gw = Gateway(self)
+        response = yield gw.get("/v1/models")
+        body = yield response.json()
+        self.assertEqual([m["id"] for m in body["data"]],
+                         ["gpt-fake", "gpt-fake-mini"])
+
+    @defer.inlineCallbacks
+    def test_completionsRedacted(self):
+        gw = Gateway(self)
+        response = yield gw.post("/v1/completions", {
+            "model": "gpt-fake", "prompt": ["x ACME-11112222"]})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(gw.provider.requests[-1].json["prompt"],
+                         ["x [REDACTED:CUSTOM_PATTERN]"])
+
+    @defer.inlineCallbacks
+    def test_embeddingsRedacted(self):
+        gw = Gateway(self)
+        response = yield gw.post("/v1/embeddings", {
+            "model": "gpt-fake", "input": "bluebird"})
+        body = yield response.json()
+        self.assertEqual(body["object"], "list")
+        self.assertEqual(gw.provider.requests[-1].json["input"],
+                         "[REDACTED:BLOCKED_TERM]")
+
+    @defer.inlineCallbacks
+    def test_clientAuthPassedWithoutKey(self):
+        gw = Gateway(self, environ={})
+        # No FAKE_KEY: the target has no key... it is unavailable, 503.
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual((response.code, body["error"]["type"]),
+                         (503, "unavailable"))
+
+
+class FlowControlTests(TestCase):
+    """
+    Backpressure and disconnects on the streaming path.
+    """
+
+    def _rawStream(self, gw, paused):
+        body = json.dumps(chat("hi", stream=True)).encode()
+        request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % (len(body),) + body)
+
+        class Client(Protocol):
+            received = 0
+
+            def connectionMade(self):
+                self.transport.write(request)
+                if paused:
+                    self.transport.pauseProducing()
+
+            def dataReceived(self, data):
+                self.received += len(data)
+
+        factory = ClientFactory.forProtocol(Client)
+        from twisted.internet.endpoints import TCP4ClientEndpoint
+        d = TCP4ClientEndpoint(reactor, "127.0.0.1",
+                               gw.port.getHost().port).connect(factory)
+
+        def connected(protocol):
+            self.addCleanup(protocol.transport.abortConnection)
+            return protocol
+        return d.addCallback(connected)
+
+    @defer.inlineCallbacks
+    def test_slowClientPausesProvider(self):
+        gw = Gateway(self, chain="[audit-logger]")
+        gw.provider.script = Script(bigStream=256 * 1024 * 1024)
+        yield self._rawStream(gw, paused=True)
+        yield waitUntil(reactor, lambda: gw.provider.paused, timeout=10)
+        # Kernel buffers fill for a while; then nothing moves any more.
+        yield sleep(1.0)
+        produced = gw.provider.bytesProduced
+        yield sleep(0.5)
+        self.assertTrue(gw.provider.paused)
+        self.assertEqual(gw.provider.bytesProduced, produced)
+        self.assertLess(produced, 64 * 1024 * 1024)
+
+    @defer.inlineCallbacks
+    def test_clientGoneDropsProvider(self):
+        gw = Gateway(self)
+        gw.provider.script = Script(chunks=["a", "b"], hold=True)
+        client = yield self._rawStream(gw, paused=False)
+        yield gw.provider.whenHeld()
+        yield waitUntil(reactor, lambda: client.received > 0)
+        client.transport.abortConnection()
+        yield waitUntil(reactor, lambda: gw.provider.disconnects == 1)
+        yield waitUntil(reactor, lambda: len(gw.events("output")) == 1)
+        self.assertTrue(gw.events("output")[0].get("client_gone"))
