@@ -352,9 +352,9 @@ class ErrorTests(TestCase):
     def test_providerUnreachable(self):
         # A port nobody listens on any more.
         port = reactor.listenTCP(0, ClientFactory(), interface="127.0.0.1")
+        dead = port.getHost().port
         yield port.stopListening()
-        gw = Gateway(self, base="http://127.0.0.1:%d/v1"
-                     % (port.getHost().port,))
+        gw = Gateway(self, base="http://127.0.0.1:%d/v1" % (dead,))
         response = yield gw.post("/v1/chat/completions", chat("hi"))
         yield self.assertError(response, 502, "upstream_error")
 
