@@ -5,6 +5,7 @@ the policy chain, the pooled agent, the site and its listener.
 """
 
 import os
+import re
 
 from twisted.application import service
 from twisted.internet import defer
@@ -34,9 +35,10 @@ def isLoopback(description):
     kind, _, rest = description.partition(":")
     if kind in ("systemd", "unix"):
         return True
-    for part in rest.split(":"):
+    for part in re.split(r"(?<!\\):", rest):
         if part.startswith("interface="):
-            return part[len("interface="):].strip("[]").startswith(_LOOPBACK)
+            address = part[len("interface="):].replace("\\:", ":")
+            return address.strip("[]").startswith(_LOOPBACK)
     return False
 
 
