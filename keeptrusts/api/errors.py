@@ -6,6 +6,11 @@ in-stream form for answers that already started.
 
 import json
 
+from twisted.web.http import RESPONSES
+
+# Twisted does not know every phrase of the statuses we answer with.
+_PHRASES = {422: b"Unprocessable Entity", 413: b"Payload Too Large"}
+
 
 class GatewayError(Exception):
     """
@@ -53,7 +58,8 @@ def writeError(request, error):
     Answer C{request} with C{error}'s envelope; the caller finishes it.
     """
     body = error.body()
-    request.setResponseCode(error.status)
+    request.setResponseCode(error.status, _PHRASES.get(
+        error.status, RESPONSES.get(error.status, b"Error")))
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"content-length", b"%d" % (len(body),))
     for name, value in error.headers:

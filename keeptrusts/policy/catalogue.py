@@ -9,7 +9,7 @@ C{<YOUR_API_KEY>} or C{sk-...}.
 """
 
 CATALOGUE = (
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+    ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16,20}\b"),
     ("github_token", r"\bgh[pousr]_[A-Za-z0-9]{36,251}\b"),
     ("github_fine_grained_token", r"\bgithub_pat_[A-Za-z0-9_]{82}\b"),
     ("openai_api_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}\b"
