@@ -31,8 +31,8 @@ providers:
     - id: fake
       provider: openai
       base_url: %(base)s
-      secret_key_ref: {env: FAKE_KEY}
-      models: [gpt-fake, gpt-fake-mini]
+%(key)s
+%(models)s
 policies:
   chain: %(chain)s
 policy:
@@ -51,14 +51,18 @@ class Gateway:
 
     def __init__(self, testCase, chain="[dlp-filter, audit-logger]",
                  action="redact", failMode="block", maxBody=1024 * 1024,
-                 idle=5, factories=None, environ=None, base=None):
+                 idle=5, factories=None, environ=None, base=None,
+                 keyRef=True, models=True):
         self.provider = FakeProvider(reactor)
         _, fakeBase = listenFake(reactor, self.provider, testCase.addCleanup)
         base = base or fakeBase
         factories = factories or policyFactories()
         self.config = parseConfig(CONFIG % dict(
             base=base, chain=chain, action=action, fail_mode=failMode,
-            max_body=maxBody, idle=idle), factories)
+            max_body=maxBody, idle=idle,
+            key="      secret_key_ref: {env: FAKE_KEY}" if keyRef else "",
+            models="      models: [gpt-fake, gpt-fake-mini]" if models else ""),
+            factories)
         self.journal = MemoryJournal()
         pool = HTTPConnectionPool(reactor, persistent=True)
         testCase.addCleanup(pool.closeCachedConnections)
@@ -194,6 +198,10 @@ class OpenAISDKTests(TestCase):
             self.assertEqual(text, "Your id is [REDACTED:CUSTOM_PATTERN], ok")
             out = gw.events("output")[0]
             self.assertEqual(out["verdict"], "redact")
+            [dlp] = [p for p in out["policies"] if p["name"] == "dlp-filter"]
+            self.assertEqual(dlp["findings"],
+                             [{"type": "custom_pattern", "count": 1}])
+            self.assertEqual(dlp["verdict"], "redact")
             self.assertNotIn("12345678", json.dumps(gw.events()))
         return inThread(call).addCallback(check)
 
@@ -440,13 +448,49 @@ class EndpointTests(TestCase):
                          "[REDACTED:BLOCKED_TERM]")
 
     @defer.inlineCallbacks
+    def test_modelsFromProvider(self):
+        """
+        No target lists models: the provider's own list comes through.
+        """
+        gw = Gateway(self, models=False)
+        response = yield gw.get("/v1/models")
+        body = yield response.json()
+        self.assertEqual([m["id"] for m in body["data"]],
+                         list(gw.provider.models))
+        self.assertEqual(gw.provider.requests[-1].headers["authorization"],
+                         "Bearer sk-provider-key")
+
+    @defer.inlineCallbacks
     def test_clientAuthPassedWithoutKey(self):
+        gw = Gateway(self, keyRef=False)
+        response = yield gw.post("/v1/chat/completions", chat("hi"), headers={
+            b"content-type": b"application/json",
+            b"authorization": b"Bearer sk-client-own"})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(gw.provider.requests[-1].headers["authorization"],
+                         "Bearer sk-client-own")
+
+    @defer.inlineCallbacks
+    def test_clientAuthReplacedByTargetKey(self):
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions", chat("hi"), headers={
+            b"content-type": b"application/json",
+            b"authorization": b"Bearer sk-client-own", b"x-user-id": b"u1"})
+        yield response.content()
+        headers = gw.provider.requests[-1].headers
+        self.assertEqual(headers["authorization"], "Bearer sk-provider-key")
+        self.assertNotIn("x-user-id", headers)
+        self.assertEqual(gw.events()[0]["user"], "u1")
+
+    @defer.inlineCallbacks
+    def test_missingKeyMakesTargetUnavailable(self):
         gw = Gateway(self, environ={})
-        # No FAKE_KEY: the target has no key... it is unavailable, 503.
         response = yield gw.post("/v1/chat/completions", chat("hi"))
         body = yield response.json()
         self.assertEqual((response.code, body["error"]["type"]),
                          (503, "unavailable"))
+        self.flushLoggedErrors()
 
 
 class FlowControlTests(TestCase):

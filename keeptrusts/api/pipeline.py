@@ -17,7 +17,7 @@ from keeptrusts.api.stream import (
     SseRewriter)
 from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.events import eventRecord, policyEntries
-from keeptrusts.policy.values import BLOCK, ERROR, REDACT, Finding
+from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, REDACT
 
 log = Logger()
 
@@ -141,24 +141,18 @@ class Call:
         self.bridge.finished.addErrback(self._crashed)
 
     def _delivered(self, outcome, status, transform):
-        findings = getattr(transform, "findings", {})
-        policies = [{"name": name, "verdict": REDACT if found else "allow",
-                     "ms": 0.0, "findings": [
-                         {"type": f.type, "count": f.count}
-                         for f in _merge(found)]}
-                    for name, found in findings.items()]
-        verdict = "allow"
-        if any(p["findings"] for p in policies):
-            verdict = REDACT
+        outcomes = transform.outcomes() if isinstance(
+            transform, SseRewriter) else ()
+        verdict = REDACT if any(o.findings for o in outcomes) else ALLOW
         if outcome.ending == "blocked":
             verdict = BLOCK
-            blocked = outcome.error
-            policies = [p if p["name"] != blocked.policy else
-                        dict(p, verdict=BLOCK) for p in policies]
+            outcomes = tuple(attr.evolve(o, verdict=BLOCK)
+                             if o.name == outcome.error.policy else o
+                             for o in outcomes)
         elif outcome.ending == "upstream_failed":
             verdict = ERROR
-        self._journal("output", verdict, (), status=status,
-                      tokens=outcome.tokens, policies=policies,
+        self._journal("output", verdict, outcomes, status=status,
+                      tokens=outcome.tokens,
                       client_gone=outcome.ending == "client_gone")
         self._finish()
 
@@ -245,13 +239,13 @@ class Call:
     _lastWrite = None
 
     def _journal(self, phase, verdict, outcomes, status=None, tokens=None,
-                 policies=None, client_gone=False):
+                 client_gone=False):
         now = self.gateway.timer()
         upstream = (None if self.upstreamStarted is None
                     else round((now - self.upstreamStarted) * 1000.0, 3))
         record = eventRecord(
             phase, verdict, self.exchange, self.gateway.configName,
-            policies if policies is not None else policyEntries(outcomes),
+            policyEntries(outcomes),
             status=status, tokens=tokens, degraded=self.degraded,
             latency={"policy": round(self.policyMs, 3), "upstream": upstream,
                      "total": round((now - self.started) * 1000.0, 3)})
@@ -261,13 +255,6 @@ class Call:
         d.addErrback(lambda reason: log.error(
             "journal write failed: {error}", error=reason.type.__name__))
         self._lastWrite = d
-
-
-def _merge(findings):
-    counts = {}
-    for f in findings:
-        counts[f.type] = counts.get(f.type, 0) + f.count
-    return [Finding(t, n) for t, n in sorted(counts.items())]
 
 
 def _policyError(result, code):

@@ -14,6 +14,7 @@ from twisted.web.http import PotentialDataLoss
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
 from keeptrusts.api.openai import usageOf
 from keeptrusts.api.sse import EventSplitter, eventData
+from keeptrusts.policy.chain import mergeOutcomes
 from keeptrusts.policy.values import Blocked
 
 
@@ -128,16 +129,11 @@ class SseRewriter:
     def fail(self, error):
         return error.sseEvent()
 
-    @property
-    def findings(self):
+    def outcomes(self):
         """
-        @return: C{{policy name: [Finding, ...]}} over every choice.
+        @return: a L{PolicyOutcome} per scanning policy, over every choice.
         """
-        merged = {}
-        for scanner in self._allScanners:
-            for name, findings in scanner.findings:
-                merged.setdefault(name, []).extend(findings)
-        return merged
+        return mergeOutcomes(s.outcomes() for s in self._allScanners)
 
 
 def _chunkEvent(chunk):

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from keeptrusts.policy.values import (
-    ALLOW, BLOCK, ERROR, REDACT)
+    ALLOW, BLOCK, ERROR, REDACT, Finding)
 
 log = Logger()
 
@@ -88,7 +88,7 @@ class PolicyChain:
         scanners = [(p.name, s) for p, s in
                     ((p, p.scanOutput(exchange)) for p in self.policies)
                     if s is not None]
-        return ChainScanner(scanners) if scanners else None
+        return ChainScanner(scanners, self._timer) if scanners else None
 
     def _run(self, texts, check):
         return self._next(0, texts, (), False, ALLOW, check)
@@ -135,25 +135,61 @@ class PolicyChain:
 
 class ChainScanner:
     """
-    The chain's scanners composed: what one releases feeds the next.
+    The chain's scanners over one streamed text, composed: what one
+    releases feeds the next.  Each policy's time is measured as it goes.
     """
 
-    def __init__(self, scanners):
-        self._scanners = scanners
-
-    @property
-    def findings(self):
-        return tuple((name, s.findings) for name, s in self._scanners)
+    def __init__(self, scanners, timer):
+        self._names = [name for name, _ in scanners]
+        self._scanners = [scanner for _, scanner in scanners]
+        self._seconds = [0.0] * len(scanners)
+        self._timer = timer
 
     def feed(self, text):
-        for _, scanner in self._scanners:
+        for i, scanner in enumerate(self._scanners):
             if not text:
                 break
+            started = self._timer()
             text = scanner.feed(text)
+            self._seconds[i] += self._timer() - started
         return text
 
     def end(self):
         text = ""
-        for _, scanner in self._scanners:
+        for i, scanner in enumerate(self._scanners):
+            started = self._timer()
             text = (scanner.feed(text) if text else "") + scanner.end()
+            self._seconds[i] += self._timer() - started
         return text
+
+    def outcomes(self):
+        """
+        @return: a L{PolicyOutcome} per scanning policy, so far.
+        """
+        return tuple(
+            PolicyOutcome(name, REDACT if scanner.findings else ALLOW,
+                          round(seconds * 1000.0, 3), scanner.findings)
+            for name, scanner, seconds in zip(
+                self._names, self._scanners, self._seconds))
+
+
+def mergeOutcomes(outcomeLists):
+    """
+    Fold the outcomes of several scans (one per choice of an answer) into
+    one L{PolicyOutcome} per policy.
+    """
+    merged = {}
+    for outcomes in outcomeLists:
+        for o in outcomes:
+            seen = merged.get(o.name)
+            if seen is None:
+                merged[o.name] = o
+                continue
+            counts = {f.type: f.count for f in seen.findings}
+            for f in o.findings:
+                counts[f.type] = counts.get(f.type, 0) + f.count
+            findings = tuple(Finding(t, n) for t, n in sorted(counts.items()))
+            merged[o.name] = PolicyOutcome(
+                o.name, REDACT if findings else ALLOW,
+                round(seen.ms + o.ms, 3), findings)
+    return tuple(merged.values())
