@@ -248,6 +248,42 @@ class PolicyTests(TestCase):
         self.assertEqual([(e["phase"], e["verdict"]) for e in gw.events()],
                          [("input", "block")])
 
+    @defer.inlineCallbacks
+    def test_answerBlocked(self):
+        gw = Gateway(self, action="block")
+        gw.provider.script = Script(answer="here: ACME-12345678")
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(response.code, 409)
+        self.assertEqual((body["error"]["code"], body["error"]["policy"]),
+                         ("output_blocked", "dlp-filter"))
+        self.assertNotIn("12345678", json.dumps(body))
+        self.assertEqual(gw.events("output")[0]["verdict"], "block")
+
+    @defer.inlineCallbacks
+    def test_streamBlockedMidway(self):
+        """
+        A block after the first bytes ends the stream with an error event,
+        never with [DONE], and the secret never reaches the client.
+        """
+        gw = Gateway(self, action="block")
+        gw.provider.script = Script(chunks=["fine ", "so far AC", "ME-1234",
+                                            "5678 and more"])
+        response = yield gw.post("/v1/chat/completions",
+                                 chat("hi", stream=True))
+        text = yield response.text()
+        self.assertEqual(response.code, 200)
+        events = [e for e in text.split("\n\n") if e]
+        self.assertIn("fine ", events[0])
+        last = json.loads(events[-1][len("data: "):])
+        self.assertEqual((last["error"]["type"], last["error"]["code"]),
+                         ("policy_violation", "output_blocked"))
+        self.assertNotIn("[DONE]", text)
+        self.assertNotIn("1234", text)
+        out = gw.events("output")[0]
+        self.assertEqual(out["verdict"], "block")
+        self.assertEqual(out["policies"][0]["verdict"], "block")
+
     def _raisingFactories(self):
         factories = dict(policyFactories())
 
