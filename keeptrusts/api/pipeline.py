@@ -15,17 +15,11 @@ from keeptrusts.api.openai import readSlots, usageOf, writeSlots
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough,
     SseRewriter)
-from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
 from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, REDACT
 
 log = Logger()
-
-_HOP_BY_HOP = frozenset([
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-connection",
-    b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
-    b"content-length"])
-
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Gateway:
@@ -74,6 +68,7 @@ class Call:
         self.gone = False
         self.pending = None
         self.bridge = None
+        self.lastWrite = None
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self):
@@ -117,7 +112,7 @@ class Call:
         elif (200 <= response.code < 300 and self.endpoint.answerSlots
               and contentType.startswith(b"application/json")):
             return self._collect(response)
-        _copyHeaders(response.headers, request.responseHeaders,
+        copyResponseHeaders(response.headers, request.responseHeaders,
                      keepLength=not isStream)
         outcome = Outcome()
         if isStream:
@@ -189,7 +184,7 @@ class Call:
             writeSlots(slots, result.texts)
             data = json.dumps(answer).encode("utf-8")
         request = self.request
-        _copyHeaders(response.headers, request.responseHeaders,
+        copyResponseHeaders(response.headers, request.responseHeaders,
                      keepLength=False)
         request.setHeader(b"content-length", b"%d" % (len(data),))
         request.write(data)
@@ -230,13 +225,11 @@ class Call:
     def _finish(self):
         if self.gone:
             return
-        if self._lastWrite is not None and self.gateway.waitForJournal:
-            self._lastWrite.addBoth(lambda _: None if self.gone
+        if self.lastWrite is not None and self.gateway.waitForJournal:
+            self.lastWrite.addBoth(lambda _: None if self.gone
                                     else self.request.finish())
         else:
             self.request.finish()
-
-    _lastWrite = None
 
     def _journal(self, phase, verdict, outcomes, status=None, tokens=None,
                  client_gone=False):
@@ -254,7 +247,7 @@ class Call:
         d = self.gateway.journal.append(record)
         d.addErrback(lambda reason: log.error(
             "journal write failed: {error}", error=reason.type.__name__))
-        self._lastWrite = d
+        self.lastWrite = d
 
 
 def _policyError(result, code):
@@ -268,12 +261,3 @@ def _policyError(result, code):
 def _query(request):
     _, _, query = request.uri.partition(b"?")
     return query
-
-
-def _copyHeaders(source, target, keepLength):
-    for name, values in source.getAllRawHeaders():
-        lower = name.lower()
-        if lower in _HOP_BY_HOP and not (keepLength and
-                                         lower == b"content-length"):
-            continue
-        target.setRawHeaders(name, values)

@@ -12,7 +12,7 @@ from twisted.web.server import NOT_DONE_YET
 from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api.openai import ENDPOINTS
 from keeptrusts.api.pipeline import Call
-from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
 from keeptrusts.api.stream import Outcome, Passthrough, ResponseBridge
 from keeptrusts.policy.values import Exchange
 
@@ -133,10 +133,8 @@ class V1Resource(Resource):
 
         def answered(response):
             request.setResponseCode(response.code, response.phrase)
-            for name, values in response.headers.getAllRawHeaders():
-                if name.lower() not in (b"connection", b"transfer-encoding",
-                                        b"keep-alive"):
-                    request.responseHeaders.setRawHeaders(name, values)
+            copyResponseHeaders(response.headers, request.responseHeaders,
+                                keepLength=True)
             bridge = ResponseBridge(request, Passthrough(Outcome()),
                                     gateway.clock, gateway.idleTimeout)
             response.deliverBody(bridge)

@@ -28,6 +28,10 @@ _DROPPED = frozenset(
 
 _CLIENT_AUTH = (b"authorization", b"x-api-key")
 
+_HOP_BY_HOP = frozenset([
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-connection",
+    b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade"])
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class UsableTarget:
@@ -91,6 +95,19 @@ def outgoingHeaders(clientHeaders, target, passClientAuth):
     # Policies must read answers as they are: no compression.
     headers.setRawHeaders(b"accept-encoding", [b"identity"])
     return headers
+
+
+def copyResponseHeaders(source, target, keepLength):
+    """
+    Copy a provider's response headers but the hop-by-hop ones, and its
+    C{Content-Length} only when the body goes on unchanged.
+    """
+    for name, values in source.getAllRawHeaders():
+        lower = name.lower()
+        if lower in _HOP_BY_HOP or (lower == b"content-length"
+                                    and not keepLength):
+            continue
+        target.setRawHeaders(name, values)
 
 
 @implementer(IBodyProducer)
