@@ -5,242 +5,22 @@ Strict configuration: C{policy-config.yaml} read into frozen attrs values.
 Every problem names the path of the key at fault (C{policy.dlp-filter.acton:
 unknown key (did you mean 'action'?)}), and all the problems of a document are
 gathered into one L{ConfigError}, so C{kt policy lint} can list them at once.
-L{Field} and L{readSection} are public: policy plugins check their own
-C{policy.<kind>} blocks with them.
+How a section is read is L{keeptrusts.schema}'s business; policy plugins
+check their own C{policy.<kind>} blocks with it.
 """
 
-import difflib
-import math
 import os
-import re
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 import attr
 import yaml
 
-
-class ConfigError(Exception):
-    """
-    A configuration is invalid.
-
-    @ivar problems: a tuple of C{(path, message)} pairs.
-    """
-
-    def __init__(self, problems):
-        self.problems = tuple(problems)
-        Exception.__init__(self, self.problems)
-
-    def __str__(self):
-        return "\n".join(f"{path}: {message}" for path, message in self.problems)
-
-
-def _error(path, message):
-    return ConfigError([(path, message)])
-
-
-def _raiseAny(problems):
-    if problems:
-        raise ConfigError(problems)
-
-
-def _show(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _join(path, key):
-    return f"{path}.{key}" if path else str(key)
-
-
-def _hint(word, candidates):
-    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-class _Required:
-    def __repr__(self):
-        return "REQUIRED"
-
-
-REQUIRED = _Required()
-
-# The plain types a Field may have, with how an error names them.
-_EXPECTED = {str: "a string", int: "an integer", float: "a number",
-             bool: "true or false", list: "a list", dict: "a mapping"}
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Field:
-    """
-    How to read one key of a mapping.
-
-    @ivar type: C{str}, C{int}, C{float} (integers accepted), C{bool} (only
-        true or false, never 0 or 1), C{list} (read into a tuple), C{dict}, or
-        any function C{parse(raw, path)} that returns a value or raises
-        L{ConfigError}.
-    @ivar default: the value when the key is absent or null; L{REQUIRED} when
-        it must be given.  An C{attr.Factory} is called each time.
-    @ivar choices: the values allowed, when they are few.
-    @ivar item: for a list, how to read each element; for a dict, how to read
-        the mapping.  Either a C{{name: Field}} schema, a L{Field}, a plain
-        type or a parse function.  L{None} keeps the raw data.
-    @ivar check: a function of the value read, returning L{None} when the value
-        is fine or else the message to report.
-    """
-
-    type: Any
-    default: Any = REQUIRED
-    choices: Optional[tuple] = attr.ib(default=None, converter=attr.converters.optional(tuple))
-    item: Any = None
-    check: Optional[Callable[[Any], Optional[str]]] = None
-
-
-def _isType(value, kind):
-    if kind is bool:
-        return isinstance(value, bool)
-    if isinstance(value, bool):  # YAML's true is an int to Python, never to us
-        return False
-    if kind is float:
-        return isinstance(value, (int, float)) and math.isfinite(value)
-    return isinstance(value, kind)
-
-
-def _readValue(raw, path, field):
-    kind = field.type
-    if kind not in _EXPECTED:
-        value = kind(raw, path)  # a parse function checks everything itself
-    elif not _isType(raw, kind):
-        raise _error(path, f"expected {_EXPECTED[kind]}, got {_show(raw)}")
-    elif field.choices is not None and raw not in field.choices:
-        allowed = ", ".join(map(str, field.choices))
-        raise _error(path, f"expected one of [{allowed}], got {_show(raw)}")
-    elif kind is list:
-        value = _readList(raw, path, field.item)
-    else:
-        value = float(raw) if kind is float else _readItem(raw, path, field.item)
-    message = field.check(value) if field.check else None
-    if message:
-        raise _error(path, message)
-    return value
-
-
-def _readItem(raw, path, item):
-    if item is None:
-        return raw
-    if isinstance(item, Field):
-        return _readValue(raw, path, item)
-    if isinstance(item, dict):
-        if not isinstance(raw, dict):
-            raise _error(path, f"expected a mapping, got {_show(raw)}")
-        return readSection(raw, path, item)
-    if item in _EXPECTED:
-        return _readValue(raw, path, Field(item))
-    return item(raw, path)
-
-
-def _readList(raw, path, item):
-    values, problems = [], []
-    for index, element in enumerate(raw):
-        try:
-            values.append(_readItem(element, f"{path}[{index}]", item))
-        except ConfigError as e:
-            problems.extend(e.problems)
-    _raiseAny(problems)
-    return tuple(values)
-
-
-def _readFields(raw, path, fields):
-    """
-    Like L{readSection}, but return C{(values, problems)}: the values that
-    could be read, so later checks can still run on the rest.
-    """
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        return {}, [(path or "<document>", f"expected a mapping, got {_show(raw)}")]
-    problems = [(_join(path, key), "unknown key" + _hint(key, fields))
-                for key in raw if key not in fields]
-    values = {}
-    for name, field in fields.items():
-        where, value = _join(path, name), raw.get(name)
-        if value is None and field.default is not REQUIRED:  # absent or null
-            default = field.default
-            values[name] = default.factory() if isinstance(default, attr.Factory) else default
-        elif name not in raw:
-            problems.append((where, "required key missing"))
-        else:
-            try:
-                values[name] = _readValue(value, where, field)
-            except ConfigError as e:
-                problems.extend(e.problems)
-    return values, problems
-
-
-def readSection(raw, path, fields):
-    """
-    Read the mapping C{raw} found at C{path} (null counts as empty).
-
-    @param fields: C{{name: Field}}.
-    @return: C{{name: value}} for every field, defaults filled in.
-    @raise ConfigError: listing every problem of the section.
-    """
-    values, problems = _readFields(raw, path, fields)
-    _raiseAny(problems)
-    return values
-
-
-def _key(type, default=REQUIRED, **spec):
-    """
-    An attribute of a config value, with the L{Field} that reads it: each
-    default and rule is written once, next to the attribute.
-    """
-    return attr.ib(default=attr.NOTHING if default is REQUIRED else default,
-                   metadata={"field": Field(type, default, **spec)})
-
-
-def _record(cls, finish=None):
-    """
-    A parse function reading a mapping into C{cls}, whose attributes are
-    made by L{_key}.  C{finish(values, path)} may check keys against each
-    other and fill in derived values.
-    """
-    schema = {a.name: a.metadata["field"] for a in attr.fields(cls)}
-
-    def parse(raw, path):
-        if not isinstance(raw, dict):
-            raise _error(path, f"expected a mapping, got {_show(raw)}")
-        values = readSection(raw, path, schema)
-        if finish is not None:
-            finish(values, path)
-        return cls(**values)
-
-    return parse
-
-
-# Checks: each returns None when the value is fine, else a message.
-
-def _matching(pattern, what):
-    regex = re.compile(pattern)
-    return lambda v: None if regex.fullmatch(v) else f"expected {what}, got {_show(v)}"
-
-
-def _atLeast(low):
-    return lambda v: None if v >= low else f"expected a value of at least {low}, got {_show(v)}"
-
-
-def _positive(v):
-    return None if v > 0 else f"expected a value greater than 0, got {_show(v)}"
-
-
-def _port(v):
-    return None if 1 <= v <= 65535 else f"expected a port from 1 to 65535, got {v!r}"
-
-
-def _unique(values):
-    dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
-    return None if dup is None else f"duplicate entry {dup!r}"
+from keeptrusts.schema import (
+    ConfigError, Field, atLeast, hint, invalid, joinPath, matching, positive,
+    raiseAny, readFields, readSection, readValue, recordParser, setting,
+    showValue, unique, validPort)
 
 
 def _httpURL(url):
@@ -253,18 +33,18 @@ def _httpURL(url):
     except ValueError:
         ok = False
     return None if ok else (
-        f"expected an http(s) URL like https://host[:port][/path], got {_show(url)}")
+        f"expected an http(s) URL like https://host[:port][/path], got {showValue(url)}")
 
 
-_nonEmpty = _matching(r"(?s).+", "a non-empty string")
-_semver = _matching(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"  # MAJOR.MINOR.PATCH
+_nonEmpty = matching(r"(?s).+", "a non-empty string")
+_semver = matching(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"  # MAJOR.MINOR.PATCH
                     r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?",  # -prerelease +build
                     "a SemVer version like 1.0.0")
-_name = _matching(r"[A-Za-z0-9_.-]+", "a name of ASCII letters, digits, '_', '-' and '.'")
-_sha256 = _matching(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")
+_name = matching(r"[A-Za-z0-9_.-]+", "a name of ASCII letters, digits, '_', '-' and '.'")
+_sha256 = matching(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-_hostName = _matching(rf"{_LABEL}(\.{_LABEL})*", "a host name like api.openai.com")
-_headerName = _matching(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "an HTTP header name")
+_hostName = matching(rf"{_LABEL}(\.{_LABEL})*", "a host name like api.openai.com")
+_headerName = matching(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "an HTTP header name")
 _HOST = Field(str, check=_hostName)
 _TRIGGERS = ("rate_limit", "server_error", "timeout")
 
@@ -285,7 +65,7 @@ def _exactlyOne(a, b):
         given = [key for key in (a, b) if values[key] is not None]
         if len(given) != 1:
             got = "both" if given else "neither"
-            raise _error(path, f"expected exactly one of {a} or {b}, got {got}")
+            raise invalid(path, f"expected exactly one of {a} or {b}, got {got}")
     return finish
 
 
@@ -302,91 +82,91 @@ def defaultStateDir():
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Pack:
-    name: str = _key(str, check=_nonEmpty)
-    version: str = _key(str, check=_semver)
-    enabled: bool = _key(bool)
-    id: Optional[str] = _key(str, None)
-    author: str = _key(str, "")
-    description: str = _key(str, "")
+    name: str = setting(str, check=_nonEmpty)
+    version: str = setting(str, check=_semver)
+    enabled: bool = setting(bool)
+    id: Optional[str] = setting(str, None)
+    author: str = setting(str, "")
+    description: str = setting(str, "")
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class AccessKey:
-    id: str = _key(str, check=_nonEmpty)
-    user: str = _key(str, check=_nonEmpty)
-    key_env: Optional[str] = _key(str, None, check=_name)
-    key_sha256: Optional[str] = _key(str, None, check=_sha256)
+    id: str = setting(str, check=_nonEmpty)
+    user: str = setting(str, check=_nonEmpty)
+    key_env: Optional[str] = setting(str, None, check=_name)
+    key_sha256: Optional[str] = setting(str, None, check=_sha256)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Intercept:
-    hosts: Optional[Tuple[str, ...]] = _key(list, None, item=_HOST)  # None: the targets' hosts
-    upstream_ca_file: Optional[str] = _key(str, None, check=_nonEmpty)
+    hosts: Optional[Tuple[str, ...]] = setting(list, None, item=_HOST)  # None: the targets' hosts
+    upstream_ca_file: Optional[str] = setting(str, None, check=_nonEmpty)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ProxySettings:
-    allowed_ports: Tuple[int, ...] = _key(list, (443,), item=Field(int, check=_port))
+    allowed_ports: Tuple[int, ...] = setting(list, (443,), item=Field(int, check=validPort))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class JournalSettings:
-    sync: str = _key(str, "batch", choices=("batch", "always", "never"))
-    segment_max_bytes: int = _key(int, 67108864, check=_atLeast(4096))
+    sync: str = setting(str, "batch", choices=("batch", "always", "never"))
+    segment_max_bytes: int = setting(int, 67108864, check=atLeast(4096))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Limits:
-    max_body_bytes: int = _key(int, 33554432, check=_positive)
-    upstream_connect_timeout_s: float = _key(float, 10.0, check=_positive)
-    upstream_idle_timeout_s: float = _key(float, 300.0, check=_positive)
-    client_idle_timeout_s: float = _key(float, 300.0, check=_positive)
+    max_body_bytes: int = setting(int, 33554432, check=positive)
+    upstream_connect_timeout_s: float = setting(float, 10.0, check=positive)
+    upstream_idle_timeout_s: float = setting(float, 300.0, check=positive)
+    client_idle_timeout_s: float = setting(float, 300.0, check=positive)
 
 
 def _finishGateway(values, path):
     values["state_dir"] = os.path.expanduser(values["state_dir"])
-    _raiseAny(_duplicateIds(values["access_keys"], _join(path, "access_keys"), "access key"))
+    raiseAny(_duplicateIds(values["access_keys"], joinPath(path, "access_keys"), "access key"))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Gateway:
-    listen: str = _key(str, "tcp:41002:interface=127.0.0.1", check=_nonEmpty)
+    listen: str = setting(str, "tcp:41002:interface=127.0.0.1", check=_nonEmpty)
     # A factory: $XDG_STATE_HOME is read each time a Gateway is made.
-    state_dir: str = _key(str, attr.Factory(defaultStateDir), check=_nonEmpty)
-    fail_mode: str = _key(str, "block", choices=("block", "allow"))
-    default_user: str = _key(str, "anonymous", check=_nonEmpty)
-    access_keys: Tuple[AccessKey, ...] = _key(
-        list, (), item=_record(AccessKey, _exactlyOne("key_env", "key_sha256")))
-    intercept: Intercept = _key(_record(Intercept), Intercept())
-    proxy: ProxySettings = _key(_record(ProxySettings), ProxySettings())
-    journal: JournalSettings = _key(_record(JournalSettings), JournalSettings())
-    limits: Limits = _key(_record(Limits), Limits())
+    state_dir: str = setting(str, attr.Factory(defaultStateDir), check=_nonEmpty)
+    fail_mode: str = setting(str, "block", choices=("block", "allow"))
+    default_user: str = setting(str, "anonymous", check=_nonEmpty)
+    access_keys: Tuple[AccessKey, ...] = setting(
+        list, (), item=recordParser(AccessKey, _exactlyOne("key_env", "key_sha256")))
+    intercept: Intercept = setting(recordParser(Intercept), Intercept())
+    proxy: ProxySettings = setting(recordParser(ProxySettings), ProxySettings())
+    journal: JournalSettings = setting(recordParser(JournalSettings), JournalSettings())
+    limits: Limits = setting(recordParser(Limits), Limits())
 
 
 # -- providers
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class SecretKeyRef:
-    env: Optional[str] = _key(str, None, check=_name)
-    store: Optional[str] = _key(str, None, check=_name)
+    env: Optional[str] = setting(str, None, check=_name)
+    store: Optional[str] = setting(str, None, check=_name)
 
 
-_readSecretKeyRefMapping = _record(SecretKeyRef, _exactlyOne("env", "store"))
+_readSecretKeyRefMapping = recordParser(SecretKeyRef, _exactlyOne("env", "store"))
 
 
 def _readSecretKeyRef(raw, path):
     if not isinstance(raw, dict):
         # Never echo a string here: it may well be the key itself.
-        got = "a string" if isinstance(raw, str) else _show(raw)
-        raise _error(path, f"expected a mapping like {{env: NAME}}, got {got}")
+        got = "a string" if isinstance(raw, str) else showValue(raw)
+        raise invalid(path, f"expected a mapping like {{env: NAME}}, got {got}")
     return _readSecretKeyRefMapping(raw, path)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class DataPolicy:
-    zero_data_retention: bool = _key(bool, False)
-    training_opt_out: bool = _key(bool, False)
-    retention_days: Optional[int] = _key(int, None, check=_atLeast(0))
+    zero_data_retention: bool = setting(bool, False)
+    training_opt_out: bool = setting(bool, False)
+    retention_days: Optional[int] = setting(int, None, check=atLeast(0))
 
 
 # provider -> (default base_url, api_key_header, api_key_prefix)
@@ -402,7 +182,7 @@ def _finishTarget(values, path):
     provider = values["provider"]
     baseURL, header, prefix = _PROVIDERS[provider]
     if values["base_url"] is None and baseURL is None:
-        raise _error(_join(path, "base_url"),
+        raise invalid(joinPath(path, "base_url"),
                      f"required key missing (provider {provider!r} has no default)")
     values["base_url"] = (values["base_url"] or baseURL).rstrip("/")
     if values["api_key_header"] is None:
@@ -419,39 +199,39 @@ class Target:
     and C{api_key_prefix} default to the provider's when read from YAML.
     """
 
-    id: str = _key(str, check=_nonEmpty)
-    provider: str = _key(str, choices=tuple(_PROVIDERS))
-    base_url: str = _key(str, None, check=_httpURL)
-    secret_key_ref: Optional[SecretKeyRef] = _key(_readSecretKeyRef, None)  # None: the client's key
-    api_key_header: str = _key(str, None, check=_headerName)
-    api_key_prefix: str = _key(str, None)
-    models: Tuple[str, ...] = _key(list, (), item=Field(str, check=_nonEmpty))
-    type: str = _key(str, "direct", choices=("direct", "passthrough"))
-    hosts: Tuple[str, ...] = _key(list, (), item=_HOST)
-    data_policy: Optional[DataPolicy] = _key(_record(DataPolicy), None)
+    id: str = setting(str, check=_nonEmpty)
+    provider: str = setting(str, choices=tuple(_PROVIDERS))
+    base_url: str = setting(str, None, check=_httpURL)
+    secret_key_ref: Optional[SecretKeyRef] = setting(_readSecretKeyRef, None)  # None: the client's key
+    api_key_header: str = setting(str, None, check=_headerName)
+    api_key_prefix: str = setting(str, None)
+    models: Tuple[str, ...] = setting(list, (), item=Field(str, check=_nonEmpty))
+    type: str = setting(str, "direct", choices=("direct", "passthrough"))
+    hosts: Tuple[str, ...] = setting(list, (), item=_HOST)
+    data_policy: Optional[DataPolicy] = setting(recordParser(DataPolicy), None)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Routing:
-    strategy: str = _key(str, "ordered", choices=("ordered", "round_robin"))
+    strategy: str = setting(str, "ordered", choices=("ordered", "round_robin"))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Fallback:
-    triggers: Tuple[str, ...] = _key(list, _TRIGGERS, item=Field(str, choices=_TRIGGERS),
-                                     check=_unique)
-    max_fallback_attempts: int = _key(int, 2, check=_atLeast(0))
+    triggers: Tuple[str, ...] = setting(list, _TRIGGERS, item=Field(str, choices=_TRIGGERS),
+                                     check=unique)
+    max_fallback_attempts: int = setting(int, 2, check=atLeast(0))
 
 
 def _finishProviders(values, path):
-    _raiseAny(_duplicateIds(values["targets"], _join(path, "targets"), "target"))
+    raiseAny(_duplicateIds(values["targets"], joinPath(path, "targets"), "target"))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Providers:
-    targets: Tuple[Target, ...] = _key(list, (), item=_record(Target, _finishTarget))
-    routing: Routing = _key(_record(Routing), Routing())
-    fallback: Fallback = _key(_record(Fallback), Fallback())
+    targets: Tuple[Target, ...] = setting(list, (), item=recordParser(Target, _finishTarget))
+    routing: Routing = setting(recordParser(Routing), Routing())
+    fallback: Fallback = setting(recordParser(Fallback), Fallback())
 
 
 # -- routes, agents, rate limits
@@ -460,54 +240,54 @@ def _readHeaderMatch(raw, path):
     """{name: value} -> a tuple of (name, value) pairs, which can be hashed."""
     schema = {name: Field(str) for name in raw
               if isinstance(name, str) and _headerName(name) is None}
-    _raiseAny([(_join(path, name), "expected an HTTP header name")
+    raiseAny([(joinPath(path, name), "expected an HTTP header name")
                for name in raw if name not in schema])
     return tuple(readSection(raw, path, schema).items())
 
 
 def _readMethod(raw, path):
-    return _readValue(raw, path, Field(str, check=_matching("[A-Za-z]+", "an HTTP method"))).upper()
+    return readValue(raw, path, Field(str, check=matching("[A-Za-z]+", "an HTTP method"))).upper()
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class RouteMatch:
-    path_prefix: Optional[str] = _key(str, None, check=_matching(r"/.*", "a path starting with /"))
-    method: Optional[str] = _key(_readMethod, None)  # upper case
-    header: Optional[Tuple[Tuple[str, str], ...]] = _key(dict, None, item=_readHeaderMatch)
-    host: Optional[str] = _key(str, None, check=_hostName)
+    path_prefix: Optional[str] = setting(str, None, check=matching(r"/.*", "a path starting with /"))
+    method: Optional[str] = setting(_readMethod, None)  # upper case
+    header: Optional[Tuple[Tuple[str, str], ...]] = setting(dict, None, item=_readHeaderMatch)
+    host: Optional[str] = setting(str, None, check=_hostName)
 
 
 def _finishRoute(values, path):
     if values["chain"] is None and values["target"] is None:
-        raise _error(path, "expected chain, target or both")
+        raise invalid(path, "expected chain, target or both")
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Route:
-    match: RouteMatch = _key(_record(RouteMatch))
-    chain: Optional[Tuple[str, ...]] = _key(list, None, item=str)  # None: the main chain
-    target: Optional[str] = _key(str, None)
+    match: RouteMatch = setting(recordParser(RouteMatch))
+    chain: Optional[Tuple[str, ...]] = setting(list, None, item=str)  # None: the main chain
+    target: Optional[str] = setting(str, None)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Agent:
-    id: str = _key(str, check=_nonEmpty)
-    max_cost_usd_per_day: Optional[float] = _key(float, None, check=_atLeast(0))
-    max_tokens_per_day: Optional[int] = _key(int, None, check=_atLeast(0))
-    max_requests_per_minute: Optional[int] = _key(int, None, check=_atLeast(0))
+    id: str = setting(str, check=_nonEmpty)
+    max_cost_usd_per_day: Optional[float] = setting(float, None, check=atLeast(0))
+    max_tokens_per_day: Optional[int] = setting(int, None, check=atLeast(0))
+    max_requests_per_minute: Optional[int] = setting(int, None, check=atLeast(0))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class RateLimit:
-    max_requests: int = _key(int, check=_positive)
-    window_seconds: float = _key(float, check=_positive)
-    header_names: Tuple[str, ...] = _key(list, (), item=Field(str, check=_headerName))
+    max_requests: int = setting(int, check=positive)
+    window_seconds: float = setting(float, check=positive)
+    header_names: Tuple[str, ...] = setting(list, (), item=Field(str, check=_headerName))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class TokenRateLimit:
-    max_tokens: int = _key(int, check=_positive)
-    window_seconds: float = _key(float, check=_positive)
+    max_tokens: int = setting(int, check=positive)
+    window_seconds: float = setting(float, check=positive)
 
 
 # -- the whole document
@@ -522,17 +302,17 @@ class Config:
     @ivar testing: the raw C{testing:} mapping (inline suites), if any.
     """
 
-    pack: Pack = _key(_record(Pack))
+    pack: Pack = setting(recordParser(Pack))
     chain: Tuple[str, ...] = attr.ib(converter=tuple)
     policy: Mapping[str, Any] = attr.ib(converter=lambda m: MappingProxyType(dict(m)))
-    gateway: Gateway = _key(_record(Gateway, _finishGateway), attr.Factory(Gateway))
-    providers: Providers = _key(_record(Providers, _finishProviders), Providers())
-    agents: Tuple[Agent, ...] = _key(list, (), item=_record(Agent))
-    routes: Tuple[Route, ...] = _key(list, (), item=_record(Route, _finishRoute))
-    global_rate_limit: Optional[RateLimit] = _key(_record(RateLimit), None)
-    user_rate_limit: Optional[RateLimit] = _key(_record(RateLimit), None)
-    token_rate_limit: Optional[TokenRateLimit] = _key(_record(TokenRateLimit), None)
-    testing: Optional[Mapping[str, Any]] = _key(dict, None)
+    gateway: Gateway = setting(recordParser(Gateway, _finishGateway), attr.Factory(Gateway))
+    providers: Providers = setting(recordParser(Providers, _finishProviders), Providers())
+    agents: Tuple[Agent, ...] = setting(list, (), item=recordParser(Agent))
+    routes: Tuple[Route, ...] = setting(list, (), item=recordParser(Route, _finishRoute))
+    global_rate_limit: Optional[RateLimit] = setting(recordParser(RateLimit), None)
+    user_rate_limit: Optional[RateLimit] = setting(recordParser(RateLimit), None)
+    token_rate_limit: Optional[TokenRateLimit] = setting(recordParser(TokenRateLimit), None)
+    testing: Optional[Mapping[str, Any]] = setting(dict, None)
 
     @property
     def name(self):
@@ -554,7 +334,7 @@ def _kindProblems(kinds, path, factories):
     for index, kind in enumerate(kinds):
         where = f"{path}[{index}]"
         if kind not in factories:
-            problems.append((where, f"unknown policy kind {kind!r}" + _hint(kind, factories)))
+            problems.append((where, f"unknown policy kind {kind!r}" + hint(kind, factories)))
         elif kind in first:
             problems.append((where, f"duplicate policy kind {kind!r}"
                                     f" (first at {path}[{first[kind]}])"))
@@ -563,15 +343,15 @@ def _kindProblems(kinds, path, factories):
 
 
 def _readPolicyOptions(blocks, usedKinds, factories):
-    problems = [(_join("policy", kind), f"unknown policy kind {kind!r}" + _hint(kind, factories))
+    problems = [(joinPath("policy", kind), f"unknown policy kind {kind!r}" + hint(kind, factories))
                 for kind in blocks if kind not in factories]
     options = {}
     for kind in dict.fromkeys([*usedKinds, *blocks]):
-        block, path = blocks.get(kind), _join("policy", kind)
+        block, path = blocks.get(kind), joinPath("policy", kind)
         if kind not in factories:
             continue
         if block is not None and not isinstance(block, dict):
-            problems.append((path, f"expected a mapping, got {_show(block)}"))
+            problems.append((path, f"expected a mapping, got {showValue(block)}"))
             continue
         try:
             options[kind] = factories[kind].parseOptions(block or {}, path)
@@ -596,9 +376,9 @@ def _loadYAML(text):
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
         context = f" ({e.context})" if e.context else ""
-        raise _error(where, f"{e.problem or 'invalid YAML'}{context}")
+        raise invalid(where, f"{e.problem or 'invalid YAML'}{context}")
     except yaml.YAMLError as e:
-        raise _error("<yaml>", str(e))
+        raise invalid("<yaml>", str(e))
     finally:
         loader.dispose()
 
@@ -614,7 +394,7 @@ def _duplicateKeys(node, path, seen):
         firstLines = {}
         for keyNode, valueNode in node.value:
             scalar = isinstance(keyNode, yaml.ScalarNode)
-            where = _join(path, keyNode.value if scalar else "?")
+            where = joinPath(path, keyNode.value if scalar else "?")
             line = keyNode.start_mark.line + 1
             if scalar and (keyNode.tag, keyNode.value) in firstLines:
                 first = firstLines[keyNode.tag, keyNode.value]
@@ -633,10 +413,10 @@ def parseConfig(text, policyFactories):
     """
     data, problems = _loadYAML(text)
     if not isinstance(data, dict):
-        got = "an empty document" if data is None else _show(data)
+        got = "an empty document" if data is None else showValue(data)
         raise ConfigError(problems + [
             ("<document>", f"expected a mapping with pack and policies, got {got}")])
-    values, more = _readFields(data, "", _TOP)
+    values, more = readFields(data, "", _TOP)
     problems += more
     chain = values["policies"]["chain"] if "policies" in values else ()
     routes = values.get("routes", ())
@@ -646,11 +426,11 @@ def parseConfig(text, policyFactories):
         problems += _kindProblems(route.chain or (), f"routes[{index}].chain", policyFactories)
         if targetIds is not None and route.target is not None and route.target not in targetIds:
             problems.append((f"routes[{index}].target",
-                             f"unknown target {route.target!r}" + _hint(route.target, targetIds)))
+                             f"unknown target {route.target!r}" + hint(route.target, targetIds)))
     problems += _duplicateIds(values.get("agents", ()), "agents", "agent")
     usedKinds = [*chain, *(kind for route in routes for kind in route.chain or ())]
     policy, more = _readPolicyOptions(values.get("policy", {}), usedKinds, policyFactories)
-    _raiseAny(problems + more)
+    raiseAny(problems + more)
     values.pop("policies")
     values.pop("policy")
     return Config(chain=chain, policy=policy, **values)
@@ -665,5 +445,5 @@ def loadConfig(path, policyFactories):
             text = f.read()
     except (OSError, UnicodeError) as e:
         reason = getattr(e, "strerror", None) or e
-        raise _error("<file>", f"cannot read {os.fspath(path)!r}: {reason}")
+        raise invalid("<file>", f"cannot read {os.fspath(path)!r}: {reason}")
     return parseConfig(text, policyFactories)

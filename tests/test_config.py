@@ -10,11 +10,8 @@ import attr
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.config import (
-    REQUIRED,
     AccessKey,
     Config,
-    ConfigError,
-    Field,
     Gateway,
     Intercept,
     JournalSettings,
@@ -26,8 +23,8 @@ from keeptrusts.config import (
     defaultStateDir,
     loadConfig,
     parseConfig,
-    readSection,
 )
+from keeptrusts.schema import REQUIRED, ConfigError, Field, readSection
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, os.pardir, "etc", "policy-config.yaml")

@@ -9,7 +9,7 @@ from twisted.internet import defer
 from twisted.plugin import IPlugin
 from zope.interface import implementer, provider
 
-from keeptrusts.config import Field, readSection
+from keeptrusts.schema import Field, readSection
 from keeptrusts.interfaces import IPolicy, IPolicyFactory
 from keeptrusts.policy.catalogue import CATALOGUE
 from keeptrusts.policy.matcher import Matcher, StreamScanner
