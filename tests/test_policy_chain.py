@@ -268,16 +268,10 @@ class CheckInputTests(SynchronousTestCase):
                          (BLOCK, "guard", True))
 
     def test_nonDecisionCountsAsFailure(self):
-        # BUG (chain.py, PolicyChain._next): judged() runs as the callback
-        # of addCallbacks(judged, failed), so an exception inside judged()
-        # (here: a third-party policy firing with None instead of a
-        # Decision) is not seen by failed(); the chain's Deferred errbacks
-        # with AttributeError instead of a verdict 'error' naming the
-        # policy, and the pipeline answers 500 internal_error without an
-        # input event.  Fix: d.addCallback(judged); d.addErrback(failed)
-        # on the policy's own Deferred *before* recursing, e.g. validate
-        # with `if not isinstance(decision, Decision): raise TypeError` in
-        # a first callback, then addCallbacks(judged, failed) after it.
+        # Regression (found while writing these tests, fixed by
+        # _requireDecision): a policy firing with something other than a
+        # Decision made judged() raise AttributeError outside failed(), so
+        # the chain's Deferred failed instead of giving verdict 'error'.
         d = self.chain([FakePolicy("sloppy", lambda t: None)]).checkInput(
             EXCHANGE)
         result = self.successResultOf(d)

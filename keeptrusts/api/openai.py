@@ -21,7 +21,8 @@ def _messageSlots(message):
         for part in content:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 yield part, "text"
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict) and isinstance(
                 function.get("arguments"), str):
@@ -90,6 +91,9 @@ def _validateChat(body):
                 message.get("role"), str):
             raise validationError(
                 "'messages[%d]' must be an object with a 'role'" % (i,))
+        if not isinstance(message.get("tool_calls", []), list):
+            raise validationError(
+                "'messages[%d].tool_calls' must be a list" % (i,))
 
 
 def _validateField(name):
@@ -110,6 +114,8 @@ class Endpoint:
     @ivar requestSlots: body -> slots of the prompt texts.
     @ivar answerSlots: answer JSON -> slots of the answer texts.
     @ivar deltaSlots: stream chunk -> C{(choice index, container, key)}.
+    @ivar deltaChoice: C{(index, text)} -> a stream chunk's choice carrying
+        that text, for text the gateway releases itself.
     """
 
     name: str
@@ -117,15 +123,21 @@ class Endpoint:
     requestSlots: object
     answerSlots: object = None
     deltaSlots: object = None
+    deltaChoice: object = None
 
 
 ENDPOINTS = {
     e.name: e for e in [
         Endpoint("chat/completions", _validateChat, _chatRequestSlots,
-                 _chatAnswerSlots, _chatDeltaSlots),
+                 _chatAnswerSlots, _chatDeltaSlots,
+                 lambda index, text: {"index": index,
+                                      "delta": {"content": text},
+                                      "finish_reason": None}),
         Endpoint("completions", _validateField("prompt"),
                  lambda body: _listSlots(body, "prompt"),
-                 _textAnswerSlots, _textDeltaSlots),
+                 _textAnswerSlots, _textDeltaSlots,
+                 lambda index, text: {"index": index, "text": text,
+                                      "finish_reason": None}),
         Endpoint("embeddings", _validateField("input"),
                  lambda body: _listSlots(body, "input")),
     ]

@@ -119,7 +119,7 @@ class Call:
             request.setHeader(b"cache-control", b"no-cache")
             request.setHeader(b"x-accel-buffering", b"no")
             transform = (SsePassthrough(outcome) if scanner is None else
-                         SseRewriter(outcome, self.endpoint.deltaSlots,
+                         SseRewriter(outcome, self.endpoint,
                                      lambda: self.gateway.chain.scanOutput(
                                          self.exchange)))
         else:

@@ -62,20 +62,39 @@ class SsePassthrough(Passthrough):
 class SseRewriter:
     """
     An OpenAI event stream whose text deltas pass through the policies'
-    incremental scanners, one per choice; everything else is kept.
+    incremental scanners, one per choice; everything else is kept.  What a
+    scanner still holds when its choice finishes goes out before (or with)
+    the finishing chunk.
+
+    @param endpoint: the L{Endpoint}, which knows where deltas are.
     """
 
-    def __init__(self, outcome, deltaSlots, newScanner):
+    def __init__(self, outcome, endpoint, newScanner):
         self.outcome = outcome
-        self._deltaSlots = deltaSlots
+        self._endpoint = endpoint
         self._newScanner = newScanner
         self._scanners = {}
         self._allScanners = []
         self._splitter = EventSplitter()
-        self._lastChunk = None
+        self._template = None
 
     def feed(self, data):
         return b"".join(self._rewrite(e) for e in self._splitter.feed(data))
+
+    def end(self):
+        # A stream that ends without [DONE] or a last blank line: its last
+        # event is scanned too, and the held text follows it.
+        rest = self._splitter.rest()
+        return (self._rewrite(rest) if rest.strip() else b"") + self._flush()
+
+    def fail(self, error):
+        return error.sseEvent()
+
+    def outcomes(self):
+        """
+        @return: a L{PolicyOutcome} per scanning policy, over every choice.
+        """
+        return mergeOutcomes(s.outcomes() for s in self._allScanners)
 
     def _scanner(self, index):
         scanner = self._scanners.get(index)
@@ -97,43 +116,52 @@ class SseRewriter:
         tokens = usageOf(chunk)
         if tokens is not None:
             self.outcome.tokens = tokens
-        changed = False
-        for index, container, key in self._deltaSlots(chunk):
+        slots = {}
+        for index, container, key in self._endpoint.deltaSlots(chunk):
             container[key] = self._scanner(index).feed(container[key])
-            changed = True
-        if not changed:
+            slots[index] = (container, key)
+        if slots:
+            self._template = chunk
+        before = []
+        for index in _finishedChoices(chunk):
+            scanner = self._scanners.pop(index, None)
+            held = scanner.end() if scanner is not None else ""
+            if not held:
+                continue
+            if index in slots:
+                container, key = slots[index]
+                container[key] += held
+            else:
+                before.append(self._heldEvent(chunk, index, held))
+        if not slots and not before:
             return event + b"\n\n"
-        self._lastChunk = chunk
-        return _chunkEvent(chunk)
+        return b"".join(before) + _chunkEvent(chunk)
 
     def _flush(self):
         """
         Release what the scanners still hold, as one more chunk per choice.
         """
-        out = []
-        for index, scanner in sorted(self._scanners.items()):
-            text = scanner.end()
-            if text and self._lastChunk is not None:
-                chunk = {k: v for k, v in self._lastChunk.items()
-                         if k != "usage"}
-                chunk["choices"] = [{"index": index, "delta": {"content": text},
-                                     "finish_reason": None}]
-                out.append(_chunkEvent(chunk))
+        out = [self._heldEvent(self._template, index, text)
+               for index, text in sorted(
+                   (index, scanner.end())
+                   for index, scanner in self._scanners.items())
+               if text]
         self._scanners.clear()
         return b"".join(out)
 
-    def end(self):
-        # A stream that ends without [DONE] still releases its held text.
-        return self._flush() + self._splitter.rest()
+    def _heldEvent(self, template, index, text):
+        chunk = {key: value for key, value in (template or {}).items()
+                 if key not in ("choices", "usage")}
+        chunk["choices"] = [self._endpoint.deltaChoice(index, text)]
+        return _chunkEvent(chunk)
 
-    def fail(self, error):
-        return error.sseEvent()
 
-    def outcomes(self):
-        """
-        @return: a L{PolicyOutcome} per scanning policy, over every choice.
-        """
-        return mergeOutcomes(s.outcomes() for s in self._allScanners)
+def _finishedChoices(chunk):
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not isinstance(choices, list):
+        return ()
+    return [c.get("index", 0) for c in choices
+            if isinstance(c, dict) and c.get("finish_reason") is not None]
 
 
 def _chunkEvent(chunk):
@@ -189,6 +217,10 @@ class ResponseBridge(Protocol):
                    upstreamTimeout("the provider stopped sending"))
 
     def _stop(self, ending, error):
+        if self.outcome.ending is not None:
+            return
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
         self.outcome.ending = ending
         self.outcome.error = error
         self.transport.stopProducing()
@@ -212,6 +244,9 @@ class ResponseBridge(Protocol):
         if outcome.ending == "complete":
             try:
                 self._write(self._transform.end())
+            except Blocked as blocked:
+                outcome.ending = "blocked"
+                outcome.error = blocked
             except Exception as error:
                 outcome.ending = "upstream_failed"
                 outcome.error = _asGatewayError(error)

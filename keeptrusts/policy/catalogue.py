@@ -16,6 +16,8 @@ CATALOGUE = (
                        r"|\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}"),
     ("anthropic_api_key", r"\bsk-ant-(?:api|admin)\d\d-[A-Za-z0-9_-]{80,}"),
     ("slack_token", r"\bxox[abposr]-[0-9A-Za-z-]{10,}"),
+    # The body may not run past an END line: a lazy [\s\S]{16,}? here
+    # defeats partial matching in Debian 12's regex (2022.10.31).
     ("private_key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-                    r"[\s\S]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
+                    r"(?:(?!-----END )[\s\S]){16,}-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
 )

@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from keeptrusts.policy.values import (
-    ALLOW, BLOCK, ERROR, REDACT, Finding)
+    ALLOW, BLOCK, ERROR, REDACT, Decision, Finding)
 
 log = Logger()
 
@@ -102,6 +102,7 @@ class PolicyChain:
         d = defer.maybeDeferred(check, policy, texts)
         if not d.called:
             d.addTimeout(self._timeout, self._clock)
+        d.addCallback(_requireDecision)
 
         def judged(decision):
             outcome = PolicyOutcome(policy.name, decision.verdict,
@@ -111,9 +112,11 @@ class PolicyChain:
                 return ChainResult(BLOCK, texts, done, degraded, policy.name,
                                    decision.message or "Blocked by %s"
                                    % (policy.name,))
-            if decision.verdict == REDACT and decision.texts is not None:
-                return self._next(index + 1, tuple(decision.texts), done,
-                                  degraded, REDACT, check)
+            if decision.verdict == REDACT:
+                redacted = texts if decision.texts is None else tuple(
+                    decision.texts)
+                return self._next(index + 1, redacted, done, degraded,
+                                  REDACT, check)
             return self._next(index + 1, texts, done, degraded, verdict, check)
 
         def failed(reason):
@@ -131,6 +134,13 @@ class PolicyChain:
 
     def _elapsed(self, started):
         return round((self._timer() - started) * 1000.0, 3)
+
+
+def _requireDecision(decision):
+    if not isinstance(decision, Decision):
+        raise TypeError("a policy answered %s, not a Decision"
+                        % (type(decision).__name__,))
+    return decision
 
 
 class ChainScanner:

@@ -32,10 +32,16 @@ class DlpOptions:
 
 def _patternProblem(value):
     try:
-        regex.compile(value)
+        pattern = regex.compile(value)
     except regex.error as e:
         return "invalid regular expression: %s" % (e,)
+    if pattern.fullmatch(""):
+        return "the pattern matches the empty string"
     return None
+
+
+def _termProblem(value):
+    return None if value.strip() else "expected a non-empty term"
 
 
 def namedPatterns(options):
@@ -97,7 +103,8 @@ class DlpFilterFactory:
             "action": Field(str, default=REDACT, choices=(REDACT, BLOCK)),
             "detect_patterns": Field(list, default=(), item=Field(
                 str, check=_patternProblem)),
-            "blocked_terms": Field(list, default=(), item=str),
+            "blocked_terms": Field(list, default=(), item=Field(
+                str, check=_termProblem)),
             "builtin": Field(bool, default=True),
             "disabled_types": Field(list, default=(), item=Field(
                 str, choices=[kind for kind, _ in CATALOGUE])),

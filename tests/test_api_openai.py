@@ -1,0 +1,323 @@
+"""
+Tests for L{keeptrusts.api.openai}: where the texts are in OpenAI requests,
+answers and stream chunks, read and rewritten through slots.
+"""
+
+import copy
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from keeptrusts.api.errors import GatewayError
+from keeptrusts.api.openai import ENDPOINTS, readSlots, usageOf, writeSlots
+
+CHAT = ENDPOINTS["chat/completions"]
+COMPLETIONS = ENDPOINTS["completions"]
+EMBEDDINGS = ENDPOINTS["embeddings"]
+
+
+def chatBody():
+    return {
+        "model": "gpt-4o",
+        "stream": True,
+        "temperature": 0.2,
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "look at this"},
+                {"type": "image_url", "image_url": {"url": "data:..."}},
+                {"type": "text", "text": "and this"},
+            ]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {
+                    "name": "lookup", "arguments": '{"q": "secret"}'}},
+                {"id": "call_2", "type": "function", "function": {
+                    "name": "other", "arguments": "{}"}},
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "found"},
+        ],
+    }
+
+
+class EndpointTableTests(SynchronousTestCase):
+    """
+    L{ENDPOINTS} knows the three OpenAI text endpoints.
+    """
+
+    def test_names(self):
+        self.assertEqual(sorted(ENDPOINTS),
+                         ["chat/completions", "completions", "embeddings"])
+        for name, endpoint in ENDPOINTS.items():
+            self.assertEqual(endpoint.name, name)
+
+    def test_embeddingsHaveNoAnswerText(self):
+        self.assertIsNone(EMBEDDINGS.answerSlots)
+        self.assertIsNone(EMBEDDINGS.deltaSlots)
+        self.assertIsNotNone(CHAT.answerSlots)
+        self.assertIsNotNone(COMPLETIONS.deltaSlots)
+
+
+class ChatRequestTests(SynchronousTestCase):
+    """
+    The texts of a chat request: string content, text parts, tool call
+    arguments, in message order.
+    """
+
+    def test_readSlots(self):
+        body = chatBody()
+        self.assertEqual(readSlots(list(CHAT.requestSlots(body))), (
+            "be brief", "look at this", "and this", '{"q": "secret"}', "{}",
+            "found"))
+
+    def test_writeSlotsInPlace(self):
+        body = chatBody()
+        expected = copy.deepcopy(body)
+        parts = body["messages"][1]["content"]
+        slots = list(CHAT.requestSlots(body))
+        writeSlots(slots, ["A", "B", "C", "D", "E", "F"])
+        expected["messages"][0]["content"] = "A"
+        expected["messages"][1]["content"][0]["text"] = "B"
+        expected["messages"][1]["content"][2]["text"] = "C"
+        expected["messages"][2]["tool_calls"][0]["function"]["arguments"] = "D"
+        expected["messages"][2]["tool_calls"][1]["function"]["arguments"] = "E"
+        expected["messages"][3]["content"] = "F"
+        self.assertEqual(body, expected)
+        # The same containers, rewritten: nothing was copied.
+        self.assertIs(body["messages"][1]["content"], parts)
+        self.assertEqual(readSlots(slots), ("A", "B", "C", "D", "E", "F"))
+
+    def test_nonTextContentSkipped(self):
+        body = {"model": "m", "messages": [
+            {"role": "user", "content": 42},
+            {"role": "user", "content": ["bare string", {"text": 3},
+                                         {"type": "text", "text": "ok"}]},
+            {"role": "assistant", "tool_calls": [
+                "junk", {"function": "junk"},
+                {"function": {"arguments": {"not": "a string"}}}]},
+        ]}
+        CHAT.validate(body)
+        self.assertEqual(readSlots(list(CHAT.requestSlots(body))), ("ok",))
+
+    def test_toolCallsNotAList(self):
+        # Regression: A non-list tool_calls is a 422, not a crash in the slot walk.
+        for bad in (5, True, 1.5):
+            body = {"model": "m", "messages": [
+                {"role": "assistant", "content": "hi", "tool_calls": bad}]}
+            try:
+                CHAT.validate(body)
+            except GatewayError as error:
+                self.assertEqual((error.status, error.type),
+                                 (422, "validation_error"))
+                continue
+            self.assertEqual(readSlots(list(CHAT.requestSlots(body))),
+                             ("hi",))
+
+    def test_emptyStringIsASlot(self):
+        body = {"model": "m", "messages": [{"role": "user", "content": ""}]}
+        self.assertEqual(readSlots(list(CHAT.requestSlots(body))), ("",))
+
+
+class ChatValidationTests(SynchronousTestCase):
+    """
+    A chat body that cannot be read is a 422 C{validation_error}.
+    """
+
+    def assertInvalid(self, body, message):
+        error = self.assertRaises(GatewayError, CHAT.validate, body)
+        self.assertEqual((error.status, error.type, error.message),
+                         (422, "validation_error", message))
+        self.assertEqual(error.envelope(), {"error": {
+            "type": "validation_error", "message": message, "code": None,
+            "policy": None}})
+
+    def test_valid(self):
+        self.assertIsNone(CHAT.validate(chatBody()))
+
+    def test_model(self):
+        for body in ({"messages": [{"role": "user"}]},
+                     {"model": "", "messages": [{"role": "user"}]},
+                     {"model": 4, "messages": [{"role": "user"}]}):
+            self.assertInvalid(body, "'model' must be a non-empty string")
+
+    def test_messages(self):
+        for messages in (None, [], "hello", {"role": "user"}):
+            body = {"model": "m"}
+            if messages is not None:
+                body["messages"] = messages
+            self.assertInvalid(body, "'messages' must be a non-empty list")
+
+    def test_messageShape(self):
+        self.assertInvalid(
+            {"model": "m", "messages": [{"role": "user"}, "hello"]},
+            "'messages[1]' must be an object with a 'role'")
+        self.assertInvalid(
+            {"model": "m", "messages": [{"content": "x"}]},
+            "'messages[0]' must be an object with a 'role'")
+        self.assertInvalid(
+            {"model": "m", "messages": [{"role": 1, "content": "x"}]},
+            "'messages[0]' must be an object with a 'role'")
+
+
+class CompletionsAndEmbeddingsTests(SynchronousTestCase):
+    """
+    Legacy completions (C{prompt}) and embeddings (C{input}).
+    """
+
+    def test_promptString(self):
+        body = {"model": "m", "prompt": "write a poem", "suffix": "end"}
+        COMPLETIONS.validate(body)
+        slots = list(COMPLETIONS.requestSlots(body))
+        self.assertEqual(readSlots(slots), ("write a poem",))
+        writeSlots(slots, ["X"])
+        self.assertEqual(body, {"model": "m", "prompt": "X", "suffix": "end"})
+
+    def test_promptList(self):
+        body = {"model": "m", "prompt": ["one", 7, "two", [1, 2]]}
+        COMPLETIONS.validate(body)
+        slots = list(COMPLETIONS.requestSlots(body))
+        self.assertEqual(readSlots(slots), ("one", "two"))
+        writeSlots(slots, ["1", "2"])
+        self.assertEqual(body["prompt"], ["1", 7, "2", [1, 2]])
+
+    def test_embeddingsInput(self):
+        body = {"model": "e", "input": "embed me"}
+        EMBEDDINGS.validate(body)
+        self.assertEqual(readSlots(list(EMBEDDINGS.requestSlots(body))),
+                         ("embed me",))
+        body = {"model": "e", "input": ["a", "b"]}
+        slots = list(EMBEDDINGS.requestSlots(body))
+        writeSlots(slots, ["A", "B"])
+        self.assertEqual(body, {"model": "e", "input": ["A", "B"]})
+
+    def test_promptInvalid(self):
+        for body in ({"model": "m"}, {"model": "m", "prompt": 3},
+                     {"model": "m", "prompt": {"a": 1}}):
+            error = self.assertRaises(GatewayError, COMPLETIONS.validate, body)
+            self.assertEqual((error.status, error.type, error.message),
+                             (422, "validation_error",
+                              "'prompt' must be a string or a list"))
+
+    def test_inputInvalid(self):
+        error = self.assertRaises(GatewayError, EMBEDDINGS.validate,
+                                  {"model": "e", "input": None})
+        self.assertEqual((error.status, error.message),
+                         (422, "'input' must be a string or a list"))
+
+    def test_modelRequired(self):
+        for endpoint, key in ((COMPLETIONS, "prompt"), (EMBEDDINGS, "input")):
+            error = self.assertRaises(GatewayError, endpoint.validate,
+                                      {key: "x"})
+            self.assertEqual((error.status, error.message),
+                             (422, "'model' must be a non-empty string"))
+
+
+class AnswerSlotsTests(SynchronousTestCase):
+    """
+    The texts of whole answers.
+    """
+
+    def test_chatAnswer(self):
+        answer = {"id": "c1", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "one"},
+             "finish_reason": "stop"},
+            {"index": 1, "message": {"role": "assistant", "content": None,
+                                     "tool_calls": [{"function": {
+                                         "name": "f",
+                                         "arguments": "{\"a\": 1}"}}]}},
+            "junk",
+            {"index": 2, "message": "junk"},
+        ], "usage": {"prompt_tokens": 1, "completion_tokens": 2}}
+        slots = list(CHAT.answerSlots(answer))
+        self.assertEqual(readSlots(slots), ("one", '{"a": 1}'))
+        writeSlots(slots, ["ONE", "{}"])
+        self.assertEqual(answer["choices"][0]["message"]["content"], "ONE")
+        self.assertEqual(answer["choices"][1]["message"]["tool_calls"][0]
+                         ["function"]["arguments"], "{}")
+
+    def test_noChoices(self):
+        for answer in ({}, {"choices": None}, {"choices": "x"}, [], "x"):
+            self.assertEqual(list(CHAT.answerSlots(answer)), [])
+            self.assertEqual(list(COMPLETIONS.answerSlots(answer)), [])
+
+    def test_completionsAnswer(self):
+        answer = {"choices": [{"index": 0, "text": "hello"},
+                              {"index": 1, "text": None}]}
+        slots = list(COMPLETIONS.answerSlots(answer))
+        self.assertEqual(readSlots(slots), ("hello",))
+
+
+class DeltaSlotsTests(SynchronousTestCase):
+    """
+    The texts of stream chunks, with the index of their choice.
+    """
+
+    def test_chatDeltas(self):
+        chunk = {"object": "chat.completion.chunk", "choices": [
+            {"index": 1, "delta": {"content": "b"}},
+            {"index": 0, "delta": {"content": "a"}},
+            {"delta": {"content": "no index"}},
+            {"index": 3, "delta": {"role": "assistant"}},
+            {"index": 4, "delta": {"content": None}},
+            {"index": 5, "delta": {}, "finish_reason": "stop"},
+        ]}
+        slots = list(CHAT.deltaSlots(chunk))
+        self.assertEqual([(i, c[k]) for i, c, k in slots],
+                         [(1, "b"), (0, "a"), (0, "no index")])
+        for i, container, key in slots:
+            container[key] = container[key].upper()
+        self.assertEqual(chunk["choices"][0]["delta"], {"content": "B"})
+
+    def test_roleChunkWithEmptyContent(self):
+        chunk = {"choices": [{"index": 0, "delta": {
+            "role": "assistant", "content": ""}}]}
+        self.assertEqual([(i, c[k]) for i, c, k in CHAT.deltaSlots(chunk)],
+                         [(0, "")])
+
+    def test_usageChunkHasNone(self):
+        chunk = {"choices": [], "usage": {"prompt_tokens": 3}}
+        self.assertEqual(list(CHAT.deltaSlots(chunk)), [])
+
+    def test_completionsDeltas(self):
+        chunk = {"choices": [{"index": 0, "text": "he"},
+                             {"index": 1, "text": "llo"},
+                             {"index": 2, "finish_reason": "stop"}]}
+        self.assertEqual(
+            [(i, c[k]) for i, c, k in COMPLETIONS.deltaSlots(chunk)],
+            [(0, "he"), (1, "llo")])
+
+
+class UsageOfTests(SynchronousTestCase):
+    """
+    L{usageOf} reads the token counts of an answer or chunk.
+    """
+
+    def test_usage(self):
+        self.assertEqual(usageOf({"usage": {
+            "prompt_tokens": 12, "completion_tokens": 34,
+            "total_tokens": 46}}), {"input": 12, "output": 34})
+
+    def test_embeddingsUsage(self):
+        self.assertEqual(usageOf({"usage": {"prompt_tokens": 8,
+                                            "total_tokens": 8}}),
+                         {"input": 8, "output": None})
+
+    def test_noUsage(self):
+        for answer in ({}, {"usage": None}, {"usage": 3}, [], None, "x"):
+            self.assertIsNone(usageOf(answer), answer)
+
+
+class WriteSlotsTests(SynchronousTestCase):
+    """
+    L{readSlots} and L{writeSlots} on plain containers.
+    """
+
+    def test_listAndDictSlots(self):
+        items = ["a", "b"]
+        mapping = {"k": "v"}
+        slots = [(items, 1), (mapping, "k"), (items, 0)]
+        self.assertEqual(readSlots(slots), ("b", "v", "a"))
+        writeSlots(slots, ("B", "V", "A"))
+        self.assertEqual((items, mapping), (["A", "B"], {"k": "V"}))
+
+    def test_noSlots(self):
+        self.assertEqual(readSlots([]), ())
+        writeSlots([], ())
