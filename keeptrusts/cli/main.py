@@ -2,9 +2,10 @@
 """
 The C{kt} console script.
 
-Each command group is a module under C{keeptrusts.cli} named in
-L{COMMANDS}; it provides C{register(subparsers, common)}, which adds its
-parsers and sets C{run} on each leaf: C{run(options, runtime) -> exit code}.
+Each command group is a module under C{keeptrusts.cli} that provides
+C{register(subparsers, common)}, which adds its parsers and sets C{run} on
+each leaf: C{run(options, runtime) -> exit code}.  Modules are found by
+looking, so a new command group touches no shared list.
 C{common} is a parent parser holding C{-c FILE} and C{--state-dir DIR}, so
 that they are accepted before or after the subcommand.
 """
@@ -12,6 +13,7 @@ that they are accepted before or after the subcommand.
 import argparse
 import importlib
 import os
+import pkgutil
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
@@ -19,9 +21,16 @@ from typing import Callable, TextIO
 
 import attr
 
-COMMANDS = (
-    "keeptrusts.cli.events",
-)
+def commandModules():
+    """
+    The modules of C{keeptrusts.cli} that register a command group.
+    """
+    import keeptrusts.cli
+    for info in sorted(pkgutil.iter_modules(keeptrusts.cli.__path__),
+                       key=lambda info: info.name):
+        module = importlib.import_module("keeptrusts.cli." + info.name)
+        if hasattr(module, "register"):
+            yield module
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -65,8 +74,8 @@ def buildParser():
         description="Inspect and manage a keeptrusts gateway.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        required=True)
-    for name in COMMANDS:
-        importlib.import_module(name).register(subparsers, common)
+    for module in commandModules():
+        module.register(subparsers, common)
     return parser
 
 
