@@ -8,7 +8,8 @@ import copy
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
-from keeptrusts.api.openai import ENDPOINTS, readSlots, usageOf, writeSlots
+from keeptrusts.api.endpoint import readSlots, writeSlots
+from keeptrusts.api.openai import ENDPOINTS, usageOf
 
 CHAT = ENDPOINTS["chat/completions"]
 COMPLETIONS = ENDPOINTS["completions"]

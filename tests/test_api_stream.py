@@ -21,9 +21,10 @@ except ImportError:
 from keeptrusts.api.errors import GatewayError, upstreamError
 from keeptrusts.api.openai import ENDPOINTS
 from keeptrusts.api.sse import EventSplitter, eventData
+from keeptrusts.api.openai import errorEvent
+from keeptrusts.api.rewrite import SseRewriter
 from keeptrusts.api.stream import (
-    BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough,
-    SseRewriter)
+    BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough)
 from keeptrusts.policy.chain import PolicyChain, PolicyOutcome
 from keeptrusts.policy.dlp import DlpFilter, DlpOptions
 from keeptrusts.policy.values import (
@@ -322,10 +323,10 @@ class PassthroughTests(SynchronousTestCase):
         self.assertIsNone(transform.fail(upstreamError("x")))
 
     def test_ssePassthrough(self):
-        transform = SsePassthrough(Outcome())
+        transform = SsePassthrough(Outcome(), errorEvent)
         self.assertEqual(transform.feed(b"data: x"), b"data: x")
         self.assertEqual(transform.fail(upstreamError("x")),
-                         upstreamError("x").sseEvent())
+                         errorEvent(upstreamError("x")))
 
     def test_outcomeStartsEmpty(self):
         outcome = Outcome()
@@ -378,7 +379,8 @@ class ResponseBridgeTests(SynchronousTestCase):
     L{ResponseBridge} moves an upstream body to the client request.
     """
 
-    def bridge(self, makeTransform=SsePassthrough):
+    def bridge(self, makeTransform=lambda outcome: SsePassthrough(
+            outcome, errorEvent)):
         """
         A bridge to a fake request, connected to a fake upstream transport.
 

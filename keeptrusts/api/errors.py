@@ -34,12 +34,6 @@ class GatewayError(Exception):
     def body(self):
         return json.dumps(self.envelope()).encode("utf-8")
 
-    def sseEvent(self):
-        """
-        The OpenAI surface's error event, for a stream that must stop.
-        """
-        return b"data: " + self.body() + b"\n\n"
-
 
 def validationError(message, status=422):
     return GatewayError(status, "validation_error", message)

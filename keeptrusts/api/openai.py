@@ -2,15 +2,11 @@
 """
 The OpenAI surface: where the texts are in requests, answers and streamed
 chunks, so that policies can read and rewrite them.
-
-A text is addressed as a slot, a C{(container, key)} pair inside the parsed
-JSON: reading the slots gives the texts, writing them back rewrites the body
-in place, whatever else it carries.
 """
 
-import attr
-
+from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
+from keeptrusts.api.rewrite import SseRewriter
 
 
 def _messageSlots(message):
@@ -105,54 +101,6 @@ def _validateField(name):
     return validate
 
 
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Endpoint:
-    """
-    One OpenAI endpoint's shape.
-
-    @ivar name: the endpoint as events name it, e.g. C{chat/completions}.
-    @ivar requestSlots: body -> slots of the prompt texts.
-    @ivar answerSlots: answer JSON -> slots of the answer texts.
-    @ivar deltaSlots: stream chunk -> C{(choice index, container, key)}.
-    @ivar deltaChoice: C{(index, text)} -> a stream chunk's choice carrying
-        that text, for text the gateway releases itself.
-    """
-
-    name: str
-    validate: object
-    requestSlots: object
-    answerSlots: object = None
-    deltaSlots: object = None
-    deltaChoice: object = None
-
-
-ENDPOINTS = {
-    e.name: e for e in [
-        Endpoint("chat/completions", _validateChat, _chatRequestSlots,
-                 _chatAnswerSlots, _chatDeltaSlots,
-                 lambda index, text: {"index": index,
-                                      "delta": {"content": text},
-                                      "finish_reason": None}),
-        Endpoint("completions", _validateField("prompt"),
-                 lambda body: _listSlots(body, "prompt"),
-                 _textAnswerSlots, _textDeltaSlots,
-                 lambda index, text: {"index": index, "text": text,
-                                      "finish_reason": None}),
-        Endpoint("embeddings", _validateField("input"),
-                 lambda body: _listSlots(body, "input")),
-    ]
-}
-
-
-def readSlots(slots):
-    return tuple(container[key] for container, key in slots)
-
-
-def writeSlots(slots, texts):
-    for (container, key), text in zip(slots, texts):
-        container[key] = text
-
-
 def usageOf(answer):
     """
     @return: C{{"input": n, "output": n}} from an answer's C{usage}, or
@@ -163,3 +111,31 @@ def usageOf(answer):
         return None
     return {"input": usage.get("prompt_tokens"),
             "output": usage.get("completion_tokens")}
+
+
+def errorEvent(error):
+    """
+    The OpenAI surface's error event, for a stream that must stop.
+    """
+    return b"data: " + error.body() + b"\n\n"
+
+
+ENDPOINTS = {
+    e.name: e for e in [
+        Endpoint("chat/completions", _validateChat, _chatRequestSlots,
+                 _chatAnswerSlots, _chatDeltaSlots,
+                 lambda index, text: {"index": index,
+                                      "delta": {"content": text},
+                                      "finish_reason": None},
+                 usageOf, errorEvent, SseRewriter),
+        Endpoint("completions", _validateField("prompt"),
+                 lambda body: _listSlots(body, "prompt"),
+                 _textAnswerSlots, _textDeltaSlots,
+                 lambda index, text: {"index": index, "text": text,
+                                      "finish_reason": None},
+                 usageOf, errorEvent, SseRewriter),
+        Endpoint("embeddings", _validateField("input"),
+                 lambda body: _listSlots(body, "input"),
+                 usage=usageOf, errorEvent=errorEvent),
+    ]
+}

@@ -11,10 +11,9 @@ import attr
 from twisted.logger import Logger
 
 from keeptrusts.api.errors import GatewayError, writeError
-from keeptrusts.api.openai import readSlots, usageOf, writeSlots
+from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.stream import (
-    BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough,
-    SseRewriter)
+    BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough)
 from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
 from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, REDACT
@@ -118,10 +117,11 @@ class Call:
         if isStream:
             request.setHeader(b"cache-control", b"no-cache")
             request.setHeader(b"x-accel-buffering", b"no")
-            transform = (SsePassthrough(outcome) if scanner is None else
-                         SseRewriter(outcome, self.endpoint,
-                                     lambda: self.gateway.chain.scanOutput(
-                                         self.exchange)))
+            transform = (SsePassthrough(outcome, self.endpoint.errorEvent)
+                         if scanner is None else self.endpoint.rewriter(
+                             outcome, self.endpoint,
+                             lambda: self.gateway.chain.scanOutput(
+                                 self.exchange)))
         else:
             transform = Passthrough(outcome)
         self.bridge = ResponseBridge(request, transform, self.gateway.clock,
@@ -136,8 +136,8 @@ class Call:
         self.bridge.finished.addErrback(self._crashed)
 
     def _delivered(self, outcome, status, transform):
-        outcomes = transform.outcomes() if isinstance(
-            transform, SseRewriter) else ()
+        outcomes = transform.outcomes() if hasattr(
+            transform, "outcomes") else ()
         verdict = REDACT if any(o.findings for o in outcomes) else ALLOW
         if outcome.ending == "blocked":
             verdict = BLOCK
@@ -174,7 +174,7 @@ class Call:
     def _outputDecided(self, result, response, answer, data, slots):
         self.policyMs += result.ms
         self.degraded = self.degraded or result.degraded
-        tokens = usageOf(answer)
+        tokens = self.endpoint.usage(answer)
         if result.verdict in (BLOCK, ERROR):
             self._journal("output", result.verdict, result.outcomes,
                           status=response.code, tokens=tokens)

@@ -1,10 +1,9 @@
 # -*- test-case-name: tests.test_api_stream -*-
 """
 Moving an upstream body to the client: a bridge with backpressure, and the
-transforms it applies on the way (none, or SSE rewriting by the policies).
+simplest transforms (none); the policies' rewriting of event streams is in
+L{keeptrusts.api.rewrite}.
 """
-
-import json
 
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
@@ -12,9 +11,6 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
-from keeptrusts.api.openai import usageOf
-from keeptrusts.api.sse import EventSplitter, eventData
-from keeptrusts.policy.chain import mergeOutcomes
 from keeptrusts.policy.values import Blocked
 
 
@@ -52,121 +48,18 @@ class Passthrough:
 
 class SsePassthrough(Passthrough):
     """
-    An event stream as it comes; a failure ends it with an error event.
+    An event stream as it comes; a failure ends it with the surface's own
+    error event.
+
+    @param errorEvent: C{GatewayError -> bytes}.
     """
+
+    def __init__(self, outcome, errorEvent):
+        Passthrough.__init__(self, outcome)
+        self._errorEvent = errorEvent
 
     def fail(self, error):
-        return error.sseEvent()
-
-
-class SseRewriter:
-    """
-    An OpenAI event stream whose text deltas pass through the policies'
-    incremental scanners, one per choice; everything else is kept.  What a
-    scanner still holds when its choice finishes goes out before (or with)
-    the finishing chunk.
-
-    @param endpoint: the L{Endpoint}, which knows where deltas are.
-    """
-
-    def __init__(self, outcome, endpoint, newScanner):
-        self.outcome = outcome
-        self._endpoint = endpoint
-        self._newScanner = newScanner
-        self._scanners = {}
-        self._allScanners = []
-        self._splitter = EventSplitter()
-        self._template = None
-
-    def feed(self, data):
-        return b"".join(self._rewrite(e) for e in self._splitter.feed(data))
-
-    def end(self):
-        # A stream that ends without [DONE] or a last blank line: its last
-        # event is scanned too, and the held text follows it.
-        rest = self._splitter.rest()
-        return (self._rewrite(rest) if rest.strip() else b"") + self._flush()
-
-    def fail(self, error):
-        return error.sseEvent()
-
-    def outcomes(self):
-        """
-        @return: a L{PolicyOutcome} per scanning policy, over every choice.
-        """
-        return mergeOutcomes(s.outcomes() for s in self._allScanners)
-
-    def _scanner(self, index):
-        scanner = self._scanners.get(index)
-        if scanner is None:
-            scanner = self._scanners[index] = self._newScanner()
-            self._allScanners.append(scanner)
-        return scanner
-
-    def _rewrite(self, event):
-        _, data = eventData(event)
-        if data is None:
-            return event + b"\n\n"
-        if data.strip() == b"[DONE]":
-            return self._flush() + event + b"\n\n"
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise upstreamError("invalid event in the provider's stream")
-        tokens = usageOf(chunk)
-        if tokens is not None:
-            self.outcome.tokens = tokens
-        slots = {}
-        for index, container, key in self._endpoint.deltaSlots(chunk):
-            container[key] = self._scanner(index).feed(container[key])
-            slots[index] = (container, key)
-        if slots:
-            self._template = chunk
-        before = []
-        for index in _finishedChoices(chunk):
-            scanner = self._scanners.pop(index, None)
-            held = scanner.end() if scanner is not None else ""
-            if not held:
-                continue
-            if index in slots:
-                container, key = slots[index]
-                container[key] += held
-            else:
-                before.append(self._heldEvent(chunk, index, held))
-        if not slots and not before:
-            return event + b"\n\n"
-        return b"".join(before) + _chunkEvent(chunk)
-
-    def _flush(self):
-        """
-        Release what the scanners still hold, as one more chunk per choice.
-        """
-        out = [self._heldEvent(self._template, index, text)
-               for index, text in sorted(
-                   (index, scanner.end())
-                   for index, scanner in self._scanners.items())
-               if text]
-        self._scanners.clear()
-        return b"".join(out)
-
-    def _heldEvent(self, template, index, text):
-        chunk = {key: value for key, value in (template or {}).items()
-                 if key not in ("choices", "usage")}
-        chunk["choices"] = [self._endpoint.deltaChoice(index, text)]
-        return _chunkEvent(chunk)
-
-
-def _finishedChoices(chunk):
-    choices = chunk.get("choices") if isinstance(chunk, dict) else None
-    if not isinstance(choices, list):
-        return ()
-    return [c.get("index", 0) for c in choices
-            if isinstance(c, dict) and c.get("finish_reason") is not None]
-
-
-def _chunkEvent(chunk):
-    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode(
-        "utf-8") + b"\n\n"
+        return self._errorEvent(error)
 
 
 class ResponseBridge(Protocol):

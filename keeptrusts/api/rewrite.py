@@ -1,0 +1,137 @@
+# -*- test-case-name: tests.test_api_stream -*-
+"""
+Event streams rewritten by the policies' incremental scanners, one scanner
+per streamed text (a choice): the text deltas change, every other event and
+field is kept.  A surface (OpenAI, Sourcegraph) says where its texts are.
+"""
+
+import json
+
+from keeptrusts.api.errors import upstreamError
+from keeptrusts.api.sse import EventSplitter, eventData
+from keeptrusts.policy.chain import mergeOutcomes
+
+
+class EventRewriter:
+    """
+    What every surface's rewriter does: split events, parse their JSON,
+    keep one scanner per streamed text, report the policies' outcomes.
+
+    Subclasses implement C{_rewritePayload(name, payload)} (bytes of the
+    rewritten event, or L{None} to keep it as it came) and C{_flush()}.
+
+    @param endpoint: the L{Endpoint}, which knows where texts are and how
+        the surface reports an error.
+    """
+
+    def __init__(self, outcome, endpoint, newScanner):
+        self.outcome = outcome
+        self._endpoint = endpoint
+        self._newScanner = newScanner
+        self._scanners = {}
+        self._allScanners = []
+        self._splitter = EventSplitter()
+
+    def feed(self, data):
+        return b"".join(self._rewrite(e) for e in self._splitter.feed(data))
+
+    def end(self):
+        # A stream that ends without its terminator or a last blank line:
+        # its last event is scanned too, and the held text follows it.
+        rest = self._splitter.rest()
+        return (self._rewrite(rest) if rest.strip() else b"") + self._flush()
+
+    def fail(self, error):
+        return self._endpoint.errorEvent(error)
+
+    def outcomes(self):
+        """
+        @return: a L{PolicyOutcome} per scanning policy, over every text.
+        """
+        return mergeOutcomes(s.outcomes() for s in self._allScanners)
+
+    def _scanner(self, index):
+        scanner = self._scanners.get(index)
+        if scanner is None:
+            scanner = self._scanners[index] = self._newScanner()
+            self._allScanners.append(scanner)
+        return scanner
+
+    def _rewrite(self, event):
+        name, data = eventData(event)
+        if data is None:
+            return event + b"\n\n"
+        if data.strip() == b"[DONE]":
+            return self._flush() + event + b"\n\n"
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            raise upstreamError("invalid event in the provider's stream")
+        rewritten = self._rewritePayload(name, payload)
+        return event + b"\n\n" if rewritten is None else rewritten
+
+
+class SseRewriter(EventRewriter):
+    """
+    An OpenAI event stream (chat or legacy completions): one scanner per
+    choice.  What a scanner still holds when its choice finishes goes out
+    before (or with) the finishing chunk.
+    """
+
+    _template = None
+
+    def _rewritePayload(self, name, chunk):
+        tokens = self._endpoint.usage(chunk)
+        if tokens is not None:
+            self.outcome.tokens = tokens
+        slots = {}
+        for index, container, key in self._endpoint.deltaSlots(chunk):
+            container[key] = self._scanner(index).feed(container[key])
+            slots[index] = (container, key)
+        if slots:
+            self._template = chunk
+        before = []
+        for index in _finishedChoices(chunk):
+            scanner = self._scanners.pop(index, None)
+            held = scanner.end() if scanner is not None else ""
+            if not held:
+                continue
+            if index in slots:
+                container, key = slots[index]
+                container[key] += held
+            else:
+                before.append(self._heldEvent(chunk, index, held))
+        if not slots and not before:
+            return None
+        return b"".join(before) + _chunkEvent(chunk)
+
+    def _flush(self):
+        """
+        Release what the scanners still hold, as one more chunk per choice.
+        """
+        out = [self._heldEvent(self._template, index, text)
+               for index, text in sorted(
+                   (index, scanner.end())
+                   for index, scanner in self._scanners.items())
+               if text]
+        self._scanners.clear()
+        return b"".join(out)
+
+    def _heldEvent(self, template, index, text):
+        chunk = {key: value for key, value in (template or {}).items()
+                 if key not in ("choices", "usage")}
+        chunk["choices"] = [self._endpoint.deltaChoice(index, text)]
+        return _chunkEvent(chunk)
+
+
+def _finishedChoices(chunk):
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not isinstance(choices, list):
+        return ()
+    return [c.get("index", 0) for c in choices
+            if isinstance(c, dict) and c.get("finish_reason") is not None]
+
+
+def _chunkEvent(chunk):
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode(
+        "utf-8") + b"\n\n"
