@@ -6,6 +6,9 @@ the policy chain, the pooled agent, the site and its listener.
 
 import os
 import re
+from urllib.parse import urlsplit
+
+import attr
 
 from twisted.application import service
 from twisted.internet import defer
@@ -21,6 +24,7 @@ from keeptrusts.api.upstream import Upstream, usableTargets
 from keeptrusts.identity import Identify
 from keeptrusts.journal import Journal
 from keeptrusts.policy.chain import PolicyChain
+from keeptrusts.proxy.forward import ForwardProxy
 
 log = Logger()
 
@@ -48,27 +52,74 @@ def buildChain(config, policyFactories, clock, names=None):
     return PolicyChain(policies, config.gateway.fail_mode, clock)
 
 
-def buildRoot(config, reactor, journal, pool, policyFactories, environ):
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Parts:
     """
-    @return: the root resource serving C{/v1}.
+    What the listener's resources share, built once per configuration.
     """
+
+    gateway: object
+    targets: tuple
+    targetsByHost: dict
+    identify: object
+
+
+def buildParts(config, reactor, journal, pool, policyFactories, environ):
     limits = config.gateway.limits
     agent = Agent(reactor, connectTimeout=limits.upstream_connect_timeout_s,
                   pool=pool)
+    audit = config.policy.get("audit-logger")
     gateway = Gateway(
         chain=buildChain(config, policyFactories, reactor),
         upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s),
         journal=journal, clock=reactor, configName=config.name,
         maxBodyBytes=limits.max_body_bytes,
         idleTimeout=limits.upstream_idle_timeout_s,
-        waitForJournal=config.gateway.journal.sync == "always")
+        waitForJournal=config.gateway.journal.sync == "always",
+        logAllAccess=bool(audit is not None and
+                          "audit-logger" in config.chain and
+                          audit.log_all_access))
+    targets = usableTargets(config.providers.targets, environ)
     identify = Identify(config.gateway.access_keys, environ,
                         config.gateway.default_user)
+    return Parts(gateway, targets, targetsByHost(targets), identify)
+
+
+def targetsByHost(targets):
+    """
+    Host name -> the first usable target that serves it (its C{hosts}
+    and the host of its C{base_url}).
+    """
+    byHost = {}
+    for usable in targets:
+        hosts = list(usable.target.hosts)
+        hosts.append(urlsplit(usable.target.base_url).hostname)
+        for host in hosts:
+            byHost.setdefault(host, usable)
+    return byHost
+
+
+def buildRoot(parts):
+    """
+    @return: the root resource serving C{/v1}.
+    """
     root = Resource()
-    root.putChild(b"v1", V1Resource(lambda: gateway,
-                                    usableTargets(config.providers.targets,
-                                                  environ), identify))
+    root.putChild(b"v1", V1Resource(lambda: parts.gateway, parts.targets,
+                                    parts.identify))
     return root
+
+
+def buildSite(config, reactor, journal, pool, policyFactories, environ):
+    """
+    @return: the L{GatewaySite} of the shared listener: C{/v1} and the
+        plain HTTP forward proxy.
+    """
+    parts = buildParts(config, reactor, journal, pool, policyFactories,
+                       environ)
+    forward = ForwardProxy(lambda: parts.gateway, parts.targetsByHost,
+                           parts.identify)
+    return GatewaySite(buildRoot(parts), config.gateway.limits.max_body_bytes,
+                       forwardProxy=forward)
 
 
 class GatewayService(service.Service):
@@ -94,9 +145,8 @@ class GatewayService(service.Service):
             segmentMaxBytes=gateway.journal.segment_max_bytes)
         self._pool = HTTPConnectionPool(self._reactor, persistent=True)
         self._pool.maxPersistentPerHost = 64
-        root = buildRoot(self.config, self._reactor, self.journal, self._pool,
+        site = buildSite(self.config, self._reactor, self.journal, self._pool,
                          self._factories, self._environ)
-        site = GatewaySite(root, gateway.limits.max_body_bytes)
         listening = serverFromString(self._reactor, gateway.listen).listen(site)
         result = []
         listening.addBoth(result.append)

@@ -121,6 +121,7 @@ class Script:
     resetMidStream: Optional[int] = None
     hang: bool = False
     malformed: bool = False
+    cumulative: bool = False
     bigStream: Optional[int] = None
 
     def pauseBefore(self, index):
@@ -187,6 +188,8 @@ def promptTexts(body):
         return []
     texts = []
     for message in body.get("messages") or ():
+        if isinstance(message, dict) and isinstance(message.get("text"), str):
+            texts.append(message["text"])  # Sourcegraph: {speaker, text}
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             texts.append(content)
@@ -542,6 +545,8 @@ class FakeProvider(Resource):
             (b"POST", b"/v1/completions"): self._completions,
             (b"POST", b"/v1/embeddings"): self._embeddings,
             (b"GET", b"/v1/models"): self._listModels,
+            (b"POST", b"/.api/completions/stream"): self._sourcegraphStream,
+            (b"POST", b"/.api/completions/code"): self._sourcegraphCode,
         }
 
     # Controls.
@@ -822,6 +827,34 @@ class FakeProvider(Resource):
             message = "The model '%s' does not exist" % (ident,)
             raise _Refusal(404, message, "model_not_found")
         return _model(ident)
+
+
+    def _sourcegraphStream(self, received, script):
+        _requireBody(received, "messages")
+        text, pieces = script.compose(received)
+
+        def completion(payload):
+            return b"event: completion\ndata: " + json.dumps(payload).encode(
+                "utf-8") + b"\n\n"
+
+        steps = []
+        sofar = ""
+        for piece in pieces:
+            sofar += piece
+            steps.append(completion(
+                {"completion": sofar, "stopReason": ""} if script.cumulative
+                else {"deltaText": piece, "stopReason": ""}))
+        last = ({"completion": sofar, "stopReason": "end_turn"}
+                if script.cumulative else
+                {"deltaText": "", "stopReason": "end_turn"})
+        return _Stream(steps, completion(last) + b"event: done\ndata: {}\n\n",
+                       completion({"deltaText": _FILLER, "stopReason": ""}),
+                       b"event: completion\ndata: {\"deltaText\n\n")
+
+    def _sourcegraphCode(self, received, script):
+        _requireBody(received, "messages")
+        text, _ = script.compose(received)
+        return {"completion": text, "stopReason": "stop"}
 
 
 def _model(ident):

@@ -13,11 +13,10 @@ from twisted.internet.protocol import Protocol, ClientFactory
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from keeptrusts.api.site import GatewaySite
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.policy.values import Decision
-from keeptrusts.service import buildRoot
+from keeptrusts.service import buildSite
 from keeptrusts.testing import (
     FakeProvider, MemoryJournal, Script, echoPrompt, listenFake, waitUntil)
 
@@ -66,10 +65,9 @@ class Gateway:
         self.journal = MemoryJournal()
         pool = HTTPConnectionPool(reactor, persistent=True)
         testCase.addCleanup(pool.closeCachedConnections)
-        root = buildRoot(self.config, reactor, self.journal, pool, factories,
+        site = buildSite(self.config, reactor, self.journal, pool, factories,
                          {"FAKE_KEY": "sk-provider-key"}
                          if environ is None else environ)
-        site = GatewaySite(root, self.config.gateway.limits.max_body_bytes)
         self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
         testCase.addCleanup(self.port.stopListening)
         self.url = "http://127.0.0.1:%d" % (self.port.getHost().port,)

@@ -120,6 +120,11 @@ def errorEvent(error):
     return b"data: " + error.body() + b"\n\n"
 
 
+def _promptAndSuffixSlots(body):
+    yield from _listSlots(body, "prompt")
+    yield from _listSlots(body, "suffix")
+
+
 ENDPOINTS = {
     e.name: e for e in [
         Endpoint("chat/completions", _validateChat, _chatRequestSlots,
@@ -139,3 +144,10 @@ ENDPOINTS = {
                  usage=usageOf, errorEvent=errorEvent),
     ]
 }
+
+# Copilot's /v1/engines/<engine>/completions: a prompt and a suffix, the
+# model in the path.
+ENGINE_COMPLETIONS = Endpoint(
+    "completions", lambda body: None, _promptAndSuffixSlots,
+    _textAnswerSlots, _textDeltaSlots, ENDPOINTS["completions"].deltaChoice,
+    usageOf, errorEvent, SseRewriter)

@@ -31,6 +31,8 @@ class Gateway:
     @ivar configName: C{name@version}, recorded in every event.
     @ivar waitForJournal: finish responses only once their events are
         durable (C{journal.sync: always}).
+    @ivar logAllAccess: journal an C{access} event for proxied traffic
+        that is not an LLM call (C{audit-logger.log_all_access}).
     """
 
     chain: object
@@ -41,6 +43,7 @@ class Gateway:
     maxBodyBytes: int
     idleTimeout: float
     waitForJournal: bool = False
+    logAllAccess: bool = False
     timer: object = time.perf_counter
 
 
@@ -244,10 +247,23 @@ class Call:
                      "total": round((now - self.started) * 1000.0, 3)})
         if client_gone:
             record["client_gone"] = True
-        d = self.gateway.journal.append(record)
-        d.addErrback(lambda reason: log.error(
-            "journal write failed: {error}", error=reason.type.__name__))
-        self.lastWrite = d
+        self.lastWrite = self.gateway.journal.append(record)
+        self.lastWrite.addErrback(_journalFailed)
+
+
+def recordAccess(gateway, exchange, status):
+    """
+    Journal proxied traffic that no policy read, when the audit asks for it.
+    """
+    if not gateway.logAllAccess:
+        return
+    gateway.journal.append(
+        eventRecord("access", ALLOW, exchange, gateway.configName,
+                    status=status)).addErrback(_journalFailed)
+
+
+def _journalFailed(reason):
+    log.error("journal write failed: {error}", error=reason.type.__name__)
 
 
 def _policyError(result, code):

@@ -12,8 +12,8 @@ from twisted.web.server import NOT_DONE_YET
 from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api.openai import ENDPOINTS
 from keeptrusts.api.pipeline import Call
-from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
-from keeptrusts.api.stream import Outcome, Passthrough, ResponseBridge
+from keeptrusts.api.relay import relay
+from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.values import Exchange
 
 _OPENAI_FORMAT = ("openai", "openai-compatible")
@@ -80,7 +80,7 @@ class V1Resource(Resource):
         if request.method != b"POST":
             raise _notAllowed()
         raw = request.content.read()
-        body = _parseBody(raw)
+        body = parseBody(raw)
         endpoint.validate(body)
         target = self._choose(body["model"])
         exchange = Exchange(
@@ -124,32 +124,9 @@ class V1Resource(Resource):
         """
         No target lists its models: ask the first provider for its own.
         """
-        gateway = self._gateway()
         target = self._targets[0]
-        d = gateway.upstream.request(
-            b"GET", target.url(b"/models"),
-            outgoingHeaders(request.requestHeaders, target, passClientAuth))
-        finished = request.notifyFinish()
-
-        def answered(response):
-            request.setResponseCode(response.code, response.phrase)
-            copyResponseHeaders(response.headers, request.responseHeaders,
-                                keepLength=True)
-            bridge = ResponseBridge(request, Passthrough(Outcome()),
-                                    gateway.clock, gateway.idleTimeout)
-            response.deliverBody(bridge)
-            finished.addErrback(lambda _: bridge.clientGone())
-            return bridge.finished.addCallback(
-                lambda outcome: request.finish()
-                if outcome.ending != "client_gone" else None)
-
-        def failed(reason):
-            reason.trap(GatewayError)
-            writeError(request, reason.value)
-            request.finish()
-
-        d.addCallbacks(answered, failed)
-        finished.addErrback(lambda _: d.cancel())
+        relay(self._gateway(), request, b"GET", target.url(b"/models"),
+              outgoingHeaders(request.requestHeaders, target, passClientAuth))
         return NOT_DONE_YET
 
 
@@ -157,7 +134,7 @@ def _notAllowed():
     return GatewayError(405, "validation_error", "method not allowed")
 
 
-def _parseBody(raw):
+def parseBody(raw):
     try:
         body = json.loads(raw)
     except ValueError as e:

@@ -17,8 +17,8 @@ class EventRewriter:
     What every surface's rewriter does: split events, parse their JSON,
     keep one scanner per streamed text, report the policies' outcomes.
 
-    Subclasses implement C{_rewritePayload(name, payload)} (bytes of the
-    rewritten event, or L{None} to keep it as it came) and C{_flush()}.
+    Subclasses implement C{_rewritePayload(name, payload, event)} (bytes of
+    the rewritten event, or L{None} to keep it as it came) and C{_flush()}.
 
     @param endpoint: the L{Endpoint}, which knows where texts are and how
         the surface reports an error.
@@ -67,7 +67,7 @@ class EventRewriter:
             payload = json.loads(data)
         except ValueError:
             raise upstreamError("invalid event in the provider's stream")
-        rewritten = self._rewritePayload(name, payload)
+        rewritten = self._rewritePayload(name, payload, event)
         return event + b"\n\n" if rewritten is None else rewritten
 
 
@@ -80,7 +80,7 @@ class SseRewriter(EventRewriter):
 
     _template = None
 
-    def _rewritePayload(self, name, chunk):
+    def _rewritePayload(self, name, chunk, event):
         tokens = self._endpoint.usage(chunk)
         if tokens is not None:
             self.outcome.tokens = tokens

@@ -56,15 +56,23 @@ class LimitedRequest(Request):
 class GatewaySite(Site):
     """
     @param maxBodyBytes: the largest request body accepted.
+    @param forwardProxy: what serves absolute-form requests
+        (C{resourceFor(request)}), or L{None} to serve them as any other.
     """
 
-    def __init__(self, resource, maxBodyBytes, **kwargs):
+    def __init__(self, resource, maxBodyBytes, forwardProxy=None, **kwargs):
         Site.__init__(self, resource, **kwargs)
+        self._forwardProxy = forwardProxy
         self.requestFactory = type("Request", (LimitedRequest,),
                                    {"maxBodyBytes": maxBodyBytes})
         if hasattr(self, "_parsePOSTFormSubmission"):
             # Twisted >= 25.5 parses every POST's Content-Type otherwise.
             self._parsePOSTFormSubmission = False
+
+    def getResourceFor(self, request):
+        if self._forwardProxy is not None and request.uri[:1] != b"/":
+            return self._forwardProxy.resourceFor(request)
+        return Site.getResourceFor(self, request)
 
     def log(self, request):
         # Twisted's access log costs 5-8% of a request; ours comes later.

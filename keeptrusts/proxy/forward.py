@@ -1,0 +1,65 @@
+# -*- test-case-name: tests.test_proxy_origin -*-
+"""
+Plain HTTP forward proxying: absolute-form requests (C{GET http://host/x})
+on the shared listener.
+"""
+
+from urllib.parse import urlsplit
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.resource import requestId
+from keeptrusts.proxy.origin import OriginResource, OriginTarget
+
+
+class _Refusal(Resource):
+    """
+    A resource that answers one gateway error.
+    """
+
+    isLeaf = True
+
+    def __init__(self, error):
+        Resource.__init__(self)
+        self._error = error
+
+    def render(self, request):
+        requestId(request)
+        writeError(request, self._error)
+        request.finish()
+        return NOT_DONE_YET
+
+
+class ForwardProxy:
+    """
+    Picks the resource of an absolute-form request.
+
+    @param gatewayRef: a callable returning the current L{Gateway}.
+    @param targetsByHost: host name -> L{UsableTarget}, for the provider
+        and key of a known LLM host.
+    @param identify: C{request -> (user, passClientAuth)} for proxy
+        requests (C{Proxy-Authorization} off loopback).
+    """
+
+    def __init__(self, gatewayRef, targetsByHost, identify):
+        self._gateway = gatewayRef
+        self._targetsByHost = targetsByHost
+        self._identify = identify
+
+    def resourceFor(self, request):
+        parts = urlsplit(request.uri)
+        try:
+            host = parts.hostname.decode("idna") if parts.hostname else None
+            port = parts.port or 80
+        except (ValueError, UnicodeError):
+            host = None
+        if parts.scheme != b"http" or not host:
+            return _Refusal(GatewayError(
+                400, "validation_error",
+                "a forward-proxy request needs an http:// URL "
+                "(https goes through CONNECT)"))
+        origin = OriginTarget("http", host, port,
+                              self._targetsByHost.get(host))
+        return OriginResource(self._gateway, origin, "proxy", self._identify)

@@ -1,0 +1,143 @@
+# -*- test-case-name: tests.test_proxy_origin -*-
+"""
+Requests bound for their original destination: inside an intercepted TLS
+tunnel (mode C{intercept}) or as absolute-form forward-proxy requests
+(mode C{proxy}).  LLM calls go through the same pipeline as C{/v1}
+requests; everything else is relayed as it is.
+"""
+
+from urllib.parse import urlsplit
+
+import attr
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.paths import llmEndpoint
+from keeptrusts.api.pipeline import Call, recordAccess
+from keeptrusts.api.relay import relay
+from keeptrusts.api.resource import header, parseBody, requestId
+from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.policy.values import Exchange
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class OriginTarget:
+    """
+    The original destination of a proxied request, in the place of a
+    configured target.
+
+    @ivar configured: the L{UsableTarget} whose hosts include this one, if
+        any: it names the provider and, unless it is a passthrough target,
+        injects its key.
+    """
+
+    scheme: str
+    host: str
+    port: int
+    configured: object = None
+
+    @property
+    def id(self):
+        return self.configured.id if self.configured else self.host
+
+    @property
+    def credential(self):
+        configured = self.configured
+        if configured is None or configured.target.type == "passthrough":
+            return None
+        return configured.credential
+
+    @property
+    def provider(self):
+        return self.configured.target.provider if self.configured else None
+
+    def url(self, path, query=b""):
+        default = {"https": 443, "http": 80}[self.scheme]
+        netloc = self.host if self.port == default else "%s:%d" % (
+            self.host, self.port)
+        if ":" in self.host and not self.host.startswith("["):
+            netloc = "[%s]" % (self.host,) if self.port == default else (
+                "[%s]:%d" % (self.host, self.port))
+        url = ("%s://%s" % (self.scheme, netloc)).encode("idna") + path
+        return url + b"?" + query if query else url
+
+
+def splitTarget(request):
+    """
+    @return: C{(path, query)} of an origin-form or absolute-form request.
+    """
+    parts = urlsplit(request.uri)
+    return parts.path or b"/", parts.query
+
+
+class OriginResource(Resource):
+    """
+    Serves every request for one origin.
+
+    @param gatewayRef: a callable returning the current L{Gateway}.
+    @param origin: the L{OriginTarget}.
+    @param mode: C{intercept} or C{proxy}.
+    @param identify: C{request -> (user, passClientAuth)}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, gatewayRef, origin, mode, identify):
+        Resource.__init__(self)
+        self._gateway = gatewayRef
+        self._origin = origin
+        self._mode = mode
+        self._identify = identify
+
+    def render(self, request):
+        rid = requestId(request)
+        try:
+            self._serve(request, rid)
+        except GatewayError as error:
+            writeError(request, error)
+            request.finish()
+        return NOT_DONE_YET
+
+    def _serve(self, request, rid):
+        gateway = self._gateway()
+        user, _ = self._identify(request)
+        path, query = splitTarget(request)
+        endpoint = llmEndpoint(request.method, path)
+        origin = self._origin
+        exchange = Exchange(
+            request_id=rid, mode=self._mode,
+            # The surface names the provider (sourcegraph) before the host.
+            provider=(endpoint and endpoint.provider) or origin.provider
+            or "openai",
+            target=origin.id, endpoint=_endpointName(endpoint, path),
+            method=request.method.decode("ascii", "replace"),
+            host=origin.host, user=user,
+            agent=header(request, b"x-keeptrusts-agent-id"))
+        # The client's own credentials belong to this destination.
+        headers = outgoingHeaders(request.requestHeaders, origin, True)
+        if endpoint is None:
+            self._relay(gateway, request, exchange, path, query, headers)
+            return
+        raw = request.content.read()
+        body = parseBody(raw)
+        endpoint.validate(body)
+        exchange = attr.evolve(
+            exchange, model=body.get("model") if isinstance(
+                body.get("model"), str) else None,
+            stream=body.get("stream") is True or endpoint.name.endswith(
+                "/stream"))
+        Call(gateway, request, exchange, endpoint, body, raw, origin, path,
+             True).start()
+
+    def _relay(self, gateway, request, exchange, path, query, headers):
+        body = request.content.read() or None
+        d = relay(gateway, request, request.method, self._origin.url(
+            path, query), headers, body)
+        d.addCallback(lambda status: recordAccess(gateway, exchange, status))
+
+
+def _endpointName(endpoint, path):
+    if endpoint is not None:
+        return endpoint.name
+    return path.decode("utf-8", "replace").lstrip("/")[:200]

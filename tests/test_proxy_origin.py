@@ -1,0 +1,174 @@
+"""
+Requests for their original destination: absolute-form forward proxying
+(mode C{proxy}) with OpenAI-shaped and Sourcegraph (Cody) LLM calls going
+through the policies, and other traffic relayed as it is.
+"""
+
+import json
+
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import ProxyAgent, readBody
+from twisted.web.http_headers import Headers
+
+from keeptrusts.api.paths import llmEndpoint
+from keeptrusts.api.upstream import BytesProducer
+from keeptrusts.proxy.origin import OriginTarget
+from keeptrusts.testing import Script, echoPrompt
+from tests.test_api import Gateway
+
+
+def sourcegraphBody(text):
+    return {"messages": [{"speaker": "system", "text": "You are Cody"},
+                         {"speaker": "human", "text": text}],
+            "maxTokensToSample": 100, "temperature": 0}
+
+
+class PathTests(SynchronousTestCase):
+    def test_llmPaths(self):
+        self.assertEqual(llmEndpoint(b"POST", b"/v1/chat/completions").name,
+                         "chat/completions")
+        self.assertEqual(llmEndpoint(b"POST", b"/chat/completions").name,
+                         "chat/completions")
+        self.assertEqual(
+            llmEndpoint(b"POST", b"/v1/engines/copilot-codex/completions").name,
+            "completions")
+        self.assertEqual(llmEndpoint(b"POST", b"/.api/completions/stream").name,
+                         "completions/stream")
+        self.assertEqual(
+            llmEndpoint(b"POST", b"/.api/completions/stream").provider,
+            "sourcegraph")
+        self.assertIsNone(llmEndpoint(b"GET", b"/v1/chat/completions"))
+        self.assertIsNone(llmEndpoint(b"POST", b"/.api/graphql"))
+
+    def test_originURL(self):
+        self.assertEqual(OriginTarget("https", "example.com", 443).url(
+            b"/a", b"x=1"), b"https://example.com/a?x=1")
+        self.assertEqual(OriginTarget("http", "127.0.0.1", 8080).url(b"/a"),
+                         b"http://127.0.0.1:8080/a")
+        self.assertEqual(OriginTarget("https", "::1", 8443).url(b"/"),
+                         b"https://[::1]:8443/")
+
+
+class ForwardProxyTests(TestCase):
+    """
+    The gateway as a plain HTTP proxy, driven by Twisted's own ProxyAgent.
+    """
+
+    def setUp(self):
+        self.gw = Gateway(self, action="redact")
+        self.providerURL = self.gw.config.providers.targets[0].base_url
+        self.origin = self.providerURL.rsplit("/v1", 1)[0]
+        self.agent = ProxyAgent(TCP4ClientEndpoint(
+            reactor, "127.0.0.1", self.gw.port.getHost().port))
+
+    @defer.inlineCallbacks
+    def request(self, method, path, body=None, headers=None):
+        data = None if body is None else json.dumps(body).encode()
+        response = yield self.agent.request(
+            method, (self.origin + path).encode(),
+            Headers(headers or {b"content-type": [b"application/json"]}),
+            BytesProducer(data) if data is not None else None)
+        content = yield readBody(response)
+        defer.returnValue((response, content))
+
+    @defer.inlineCallbacks
+    def test_chatRedacted(self):
+        self.gw.provider.script = Script(answer=echoPrompt)
+        response, content = yield self.request(b"POST", "/v1/chat/completions", {
+            "model": "gpt-fake", "messages": [
+                {"role": "user", "content": "id ACME-12345678"}]})
+        self.assertEqual(response.code, 200)
+        received = self.gw.provider.requests[-1]
+        self.assertEqual(received.json["messages"][0]["content"],
+                         "id [REDACTED:CUSTOM_PATTERN]")
+        # The target serving this host injects its key.
+        self.assertEqual(received.headers["authorization"],
+                         "Bearer sk-provider-key")
+        event = self.gw.events("input")[0]
+        self.assertEqual((event["mode"], event["host"], event["verdict"],
+                          event["provider"], event["target"]),
+                         ("proxy", "127.0.0.1", "redact", "openai", "fake"))
+
+    @defer.inlineCallbacks
+    def test_otherTrafficRelayed(self):
+        response, content = yield self.request(b"GET", "/v1/models")
+        self.assertEqual(response.code, 200)
+        self.assertEqual([m["id"] for m in json.loads(content)["data"]],
+                         list(self.gw.provider.models))
+        [event] = self.gw.events()
+        self.assertEqual((event["phase"], event["mode"], event["endpoint"],
+                          event["status"]),
+                         ("access", "proxy", "v1/models", 200))
+
+    @defer.inlineCallbacks
+    def test_sourcegraphDeltaStream(self):
+        self.gw.provider.script = Script(
+            chunks=["The key ", "ACME-12", "345678 is", " secret"])
+        response, content = yield self.request(
+            b"POST", "/.api/completions/stream?api-version=1",
+            sourcegraphBody("leak ACME-87654321 please"),
+            {b"content-type": [b"application/json"],
+             b"authorization": [b"token sgp_abc123"]})
+        received = self.gw.provider.requests[-1]
+        self.assertEqual(received.json["messages"][1]["text"],
+                         "leak [REDACTED:CUSTOM_PATTERN] please")
+        self.assertEqual(received.uri, "/.api/completions/stream?api-version=1")
+        events = [e for e in content.decode().split("\n\n") if e]
+        deltas = "".join(json.loads(e.split("data: ", 1)[1]).get(
+            "deltaText", "") for e in events if e.startswith("event: completion"))
+        self.assertEqual(deltas, "The key [REDACTED:CUSTOM_PATTERN] is secret")
+        self.assertEqual(events[-1], "event: done\ndata: {}")
+        self.assertEqual([(e["phase"], e["provider"], e["endpoint"],
+                           e["verdict"]) for e in self.gw.events()],
+                         [("input", "sourcegraph", "completions/stream",
+                           "redact"),
+                          ("output", "sourcegraph", "completions/stream",
+                           "redact")])
+
+    @defer.inlineCallbacks
+    def test_sourcegraphCumulativeStream(self):
+        """
+        The cumulative form never sends an unredacted prefix again.
+        """
+        self.gw.provider.script = Script(
+            chunks=["The key ", "ACME-12", "345678 is", " secret"],
+            cumulative=True)
+        response, content = yield self.request(
+            b"POST", "/.api/completions/stream", sourcegraphBody("hi"))
+        completions = [json.loads(e.split("data: ", 1)[1])["completion"]
+                       for e in content.decode().split("\n\n")
+                       if e.startswith("event: completion")]
+        self.assertEqual(completions[-1],
+                         "The key [REDACTED:CUSTOM_PATTERN] is secret")
+        for text in completions:
+            self.assertNotIn("ACME-12", text)
+            self.assertTrue(completions[-1].startswith(text), text)
+
+    @defer.inlineCallbacks
+    def test_sourcegraphCode(self):
+        self.gw.provider.script = Script(answer="x = 'ACME-12345678'")
+        response, content = yield self.request(
+            b"POST", "/.api/completions/code", sourcegraphBody("def f():"))
+        self.assertEqual(json.loads(content)["completion"],
+                         "x = '[REDACTED:CUSTOM_PATTERN]'")
+
+    @defer.inlineCallbacks
+    def test_curl(self):
+        """
+        curl through the gateway as an HTTP proxy.
+        """
+        out, err, code = yield getProcessOutputAndValue(
+            "/usr/bin/curl", ["-s", "--proxy", "http://127.0.0.1:%d" % (
+                self.gw.port.getHost().port,),
+                "-H", "content-type: application/json", "-d", json.dumps({
+                    "model": "gpt-fake", "messages": [
+                        {"role": "user", "content": "bluebird"}]}),
+                self.origin + "/v1/chat/completions"])
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["object"], "chat.completion")
+        self.assertEqual(
+            self.gw.provider.requests[-1].json["messages"][0]["content"],
+            "[REDACTED:BLOCKED_TERM]")
