@@ -1,0 +1,3 @@
+"""
+The forward proxy: CONNECT tunnels, TLS interception, plain HTTP forwarding.
+"""
