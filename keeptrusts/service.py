@@ -118,8 +118,10 @@ def buildSite(config, reactor, journal, pool, policyFactories, environ):
                        environ)
     forward = ForwardProxy(lambda: parts.gateway, parts.targetsByHost,
                            parts.identify)
-    return GatewaySite(buildRoot(parts), config.gateway.limits.max_body_bytes,
-                       forwardProxy=forward)
+    limits = config.gateway.limits
+    return GatewaySite(buildRoot(parts), limits.max_body_bytes,
+                       forwardProxy=forward,
+                       timeout=limits.client_idle_timeout_s)
 
 
 class GatewayService(service.Service):
