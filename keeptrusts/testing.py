@@ -181,8 +181,9 @@ def errorBody(status, message=None):
 
 def promptTexts(body):
     """
-    The texts of an OpenAI request body, in order: message contents (plain
-    or C{text} parts), C{prompt}, C{input}.
+    The texts of a request body, in order: an Anthropic C{system}, message
+    contents (plain or C{text} parts; Sourcegraph's C{text}), C{prompt},
+    C{input}.
     """
     if not isinstance(body, dict):
         return []
@@ -199,6 +200,9 @@ def promptTexts(body):
                 for part in content
                 if isinstance(part, dict) and isinstance(part.get("text"), str)
             )
+    system = body.get("system")
+    if isinstance(system, str):
+        texts.insert(0, system)
     for key in ("prompt", "input"):
         value = body.get(key)
         if isinstance(value, str):
@@ -545,6 +549,7 @@ class FakeProvider(Resource):
             (b"POST", b"/v1/completions"): self._completions,
             (b"POST", b"/v1/embeddings"): self._embeddings,
             (b"GET", b"/v1/models"): self._listModels,
+            (b"POST", b"/v1/messages"): self._anthropicMessages,
             (b"POST", b"/.api/completions/stream"): self._sourcegraphStream,
             (b"POST", b"/.api/completions/code"): self._sourcegraphCode,
         }
@@ -828,6 +833,50 @@ class FakeProvider(Resource):
             raise _Refusal(404, message, "model_not_found")
         return _model(ident)
 
+
+    def _anthropicMessages(self, received, script):
+        body = _requireBody(received, "messages")
+        ident = "msg_fake%d" % (len(self.requests),)
+        text, pieces = script.compose(received)
+        inputTokens = _tokens(promptTexts(body))
+        outputTokens = _tokens([text])
+        message = {"id": ident, "type": "message", "role": "assistant",
+                   "model": body.get("model"), "stop_reason": None,
+                   "stop_sequence": None,
+                   "usage": {"input_tokens": inputTokens, "output_tokens": 1}}
+        if not (body.get("stream") or script.bigStream):
+            return dict(message, content=[{"type": "text", "text": text}],
+                        stop_reason="end_turn",
+                        usage={"input_tokens": inputTokens,
+                               "output_tokens": outputTokens})
+
+        def event(name, payload):
+            return (b"event: " + name + b"\ndata: " +
+                    json.dumps(payload).encode("utf-8") + b"\n\n")
+
+        def delta(piece):
+            return event(b"content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": piece}})
+
+        head = (event(b"message_start", {"type": "message_start",
+                                         "message": dict(message, content=[])})
+                + event(b"content_block_start", {
+                    "type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}})
+                + event(b"ping", {"type": "ping"}))
+        steps = [delta(piece) for piece in pieces]
+        steps[0] = head + steps[0]
+        tail = (event(b"content_block_stop", {"type": "content_block_stop",
+                                              "index": 0})
+                + event(b"message_delta", {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn",
+                              "stop_sequence": None},
+                    "usage": {"output_tokens": outputTokens}})
+                + event(b"message_stop", {"type": "message_stop"}))
+        return _Stream(steps, tail, delta(_FILLER),
+                       b"event: content_block_delta\ndata: {\"type\n\n")
 
     def _sourcegraphStream(self, received, script):
         _requireBody(received, "messages")

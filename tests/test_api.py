@@ -32,6 +32,7 @@ providers:
       base_url: %(base)s
 %(key)s
 %(models)s
+%(extra)s
 policies:
   chain: %(chain)s
 policy:
@@ -51,7 +52,7 @@ class Gateway:
     def __init__(self, testCase, chain="[dlp-filter, audit-logger]",
                  action="redact", failMode="block", maxBody=1024 * 1024,
                  idle=5, factories=None, environ=None, base=None,
-                 keyRef=True, models=True):
+                 keyRef=True, models=True, extraTargets=""):
         self.provider = FakeProvider(reactor)
         _, fakeBase = listenFake(reactor, self.provider, testCase.addCleanup)
         base = base or fakeBase
@@ -60,7 +61,8 @@ class Gateway:
             base=base, chain=chain, action=action, fail_mode=failMode,
             max_body=maxBody, idle=idle,
             key="      secret_key_ref: {env: FAKE_KEY}" if keyRef else "",
-            models="      models: [gpt-fake, gpt-fake-mini]" if models else ""),
+            models="      models: [gpt-fake, gpt-fake-mini]" if models else "",
+            extra=extraTargets % dict(base=base.rsplit("/v1", 1)[0])),
             factories)
         self.journal = MemoryJournal()
         pool = HTTPConnectionPool(reactor, persistent=True)

@@ -29,6 +29,9 @@ class Endpoint:
     @ivar rewriter: the L{EventRewriter} class for its streams.
     @ivar provider: the provider name events record, when the surface
         implies one (C{sourcegraph}); else the target's.
+    @ivar formats: the target C{provider}s that speak this endpoint.
+    @ivar upstreamPath: a target's C{base_url} -> the path to append to it;
+        by default C{/<name>}.
     """
 
     name: str
@@ -41,6 +44,13 @@ class Endpoint:
     errorEvent: object = None
     rewriter: object = None
     provider: object = None
+    formats: tuple = ("openai", "openai-compatible")
+    upstreamPath: object = None
+
+    def pathFor(self, baseURL):
+        if self.upstreamPath is None:
+            return b"/" + self.name.encode("ascii")
+        return self.upstreamPath(baseURL)
 
 
 def readSlots(slots):

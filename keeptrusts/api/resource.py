@@ -10,13 +10,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, validationError, writeError
-from keeptrusts.api.openai import ENDPOINTS
+from keeptrusts.api import anthropic, openai
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.values import Exchange
 
-_OPENAI_FORMAT = ("openai", "openai-compatible")
+ENDPOINTS = dict(openai.ENDPOINTS, messages=anthropic.MESSAGES)
 
 
 def header(request, name):
@@ -40,7 +40,7 @@ def requestId(request):
 class V1Resource(Resource):
     """
     C{/v1/chat/completions}, C{/v1/completions}, C{/v1/embeddings},
-    C{/v1/models}.
+    C{/v1/messages} (Anthropic), C{/v1/models}.
 
     @param gatewayRef: a callable returning the current L{Gateway}.
     @param targets: L{UsableTarget}s in configured order.
@@ -53,8 +53,7 @@ class V1Resource(Resource):
     def __init__(self, gatewayRef, targets, identify):
         Resource.__init__(self)
         self._gateway = gatewayRef
-        self._targets = tuple(t for t in targets
-                              if t.target.provider in _OPENAI_FORMAT)
+        self._targets = tuple(targets)
         self._identify = identify
 
     def render(self, request):
@@ -82,7 +81,7 @@ class V1Resource(Resource):
         raw = request.content.read()
         body = parseBody(raw)
         endpoint.validate(body)
-        target = self._choose(body["model"])
+        target = self._choose(body["model"], endpoint)
         exchange = Exchange(
             request_id=rid, mode="api", provider=target.target.provider,
             target=target.id, endpoint=endpoint.name,
@@ -91,17 +90,24 @@ class V1Resource(Resource):
             agent=header(request, b"x-keeptrusts-agent-id"),
             model=body["model"], stream=body.get("stream") is True)
         Call(self._gateway(), request, exchange, endpoint, body, raw, target,
-             b"/" + path.encode("ascii"), passClientAuth).start()
+             endpoint.pathFor(target.target.base_url), passClientAuth).start()
         return NOT_DONE_YET
 
-    def _choose(self, model):
-        if not self._targets:
+    def _choose(self, model, endpoint):
+        """
+        The first target speaking the endpoint's format that lists the
+        model, else the first one speaking it.
+        """
+        speaking = [t for t in self._targets
+                    if t.target.provider in endpoint.formats]
+        if not speaking:
             raise GatewayError(503, "unavailable",
-                               "no provider target is available")
-        for target in self._targets:
+                               "no provider target is available for /v1/%s"
+                               % (endpoint.name,))
+        for target in speaking:
             if model in target.target.models:
                 return target
-        return self._targets[0]
+        return speaking[0]
 
     def _models(self, request, passClientAuth):
         listed = [(model, t.target.provider) for t in self._targets
@@ -125,7 +131,12 @@ class V1Resource(Resource):
         No target lists its models: ask the first provider for its own.
         """
         target = self._targets[0]
-        relay(self._gateway(), request, b"GET", target.url(b"/models"),
+        if target.target.provider == "anthropic":
+            path = anthropic.MESSAGES.pathFor(target.target.base_url)
+            path = path[:-len(b"messages")] + b"models"
+        else:
+            path = b"/models"
+        relay(self._gateway(), request, b"GET", target.url(path),
               outgoingHeaders(request.requestHeaders, target, passClientAuth))
         return NOT_DONE_YET
 

@@ -1,0 +1,151 @@
+"""
+C{POST /v1/messages} with the real C{anthropic} SDK (in a thread) through
+the gateway to an Anthropic-format fake provider; and the surface's slots
+and stream rewriting in memory.
+"""
+
+import json
+
+from anthropic import Anthropic
+from twisted.internet import threads
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from keeptrusts.api.anthropic import MESSAGES, MessagesRewriter, usageOf
+from keeptrusts.api.endpoint import readSlots
+from keeptrusts.api.errors import GatewayError
+from keeptrusts.api.stream import Outcome
+from keeptrusts.policy.dlp import DlpFilter, DlpOptions
+from keeptrusts.testing import Script, echoPrompt
+from tests.test_api import Gateway
+
+ANTHROPIC_TARGET = """
+    - id: claude
+      provider: anthropic
+      base_url: %(base)s
+      secret_key_ref: {env: FAKE_KEY}
+"""
+
+
+class SlotTests(SynchronousTestCase):
+    def test_requestSlots(self):
+        body = {"model": "m", "max_tokens": 10,
+                "system": [{"type": "text", "text": "sys"}],
+                "messages": [
+                    {"role": "user", "content": "plain"},
+                    {"role": "assistant", "content": [
+                        {"type": "text", "text": "a"},
+                        {"type": "tool_use", "id": "t", "name": "run",
+                         "input": {"cmd": "echo x", "n": 3,
+                                   "env": ["K=v"]}}]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "t",
+                         "content": [{"type": "text", "text": "out"}]},
+                        {"type": "image", "source": {"data": "AAAA"}}]}]}
+        MESSAGES.validate(body)
+        self.assertEqual(readSlots(list(MESSAGES.requestSlots(body))),
+                         ("sys", "plain", "a", "echo x", "K=v", "out"))
+
+    def test_validation(self):
+        for body in ({"model": "m", "messages": []},
+                     {"model": "m", "max_tokens": 1, "messages": []},
+                     {"model": "m", "max_tokens": 1,
+                      "messages": [{"role": "system", "content": "x"}]},
+                     {"model": "m", "max_tokens": True,
+                      "messages": [{"role": "user", "content": "x"}]}):
+            error = self.assertRaises(GatewayError, MESSAGES.validate, body)
+            self.assertEqual(error.status, 422)
+
+    def test_usage(self):
+        self.assertEqual(usageOf({"type": "message_start", "message": {
+            "usage": {"input_tokens": 7, "output_tokens": 1}}}),
+            {"input": 7, "output": 1})
+        self.assertEqual(usageOf({"type": "message_delta",
+                                  "usage": {"output_tokens": 9}}),
+                         {"output": 9})
+        self.assertIsNone(usageOf({"type": "ping"}))
+
+    def test_rewriterHoldsUntilBlockStops(self):
+        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
+        outcome = Outcome()
+        rewriter = MessagesRewriter(outcome, MESSAGES,
+                                    lambda: policy.scanOutput(None))
+
+        def event(name, payload):
+            return b"event: %s\ndata: %s\n\n" % (
+                name, json.dumps(payload).encode())
+        out = rewriter.feed(
+            event(b"message_start", {"type": "message_start", "message": {
+                "usage": {"input_tokens": 3, "output_tokens": 1}}})
+            + event(b"content_block_delta", {
+                "type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": "id ACME-1234"}}))
+        self.assertNotIn(b"ACME", out)
+        out += rewriter.feed(event(b"content_block_stop", {
+            "type": "content_block_stop", "index": 0}))
+        texts = [json.loads(e.split(b"data: ", 1)[1])["delta"]["text"]
+                 for e in out.split(b"\n\n")
+                 if e.startswith(b"event: content_block_delta")]
+        self.assertEqual("".join(texts), "id ACME-1234")
+        self.assertTrue(out.rstrip().endswith(b'"index": 0}'))
+        self.assertEqual(outcome.tokens, {"input": 3, "output": 1})
+
+
+class AnthropicSDKTests(TestCase):
+    """
+    The real anthropic SDK pointed at the gateway.
+    """
+
+    def setUp(self):
+        self.gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)
+        self.gw.provider.script = Script(answer=echoPrompt)
+
+    def client(self):
+        return Anthropic(base_url=self.gw.url, api_key="client-key",
+                         max_retries=0, timeout=10)
+
+    def test_message(self):
+        def call():
+            with self.client() as client:
+                return client.messages.create(
+                    model="claude-fake", max_tokens=100,
+                    system="Be brief.",
+                    messages=[{"role": "user",
+                               "content": "my id ACME-12345678"}])
+
+        def check(message):
+            self.assertEqual(message.content[0].text,
+                             "my id [REDACTED:CUSTOM_PATTERN]")
+            received = self.gw.provider.requests[-1]
+            self.assertEqual(received.path, "/v1/messages")
+            self.assertEqual(received.headers["x-api-key"], "sk-provider-key")
+            self.assertNotIn("authorization", received.headers)
+            self.assertEqual(received.json["system"], "Be brief.")
+            output = self.gw.events("output")[0]
+            self.assertEqual((output["provider"], output["target"],
+                              output["endpoint"]),
+                             ("anthropic", "claude", "messages"))
+            self.assertEqual(output["tokens"], {"input": 5, "output": 3})
+        return threads.deferToThread(call).addCallback(check)
+
+    def test_stream(self):
+        self.gw.provider.script = Script(
+            chunks=["The id ", "ACME-1", "2345678", " is out"])
+
+        def call():
+            with self.client() as client:
+                with client.messages.stream(
+                        model="claude-fake", max_tokens=100,
+                        messages=[{"role": "user", "content": "hi"}]) as s:
+                    text = "".join(s.text_stream)
+                    final = s.get_final_message()
+            return text, final
+
+        def check(result):
+            text, final = result
+            self.assertEqual(text, "The id [REDACTED:CUSTOM_PATTERN] is out")
+            self.assertEqual(final.usage.output_tokens, 5)
+            output = self.gw.events("output")[0]
+            self.assertEqual(output["verdict"], "redact")
+            self.assertEqual(output["tokens"], {"input": 1, "output": 5})
+            self.assertNotIn("12345678", json.dumps(self.gw.events()))
+        return threads.deferToThread(call).addCallback(check)
