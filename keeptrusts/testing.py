@@ -550,6 +550,7 @@ class FakeProvider(Resource):
             (b"POST", b"/v1/embeddings"): self._embeddings,
             (b"GET", b"/v1/models"): self._listModels,
             (b"POST", b"/v1/messages"): self._anthropicMessages,
+            (b"POST", b"/v1/responses"): self._responses,
             (b"POST", b"/.api/completions/stream"): self._sourcegraphStream,
             (b"POST", b"/.api/completions/code"): self._sourcegraphCode,
         }
@@ -877,6 +878,54 @@ class FakeProvider(Resource):
                 + event(b"message_stop", {"type": "message_stop"}))
         return _Stream(steps, tail, delta(_FILLER),
                        b"event: content_block_delta\ndata: {\"type\n\n")
+
+    def _responses(self, received, script):
+        body = _requireBody(received, "input")
+        ident = "resp_fake%d" % (len(self.requests),)
+        text, pieces = script.compose(received)
+        inputTexts = promptTexts(body)
+        if isinstance(body.get("instructions"), str):
+            inputTexts.append(body["instructions"])
+        for item in body["input"] if isinstance(body["input"], list) else ():
+            for part in (item.get("content") or ()) if isinstance(
+                    item, dict) and isinstance(item.get("content"), list) else ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    inputTexts.append(part["text"])
+        usage = {"input_tokens": _tokens(inputTexts),
+                 "output_tokens": _tokens([text]),
+                 "total_tokens": _tokens(inputTexts) + _tokens([text])}
+        item = {"id": "msg_" + ident, "type": "message", "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": text,
+                             "annotations": []}]}
+        response = {"id": ident, "object": "response",
+                    "created_at": self._now(), "status": "completed",
+                    "model": body.get("model"), "output": [item],
+                    "usage": usage}
+        if not (body.get("stream") or script.bigStream):
+            return response
+
+        def event(payload):
+            return (b"event: " + payload["type"].encode() + b"\ndata: " +
+                    json.dumps(payload).encode("utf-8") + b"\n\n")
+
+        def delta(piece):
+            return event({"type": "response.output_text.delta",
+                          "item_id": item["id"], "output_index": 0,
+                          "content_index": 0, "delta": piece})
+
+        started = dict(response, status="in_progress", output=[], usage=None)
+        steps = [delta(piece) for piece in pieces]
+        steps[0] = event({"type": "response.created",
+                          "response": started}) + steps[0]
+        tail = (event({"type": "response.output_text.done",
+                       "item_id": item["id"], "output_index": 0,
+                       "content_index": 0, "text": text})
+                + event({"type": "response.output_item.done",
+                         "output_index": 0, "item": item})
+                + event({"type": "response.completed", "response": response}))
+        return _Stream(steps, tail, delta(_FILLER),
+                       b"event: response.output_text.delta\ndata: {\n\n")
 
     def _sourcegraphStream(self, received, script):
         _requireBody(received, "messages")

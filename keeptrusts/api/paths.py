@@ -6,7 +6,7 @@ provider format: OpenAI-shaped paths on any host, Sourcegraph's Cody API.
 
 import re
 
-from keeptrusts.api import openai, sourcegraph
+from keeptrusts.api import anthropic, openai, responses, sourcegraph
 
 _EXACT = {
     b"/v1/chat/completions": openai.ENDPOINTS["chat/completions"],
@@ -15,6 +15,9 @@ _EXACT = {
     b"/completions": openai.ENDPOINTS["completions"],
     b"/v1/embeddings": openai.ENDPOINTS["embeddings"],
     b"/embeddings": openai.ENDPOINTS["embeddings"],
+    b"/v1/messages": anthropic.MESSAGES,
+    b"/v1/responses": responses.RESPONSES,
+    b"/responses": responses.RESPONSES,
     b"/.api/completions/stream": sourcegraph.ENDPOINTS["completions/stream"],
     b"/.api/completions/code": sourcegraph.ENDPOINTS["completions/code"],
 }

@@ -10,13 +10,14 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, validationError, writeError
-from keeptrusts.api import anthropic, openai
+from keeptrusts.api import anthropic, openai, responses
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.values import Exchange
 
-ENDPOINTS = dict(openai.ENDPOINTS, messages=anthropic.MESSAGES)
+ENDPOINTS = dict(openai.ENDPOINTS, messages=anthropic.MESSAGES,
+                 responses=responses.RESPONSES)
 
 
 def header(request, name):
@@ -40,7 +41,7 @@ def requestId(request):
 class V1Resource(Resource):
     """
     C{/v1/chat/completions}, C{/v1/completions}, C{/v1/embeddings},
-    C{/v1/messages} (Anthropic), C{/v1/models}.
+    C{/v1/messages} (Anthropic), C{/v1/responses}, C{/v1/models}.
 
     @param gatewayRef: a callable returning the current L{Gateway}.
     @param targets: L{UsableTarget}s in configured order.
