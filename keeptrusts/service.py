@@ -19,6 +19,7 @@ from twisted.web.resource import Resource
 
 from keeptrusts.api.pipeline import Gateway
 from keeptrusts.api.resource import V1Resource
+from keeptrusts.api.routing import CircuitBreaker, Router
 from keeptrusts.api.site import GatewaySite
 from keeptrusts.api.upstream import Upstream, usableTargets
 from keeptrusts.identity import Identify
@@ -69,6 +70,9 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ):
     agent = Agent(reactor, connectTimeout=limits.upstream_connect_timeout_s,
                   pool=pool)
     audit = config.policy.get("audit-logger")
+    targets = usableTargets(config.providers.targets, environ)
+    router = Router(targets, config.providers.routing,
+                    config.providers.fallback, CircuitBreaker(reactor))
     gateway = Gateway(
         chain=buildChain(config, policyFactories, reactor),
         upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s),
@@ -78,8 +82,8 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ):
         waitForJournal=config.gateway.journal.sync == "always",
         logAllAccess=bool(audit is not None and
                           "audit-logger" in config.chain and
-                          audit.log_all_access))
-    targets = usableTargets(config.providers.targets, environ)
+                          audit.log_all_access),
+        router=router)
     identify = Identify(config.gateway.access_keys, environ,
                         config.gateway.default_user)
     return Parts(gateway, targets, targetsByHost(targets), identify)

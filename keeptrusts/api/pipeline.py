@@ -8,10 +8,12 @@ import json
 import time
 
 import attr
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.endpoint import readSlots, writeSlots
+from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.routing import trigger
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough)
 from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
@@ -33,6 +35,7 @@ class Gateway:
         durable (C{journal.sync: always}).
     @ivar logAllAccess: journal an C{access} event for proxied traffic
         that is not an LLM call (C{audit-logger.log_all_access}).
+    @ivar router: the L{Router} of the configured targets.
     """
 
     chain: object
@@ -44,24 +47,29 @@ class Gateway:
     idleTimeout: float
     waitForJournal: bool = False
     logAllAccess: bool = False
+    router: object = None
     timer: object = time.perf_counter
 
 
 class Call:
     """
     The state of one proxied request.
+
+    @param attempts: C{(target, path)} pairs to try in order: a failure
+        that is a fallback trigger moves on to the next while nothing has
+        been sent to the client.
     """
 
     def __init__(self, gateway, request, exchange, endpoint, body, raw,
-                 target, path, passClientAuth):
+                 attempts, passClientAuth):
         self.gateway = gateway
         self.request = request
         self.exchange = exchange
         self.endpoint = endpoint
         self.body = body
         self.raw = raw
-        self.target = target
-        self.path = path
+        self.attempts = list(attempts)
+        self.tried = []
         self.passClientAuth = passClientAuth
         self.started = gateway.timer()
         self.policyMs = 0.0
@@ -89,20 +97,50 @@ class Call:
             return
         if self.gone:
             return
-        payload = self.raw
+        self.payload = self.raw
         if result.verdict == REDACT:
             writeSlots(slots, result.texts)
-            payload = json.dumps(self.body).encode("utf-8")
+            self.payload = json.dumps(self.body).encode("utf-8")
         self.upstreamStarted = self.gateway.timer()
+        self._send()
+
+    def _send(self):
+        target, path = self.attempts[len(self.tried)]
+        self.exchange = attr.evolve(
+            self.exchange, target=target.id, provider=self.endpoint.provider
+            or target.provider or self.exchange.provider)
         self.pending = self.gateway.upstream.request(
-            b"POST", self.target.url(self.path, _query(self.request)),
-            outgoingHeaders(self.request.requestHeaders, self.target,
-                            self.passClientAuth), payload)
+            b"POST", target.url(path, _query(self.request)),
+            outgoingHeaders(self.request.requestHeaders, target,
+                            self.passClientAuth), self.payload)
         self.pending.addCallbacks(self._answered, self._upstreamFailed)
         self.pending.addErrback(self._crashed)
 
+    def _attemptFailed(self, status):
+        """
+        Record a failed attempt; L{True} when the next target takes over.
+        """
+        target, _ = self.attempts[len(self.tried)]
+        self.tried.append({"target": target.id, "status": status})
+        router = self.gateway.router
+        if router is None:
+            return False
+        router.breaker.failed(target.id)
+        return (trigger(status) in router.triggers
+                and len(self.tried) < len(self.attempts) and not self.gone)
+
     def _answered(self, response):
         self.pending = None
+        if response.code == 429 or response.code >= 500:
+            if self._attemptFailed(response.code):
+                _discard(response)
+                self._send()
+                return
+        else:
+            target, _ = self.attempts[len(self.tried)]
+            self.tried.append({"target": target.id, "status": response.code})
+            if self.gateway.router is not None:
+                self.gateway.router.breaker.succeeded(target.id)
         request = self.request
         request.setResponseCode(response.code, response.phrase)
         contentType = (response.headers.getRawHeaders(b"content-type")
@@ -200,6 +238,11 @@ class Call:
             return
         reason.trap(GatewayError)
         error = reason.value
+        if self.pending is not None:
+            self.pending = None
+            if self._attemptFailed(error.status):
+                self._send()
+                return
         self._journal("output", ERROR, (), status=error.status)
         self._end(error)
 
@@ -247,8 +290,22 @@ class Call:
                      "total": round((now - self.started) * 1000.0, 3)})
         if client_gone:
             record["client_gone"] = True
+        if phase == "output" and len(self.tried) > 1:
+            record["attempts"] = list(self.tried)
         self.lastWrite = self.gateway.journal.append(record)
         self.lastWrite.addErrback(_journalFailed)
+
+
+class _Discard(Protocol):
+    def connectionMade(self):
+        self.transport.stopProducing()
+
+
+def _discard(response):
+    """
+    Drop an answer that will not be used, and its connection.
+    """
+    response.deliverBody(_Discard())
 
 
 def recordAccess(gateway, exchange, status):

@@ -82,33 +82,19 @@ class V1Resource(Resource):
         raw = request.content.read()
         body = parseBody(raw)
         endpoint.validate(body)
-        target = self._choose(body["model"], endpoint)
+        gateway = self._gateway()
+        targets = gateway.router.candidates(body["model"], endpoint)
         exchange = Exchange(
-            request_id=rid, mode="api", provider=target.target.provider,
-            target=target.id, endpoint=endpoint.name,
+            request_id=rid, mode="api", provider=targets[0].provider,
+            target=targets[0].id, endpoint=endpoint.name,
             method=request.method.decode("ascii"),
             host=header(request, b"host") or "", user=user,
             agent=header(request, b"x-keeptrusts-agent-id"),
             model=body["model"], stream=body.get("stream") is True)
-        Call(self._gateway(), request, exchange, endpoint, body, raw, target,
-             endpoint.pathFor(target.target.base_url), passClientAuth).start()
+        attempts = [(t, endpoint.pathFor(t.target.base_url)) for t in targets]
+        Call(gateway, request, exchange, endpoint, body, raw, attempts,
+             passClientAuth).start()
         return NOT_DONE_YET
-
-    def _choose(self, model, endpoint):
-        """
-        The first target speaking the endpoint's format that lists the
-        model, else the first one speaking it.
-        """
-        speaking = [t for t in self._targets
-                    if t.target.provider in endpoint.formats]
-        if not speaking:
-            raise GatewayError(503, "unavailable",
-                               "no provider target is available for /v1/%s"
-                               % (endpoint.name,))
-        for target in speaking:
-            if model in target.target.models:
-                return target
-        return speaking[0]
 
     def _models(self, request, passClientAuth):
         listed = [(model, t.target.provider) for t in self._targets

@@ -49,6 +49,10 @@ class UsableTarget:
     def id(self):
         return self.target.id
 
+    @property
+    def provider(self):
+        return self.target.provider
+
     def url(self, path, query=b""):
         url = self.target.base_url.encode("ascii") + path
         return url + b"?" + query if query else url

@@ -127,7 +127,7 @@ class OriginResource(Resource):
                 body.get("model"), str) else None,
             stream=body.get("stream") is True or endpoint.name.endswith(
                 "/stream"))
-        Call(gateway, request, exchange, endpoint, body, raw, origin, path,
+        Call(gateway, request, exchange, endpoint, body, raw, [(origin, path)],
              True).start()
 
     def _relay(self, gateway, request, exchange, path, query, headers):
