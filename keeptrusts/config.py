@@ -169,6 +169,16 @@ class DataPolicy:
     retention_days: Optional[int] = setting(int, None, check=atLeast(0))
 
 
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Pricing:
+    """
+    US dollars per million tokens; over the built-in table of models.
+    """
+
+    input_per_million: float = setting(float, check=atLeast(0))
+    output_per_million: float = setting(float, 0.0, check=atLeast(0))
+
+
 # provider -> (default base_url, api_key_header, api_key_prefix)
 _PROVIDERS = {
     "openai": ("https://api.openai.com/v1", "Authorization", "Bearer "),
@@ -209,6 +219,7 @@ class Target:
     type: str = setting(str, "direct", choices=("direct", "passthrough"))
     hosts: Tuple[str, ...] = setting(list, (), item=_HOST)
     data_policy: Optional[DataPolicy] = setting(recordParser(DataPolicy), None)
+    pricing: Optional[Pricing] = setting(recordParser(Pricing), None)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

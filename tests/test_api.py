@@ -94,8 +94,8 @@ class Gateway:
                 if phase is None or r["phase"] == phase]
 
 
-def chat(text, **extra):
-    body = {"model": "gpt-fake",
+def chat(text, model="gpt-fake", **extra):
+    body = {"model": model,
             "messages": [{"role": "user", "content": text}]}
     body.update(extra)
     return body

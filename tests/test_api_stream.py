@@ -24,7 +24,7 @@ from keeptrusts.api.sse import EventSplitter, eventData
 from keeptrusts.api.openai import errorEvent
 from keeptrusts.api.rewrite import SseRewriter
 from keeptrusts.api.stream import (
-    BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough)
+    BodyCollector, Outcome, Passthrough, ResponseBridge)
 from keeptrusts.policy.chain import PolicyChain, PolicyOutcome
 from keeptrusts.policy.dlp import DlpFilter, DlpOptions
 from keeptrusts.policy.values import (
@@ -322,9 +322,16 @@ class PassthroughTests(SynchronousTestCase):
         self.assertEqual(transform.end(), b"")
         self.assertIsNone(transform.fail(upstreamError("x")))
 
-    def test_ssePassthrough(self):
-        transform = SsePassthrough(Outcome(), errorEvent)
-        self.assertEqual(transform.feed(b"data: x"), b"data: x")
+    def test_unscannedStreamKeptAsItCame(self):
+        """
+        With no policy scanning answers, events go out byte for byte (not
+        re-encoded) and a failure still ends with the surface's error.
+        """
+        outcome = Outcome()
+        transform = SseRewriter(outcome, CHAT_DELTAS, lambda: None)
+        event = (b'data: {"choices": [{"index": 0, "delta": '
+                 b'{"content": "hi"}}]}\n\n')
+        self.assertEqual(transform.feed(event), event)
         self.assertEqual(transform.fail(upstreamError("x")),
                          errorEvent(upstreamError("x")))
 
@@ -379,8 +386,8 @@ class ResponseBridgeTests(SynchronousTestCase):
     L{ResponseBridge} moves an upstream body to the client request.
     """
 
-    def bridge(self, makeTransform=lambda outcome: SsePassthrough(
-            outcome, errorEvent)):
+    def bridge(self, makeTransform=lambda outcome: SseRewriter(
+            outcome, CHAT_DELTAS, lambda: None)):
         """
         A bridge to a fake request, connected to a fake upstream transport.
 
@@ -449,13 +456,13 @@ class ResponseBridgeTests(SynchronousTestCase):
 
     def test_complete(self):
         bridge = self.bridge()
-        bridge.dataReceived(b"data: x\n\n")
+        bridge.dataReceived(b'data: {"x": 1}\n\n')
         self.assertEqual(self.results, [])
         bridge.connectionLost(Failure(ResponseDone()))
         self.assertFinished("complete")
         self.assertIsNone(self.outcome.error)
         self.assertEqual(self.request.unregistrations, 1)
-        self.assertEqual(self.request.data, b"data: x\n\n")
+        self.assertEqual(self.request.data, b'data: {"x": 1}\n\n')
 
     def test_potentialDataLossCompletes(self):
         bridge = self.bridge(Passthrough)

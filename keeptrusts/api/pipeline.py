@@ -11,11 +11,12 @@ import attr
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
+from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.stream import (
-    BodyCollector, Outcome, Passthrough, ResponseBridge, SsePassthrough)
+    BodyCollector, Outcome, Passthrough, ResponseBridge)
 from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
 from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, REDACT
@@ -70,6 +71,7 @@ class Call:
         self.raw = raw
         self.attempts = list(attempts)
         self.tried = []
+        self.askedUsage = False
         self.passClientAuth = passClientAuth
         self.started = gateway.timer()
         self.policyMs = 0.0
@@ -98,11 +100,29 @@ class Call:
         if self.gone:
             return
         self.payload = self.raw
-        if result.verdict == REDACT:
+        changed = result.verdict == REDACT
+        if changed:
             writeSlots(slots, result.texts)
+        if self._askForUsage():
+            self.body["stream_options"] = dict(
+                self.body.get("stream_options") or {}, include_usage=True)
+            self.askedUsage = changed = True
+        if changed:
             self.payload = json.dumps(self.body).encode("utf-8")
         self.upstreamStarted = self.gateway.timer()
         self._send()
+
+    def _askForUsage(self):
+        """
+        An OpenAI chat stream carries its usage only when asked: ask, and
+        take the extra chunk out unless the client asked too.
+        """
+        options = self.body.get("stream_options")
+        return (self.endpoint.name == "chat/completions"
+                and self.body.get("stream") is True
+                and not (isinstance(options, dict)
+                         and options.get("include_usage"))
+                and all(t.provider == "openai" for t, _ in self.attempts))
 
     def _send(self):
         target, path = self.attempts[len(self.tried)]
@@ -146,23 +166,23 @@ class Call:
         contentType = (response.headers.getRawHeaders(b"content-type")
                        or [b""])[0]
         isStream = contentType.startswith(b"text/event-stream")
-        scanner = None
-        if 200 <= response.code < 300 and isStream:
-            scanner = self.gateway.chain.scanOutput(self.exchange)
-        elif (200 <= response.code < 300 and self.endpoint.answerSlots
-              and contentType.startswith(b"application/json")):
+        ok = 200 <= response.code < 300
+        if (ok and not isStream and self.endpoint.answerSlots
+                and contentType.startswith(b"application/json")):
             return self._collect(response)
+        # Every answered stream is read: for the policies' scanners, its
+        # usage, and the usage chunk the gateway asked for.
+        rewrite = ok and isStream and self.endpoint.rewriter is not None
         copyResponseHeaders(response.headers, request.responseHeaders,
-                     keepLength=not isStream)
+                            keepLength=not rewrite)
         outcome = Outcome()
-        if isStream:
+        if rewrite:
             request.setHeader(b"cache-control", b"no-cache")
             request.setHeader(b"x-accel-buffering", b"no")
-            transform = (SsePassthrough(outcome, self.endpoint.errorEvent)
-                         if scanner is None else self.endpoint.rewriter(
-                             outcome, self.endpoint,
-                             lambda: self.gateway.chain.scanOutput(
-                                 self.exchange)))
+            transform = self.endpoint.rewriter(
+                outcome, self.endpoint,
+                lambda: self.gateway.chain.scanOutput(self.exchange))
+            transform.dropUsageChunk = self.askedUsage
         else:
             transform = Passthrough(outcome)
         self.bridge = ResponseBridge(request, transform, self.gateway.clock,
@@ -187,8 +207,11 @@ class Call:
                              for o in outcomes)
         elif outcome.ending == "upstream_failed":
             verdict = ERROR
+        tokens = outcome.tokens
+        if tokens is None and hasattr(transform, "releasedChars"):
+            tokens = self._estimate(transform.releasedChars())
         self._journal("output", verdict, outcomes, status=status,
-                      tokens=outcome.tokens,
+                      tokens=tokens,
                       client_gone=outcome.ending == "client_gone")
         self._finish()
 
@@ -215,7 +238,8 @@ class Call:
     def _outputDecided(self, result, response, answer, data, slots):
         self.policyMs += result.ms
         self.degraded = self.degraded or result.degraded
-        tokens = self.endpoint.usage(answer)
+        tokens = self.endpoint.usage(answer) or self._estimate(
+            sum(len(text) for text in result.texts))
         if result.verdict in (BLOCK, ERROR):
             self._journal("output", result.verdict, result.outcomes,
                           status=response.code, tokens=tokens)
@@ -277,6 +301,14 @@ class Call:
         else:
             self.request.finish()
 
+    def _estimate(self, outputChars):
+        """
+        Tokens when the provider tells none: marked as an estimate.
+        """
+        return {"input": estimateTokens(self.exchange.texts),
+                "output": outputChars // 4 + (1 if outputChars else 0),
+                "estimated": True}
+
     def _journal(self, phase, verdict, outcomes, status=None, tokens=None,
                  client_gone=False):
         now = self.gateway.timer()
@@ -288,6 +320,10 @@ class Call:
             status=status, tokens=tokens, degraded=self.degraded,
             latency={"policy": round(self.policyMs, 3), "upstream": upstream,
                      "total": round((now - self.started) * 1000.0, 3)})
+        if phase == "output":
+            target, _ = self.attempts[max(len(self.tried) - 1, 0)]
+            record["cost_usd"] = costOf(tokens, self.exchange.model,
+                                        target.pricing)
         if client_gone:
             record["client_gone"] = True
         if phase == "output" and len(self.tried) > 1:

@@ -50,10 +50,16 @@ class EventRewriter:
         """
         return mergeOutcomes(s.outcomes() for s in self._allScanners)
 
+    def releasedChars(self):
+        """
+        How much answer text went out, for a token estimate.
+        """
+        return sum(s.released for s in self._allScanners)
+
     def _scanner(self, index):
         scanner = self._scanners.get(index)
         if scanner is None:
-            scanner = self._scanners[index] = self._newScanner()
+            scanner = self._scanners[index] = _Counting(self._newScanner())
             self._allScanners.append(scanner)
         return scanner
 
@@ -71,22 +77,56 @@ class EventRewriter:
         return event + b"\n\n" if rewritten is None else rewritten
 
 
+class _Counting:
+    """
+    A chain scanner (or none: the text as it is) whose released characters
+    are counted.
+    """
+
+    def __init__(self, scanner):
+        self._scanner = scanner
+        self.released = 0
+
+    def feed(self, text):
+        if self._scanner is not None:
+            text = self._scanner.feed(text)
+        self.released += len(text)
+        return text
+
+    def end(self):
+        text = self._scanner.end() if self._scanner is not None else ""
+        self.released += len(text)
+        return text
+
+    def outcomes(self):
+        return self._scanner.outcomes() if self._scanner is not None else ()
+
+
 class SseRewriter(EventRewriter):
     """
     An OpenAI event stream (chat or legacy completions): one scanner per
     choice.  What a scanner still holds when its choice finishes goes out
     before (or with) the finishing chunk.
+
+    @ivar dropUsageChunk: the gateway asked for the usage chunk, not the
+        client: take the tokens and do not pass it on.
     """
 
     _template = None
+    dropUsageChunk = False
 
     def _rewritePayload(self, name, chunk, event):
         tokens = self._endpoint.usage(chunk)
         if tokens is not None:
             self.outcome.tokens = tokens
+            if self.dropUsageChunk and not chunk.get("choices"):
+                return b""
         slots = {}
+        changed = False
         for index, container, key in self._endpoint.deltaSlots(chunk):
-            container[key] = self._scanner(index).feed(container[key])
+            text = container[key]
+            container[key] = released = self._scanner(index).feed(text)
+            changed = changed or released != text
             slots[index] = (container, key)
         if slots:
             self._template = chunk
@@ -99,10 +139,11 @@ class SseRewriter(EventRewriter):
             if index in slots:
                 container, key = slots[index]
                 container[key] += held
+                changed = True
             else:
                 before.append(self._heldEvent(chunk, index, held))
-        if not slots and not before:
-            return None
+        if not changed and not before:
+            return None  # the event as it came: no re-encoding
         return b"".join(before) + _chunkEvent(chunk)
 
     def _flush(self):

@@ -46,22 +46,6 @@ class Passthrough:
         return None
 
 
-class SsePassthrough(Passthrough):
-    """
-    An event stream as it comes; a failure ends it with the surface's own
-    error event.
-
-    @param errorEvent: C{GatewayError -> bytes}.
-    """
-
-    def __init__(self, outcome, errorEvent):
-        Passthrough.__init__(self, outcome)
-        self._errorEvent = errorEvent
-
-    def fail(self, error):
-        return self._errorEvent(error)
-
-
 class ResponseBridge(Protocol):
     """
     Deliver an upstream body to a client request, chunk by chunk: the

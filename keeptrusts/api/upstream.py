@@ -53,6 +53,10 @@ class UsableTarget:
     def provider(self):
         return self.target.provider
 
+    @property
+    def pricing(self):
+        return self.target.pricing
+
     def url(self, path, query=b""):
         url = self.target.base_url.encode("ascii") + path
         return url + b"?" + query if query else url

@@ -52,6 +52,10 @@ class OriginTarget:
     def provider(self):
         return self.configured.target.provider if self.configured else None
 
+    @property
+    def pricing(self):
+        return self.configured.target.pricing if self.configured else None
+
     def url(self, path, query=b""):
         default = {"https": 443, "http": 80}[self.scheme]
         netloc = self.host if self.port == default else "%s:%d" % (
