@@ -102,3 +102,33 @@ class IJournal(Interface):
         """
         Flush and close.  @return: a L{Deferred}.
         """
+
+
+class ICertificateStore(Interface):
+    """
+    Server-side TLS for intercepted hosts: certificates minted on demand by
+    the local CA, one configured context per host.
+    """
+
+    def contextFor(host):
+        """
+        The server context for C{host}: its leaf certificate, the shared leaf
+        key and the CA chain; TLS 1.2 or newer; ALPN C{http/1.1} only.
+        Contexts are shared between connections: never change one.
+
+        @param host: a DNS name or an IP address literal (C{str}).
+        @rtype: L{OpenSSL.SSL.Context}
+        @raise ValueError: C{host} is neither.
+        """
+
+    def serverConnectionCreator(defaultHost):
+        """
+        A creator for one intercepted connection, for
+        C{TLSMemoryBIOFactory(creator, False, wrappedFactory)}: it serves the
+        certificate for the name the client sends (SNI), or for
+        C{defaultHost} (the CONNECT host) when the client sends none.
+
+        @rtype: L{twisted.internet.interfaces.IOpenSSLServerConnectionCreator}
+        @raise ValueError: C{defaultHost} is neither a DNS name nor an IP
+            address.
+        """
