@@ -19,6 +19,7 @@ from twisted.web.resource import Resource
 
 from keeptrusts.api.pipeline import Gateway
 from keeptrusts.api.resource import V1Resource
+from keeptrusts.api.routes import RouteTable, Rule
 from keeptrusts.api.routing import CircuitBreaker, Router
 from keeptrusts.api.site import GatewaySite
 from keeptrusts.api.upstream import Upstream, usableTargets
@@ -26,6 +27,7 @@ from keeptrusts.identity import Identify
 from keeptrusts.journal import Journal
 from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.proxy.forward import ForwardProxy
+from keeptrusts.tls.trust import upstreamPolicy
 
 log = Logger()
 
@@ -49,7 +51,7 @@ def isLoopback(description):
 
 def buildChain(config, policyFactories, clock, names=None):
     policies = [policyFactories[kind].build(config.policy[kind], clock)
-                for kind in (names or config.chain)]
+                for kind in (config.chain if names is None else names)]
     return PolicyChain(policies, config.gateway.fail_mode, clock)
 
 
@@ -67,14 +69,22 @@ class Parts:
 
 def buildParts(config, reactor, journal, pool, policyFactories, environ):
     limits = config.gateway.limits
-    agent = Agent(reactor, connectTimeout=limits.upstream_connect_timeout_s,
-                  pool=pool)
+    # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
+    agent = Agent(reactor, contextFactory=upstreamPolicy(
+                      config.gateway.intercept.upstream_ca_file),
+                  connectTimeout=limits.upstream_connect_timeout_s, pool=pool)
     audit = config.policy.get("audit-logger")
     targets = usableTargets(config.providers.targets, environ)
     router = Router(targets, config.providers.routing,
                     config.providers.fallback, CircuitBreaker(reactor))
+    chain = buildChain(config, policyFactories, reactor)
+    routes = RouteTable(tuple(
+        Rule(route.match, buildChain(config, policyFactories, reactor,
+                                     route.chain) if route.chain is not None
+             else chain, route.target)
+        for route in config.routes), chain)
     gateway = Gateway(
-        chain=buildChain(config, policyFactories, reactor),
+        routes=routes,
         upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s),
         journal=journal, clock=reactor, configName=config.name,
         maxBodyBytes=limits.max_body_bytes,

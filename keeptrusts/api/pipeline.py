@@ -28,7 +28,7 @@ class Gateway:
     """
     What every request needs, built once per configuration.
 
-    @ivar chain: the L{PolicyChain}.
+    @ivar routes: the L{RouteTable}: each request's L{PolicyChain}.
     @ivar upstream: the L{Upstream}.
     @ivar journal: an L{IJournal}.
     @ivar configName: C{name@version}, recorded in every event.
@@ -39,7 +39,7 @@ class Gateway:
     @ivar router: the L{Router} of the configured targets.
     """
 
-    chain: object
+    routes: object
     upstream: object
     journal: object
     clock: object
@@ -56,14 +56,16 @@ class Call:
     """
     The state of one proxied request.
 
+    @param chain: the request's L{PolicyChain}.
     @param attempts: C{(target, path)} pairs to try in order: a failure
         that is a fallback trigger moves on to the next while nothing has
         been sent to the client.
     """
 
     def __init__(self, gateway, request, exchange, endpoint, body, raw,
-                 attempts, passClientAuth):
+                 chain, attempts, passClientAuth):
         self.gateway = gateway
+        self.chain = chain
         self.request = request
         self.exchange = exchange
         self.endpoint = endpoint
@@ -86,7 +88,7 @@ class Call:
     def start(self):
         slots = list(self.endpoint.requestSlots(self.body))
         self.exchange = attr.evolve(self.exchange, texts=readSlots(slots))
-        d = self.gateway.chain.checkInput(self.exchange)
+        d = self.chain.checkInput(self.exchange)
         d.addCallback(self._inputDecided, slots)
         d.addErrback(self._crashed)
 
@@ -181,7 +183,7 @@ class Call:
             request.setHeader(b"x-accel-buffering", b"no")
             transform = self.endpoint.rewriter(
                 outcome, self.endpoint,
-                lambda: self.gateway.chain.scanOutput(self.exchange))
+                lambda: self.chain.scanOutput(self.exchange))
             transform.dropUsageChunk = self.askedUsage
         else:
             transform = Passthrough(outcome)
@@ -231,7 +233,7 @@ class Call:
             raise GatewayError(502, "upstream_error",
                                "the provider's answer is not valid JSON")
         slots = list(self.endpoint.answerSlots(answer))
-        d = self.gateway.chain.checkOutput(self.exchange, readSlots(slots))
+        d = self.chain.checkOutput(self.exchange, readSlots(slots))
         d.addCallback(self._outputDecided, response, answer, data, slots)
         return d
 

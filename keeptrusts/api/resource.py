@@ -83,16 +83,21 @@ class V1Resource(Resource):
         body = parseBody(raw)
         endpoint.validate(body)
         gateway = self._gateway()
-        targets = gateway.router.candidates(body["model"], endpoint)
+        host = header(request, b"host") or ""
+        chain, routeTarget = gateway.routes.select(
+            request, "/v1/" + path, host.rsplit(":", 1)[0] if not
+            host.endswith("]") else host)
+        targets = gateway.router.candidates(body["model"], endpoint,
+                                            only=routeTarget)
         exchange = Exchange(
             request_id=rid, mode="api", provider=targets[0].provider,
             target=targets[0].id, endpoint=endpoint.name,
             method=request.method.decode("ascii"),
-            host=header(request, b"host") or "", user=user,
+            host=host, user=user,
             agent=header(request, b"x-keeptrusts-agent-id"),
             model=body["model"], stream=body.get("stream") is True)
         attempts = [(t, endpoint.pathFor(t.target.base_url)) for t in targets]
-        Call(gateway, request, exchange, endpoint, body, raw, attempts,
+        Call(gateway, request, exchange, endpoint, body, raw, chain, attempts,
              passClientAuth).start()
         return NOT_DONE_YET
 

@@ -95,15 +95,18 @@ class Router:
         self._attempts = 1 + fallback.max_fallback_attempts
         self.breaker = breaker
 
-    def candidates(self, model, endpoint):
+    def candidates(self, model, endpoint, only=None):
         """
         The targets to try, in order, for C{model} on C{endpoint}.
+
+        @param only: a target id a route sets, or L{None}.
 
         @raise GatewayError: 503 when none speaks the endpoint's format or
             every one of them is failing.
         """
         speaking = [t for t in self._targets
-                    if t.target.provider in endpoint.formats]
+                    if t.target.provider in endpoint.formats
+                    and (only is None or t.id == only)]
         pool = [t for t in speaking if model in t.target.models]
         if not pool:
             provider = providerOf(model or "")

@@ -131,8 +131,10 @@ class OriginResource(Resource):
                 body.get("model"), str) else None,
             stream=body.get("stream") is True or endpoint.name.endswith(
                 "/stream"))
-        Call(gateway, request, exchange, endpoint, body, raw, [(origin, path)],
-             True).start()
+        chain, _ = gateway.routes.select(
+            request, path.decode("utf-8", "replace"), origin.host)
+        Call(gateway, request, exchange, endpoint, body, raw, chain,
+             [(origin, path)], True).start()
 
     def _relay(self, gateway, request, exchange, path, query, headers):
         body = request.content.read() or None
