@@ -132,3 +132,22 @@ class ICertificateStore(Interface):
         @raise ValueError: C{defaultHost} is neither a DNS name nor an IP
             address.
         """
+
+
+class ICounters(Interface):
+    """
+    Fixed-window counters behind rate limits and budgets; in memory by
+    default, so that a shared store can take their place.
+    """
+
+    def count(key, window, now):
+        """
+        @return: the amount counted for C{key} in the window of C{window}
+            seconds that holds C{now}.
+        """
+
+    def add(key, window, now, amount):
+        """
+        Count C{amount} more for C{key} in that window.
+        """
+

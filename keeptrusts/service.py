@@ -25,6 +25,7 @@ from keeptrusts.api.site import GatewaySite
 from keeptrusts.api.upstream import Upstream, usableTargets
 from keeptrusts.identity import Identify
 from keeptrusts.journal import Journal
+from keeptrusts.limits import Limits, MemoryCounters
 from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.proxy.forward import ForwardProxy
 from keeptrusts.tls.trust import upstreamPolicy
@@ -93,7 +94,8 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ):
         logAllAccess=bool(audit is not None and
                           "audit-logger" in config.chain and
                           audit.log_all_access),
-        router=router)
+        router=router,
+        limits=Limits(config, MemoryCounters(), reactor))
     identify = Identify(config.gateway.access_keys, environ,
                         config.gateway.default_user)
     return Parts(gateway, targets, targetsByHost(targets), identify)

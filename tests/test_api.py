@@ -41,6 +41,7 @@ policy:
     detect_patterns: ['ACME-[0-9]{8}']
     blocked_terms: [bluebird]
   audit-logger: {log_all_access: true}
+%(top)s
 """
 
 
@@ -52,7 +53,7 @@ class Gateway:
     def __init__(self, testCase, chain="[dlp-filter, audit-logger]",
                  action="redact", failMode="block", maxBody=1024 * 1024,
                  idle=5, factories=None, environ=None, base=None,
-                 keyRef=True, models=True, extraTargets=""):
+                 keyRef=True, models=True, extraTargets="", extraTop=""):
         self.provider = FakeProvider(reactor)
         _, fakeBase = listenFake(reactor, self.provider, testCase.addCleanup)
         base = base or fakeBase
@@ -62,7 +63,8 @@ class Gateway:
             max_body=maxBody, idle=idle,
             key="      secret_key_ref: {env: FAKE_KEY}" if keyRef else "",
             models="      models: [gpt-fake, gpt-fake-mini]" if models else "",
-            extra=extraTargets % dict(base=base.rsplit("/v1", 1)[0])),
+            extra=extraTargets % dict(base=base.rsplit("/v1", 1)[0]),
+            top=extraTop),
             factories)
         self.journal = MemoryJournal()
         pool = HTTPConnectionPool(reactor, persistent=True)

@@ -37,6 +37,7 @@ class Gateway:
     @ivar logAllAccess: journal an C{access} event for proxied traffic
         that is not an LLM call (C{audit-logger.log_all_access}).
     @ivar router: the L{Router} of the configured targets.
+    @ivar limits: the L{Limits}: rate limits and budgets.
     """
 
     routes: object
@@ -49,6 +50,7 @@ class Gateway:
     waitForJournal: bool = False
     logAllAccess: bool = False
     router: object = None
+    limits: object = None
     timer: object = time.perf_counter
 
 
@@ -326,12 +328,28 @@ class Call:
             target, _ = self.attempts[max(len(self.tried) - 1, 0)]
             record["cost_usd"] = costOf(tokens, self.exchange.model,
                                         target.pricing)
+            if self.gateway.limits is not None:
+                self.gateway.limits.account(
+                    self.exchange.user, self.exchange.agent, tokens,
+                    record["cost_usd"])
         if client_gone:
             record["client_gone"] = True
         if phase == "output" and len(self.tried) > 1:
             record["attempts"] = list(self.tried)
         self.lastWrite = self.gateway.journal.append(record)
         self.lastWrite.addErrback(_journalFailed)
+
+
+def recordRefusal(gateway, exchange, error):
+    """
+    Journal a request the gateway refused before any policy ran (a rate
+    limit, a budget): an input event naming the limit.
+    """
+    record = eventRecord("input", BLOCK, exchange, gateway.configName, [{
+        "name": "limits", "verdict": BLOCK, "ms": 0.0,
+        "findings": [{"type": error.code or error.type, "count": 1}]}],
+        status=error.status)
+    gateway.journal.append(record).addErrback(_journalFailed)
 
 
 class _Discard(Protocol):

@@ -11,7 +11,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api import anthropic, openai, responses
-from keeptrusts.api.pipeline import Call
+from keeptrusts.api.pipeline import Call, recordRefusal
 from keeptrusts.api.relay import relay
 from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.values import Exchange
@@ -96,6 +96,7 @@ class V1Resource(Resource):
             host=host, user=user,
             agent=header(request, b"x-keeptrusts-agent-id"),
             model=body["model"], stream=body.get("stream") is True)
+        admit(gateway, exchange, request)
         attempts = [(t, endpoint.pathFor(t.target.base_url)) for t in targets]
         Call(gateway, request, exchange, endpoint, body, raw, chain, attempts,
              passClientAuth).start()
@@ -131,6 +132,20 @@ class V1Resource(Resource):
         relay(self._gateway(), request, b"GET", target.url(path),
               outgoingHeaders(request.requestHeaders, target, passClientAuth))
         return NOT_DONE_YET
+
+
+def admit(gateway, exchange, request):
+    """
+    Count the request against the rate limits and budgets, or refuse it
+    (and journal the refusal).
+    """
+    if gateway.limits is None:
+        return
+    try:
+        gateway.limits.admit(exchange.user, exchange.agent, request)
+    except GatewayError as error:
+        recordRefusal(gateway, exchange, error)
+        raise
 
 
 def _notAllowed():

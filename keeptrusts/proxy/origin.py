@@ -16,7 +16,7 @@ from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.paths import llmEndpoint
 from keeptrusts.api.pipeline import Call, recordAccess
 from keeptrusts.api.relay import relay
-from keeptrusts.api.resource import header, parseBody, requestId
+from keeptrusts.api.resource import admit, header, parseBody, requestId
 from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.values import Exchange
 
@@ -131,6 +131,7 @@ class OriginResource(Resource):
                 body.get("model"), str) else None,
             stream=body.get("stream") is True or endpoint.name.endswith(
                 "/stream"))
+        admit(gateway, exchange, request)
         chain, _ = gateway.routes.select(
             request, path.decode("utf-8", "replace"), origin.host)
         Call(gateway, request, exchange, endpoint, body, raw, chain,
