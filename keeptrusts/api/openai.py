@@ -132,7 +132,9 @@ ENDPOINTS = {
                  lambda index, text: {"index": index,
                                       "delta": {"content": text},
                                       "finish_reason": None},
-                 usageOf, errorEvent, SseRewriter),
+                 usageOf, errorEvent, SseRewriter,
+                 # Anthropic targets are reached through translation.
+                 formats=("openai", "openai-compatible", "anthropic")),
         Endpoint("completions", _validateField("prompt"),
                  lambda body: _listSlots(body, "prompt"),
                  _textAnswerSlots, _textDeltaSlots,

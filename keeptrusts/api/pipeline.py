@@ -15,6 +15,9 @@ from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.routing import trigger
+from keeptrusts.api.translate import (
+    ANTHROPIC_VERSION, TranslatedStream, answerToChat, requestToMessages,
+    translates)
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge)
 from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
@@ -76,6 +79,7 @@ class Call:
         self.attempts = list(attempts)
         self.tried = []
         self.askedUsage = False
+        self.translated = False
         self.passClientAuth = passClientAuth
         self.started = gateway.timer()
         self.policyMs = 0.0
@@ -133,10 +137,17 @@ class Call:
         self.exchange = attr.evolve(
             self.exchange, target=target.id, provider=self.endpoint.provider
             or target.provider or self.exchange.provider)
+        headers = outgoingHeaders(self.request.requestHeaders, target,
+                                  self.passClientAuth)
+        payload = self.payload
+        self.translated = translates(self.endpoint, target.provider)
+        if self.translated:
+            payload = json.dumps(requestToMessages(self.body)).encode("utf-8")
+            if not headers.hasHeader(b"anthropic-version"):
+                headers.setRawHeaders(b"anthropic-version",
+                                      [ANTHROPIC_VERSION])
         self.pending = self.gateway.upstream.request(
-            b"POST", target.url(path, _query(self.request)),
-            outgoingHeaders(self.request.requestHeaders, target,
-                            self.passClientAuth), self.payload)
+            b"POST", target.url(path, _query(self.request)), headers, payload)
         self.pending.addCallbacks(self._answered, self._upstreamFailed)
         self.pending.addErrback(self._crashed)
 
@@ -187,6 +198,8 @@ class Call:
                 outcome, self.endpoint,
                 lambda: self.chain.scanOutput(self.exchange))
             transform.dropUsageChunk = self.askedUsage
+            if self.translated:
+                transform = TranslatedStream(transform)
         else:
             transform = Passthrough(outcome)
         self.bridge = ResponseBridge(request, transform, self.gateway.clock,
@@ -234,6 +247,9 @@ class Call:
         except ValueError:
             raise GatewayError(502, "upstream_error",
                                "the provider's answer is not valid JSON")
+        if self.translated:
+            answer = answerToChat(answer)
+            data = json.dumps(answer).encode("utf-8")
         slots = list(self.endpoint.answerSlots(answer))
         d = self.chain.checkOutput(self.exchange, readSlots(slots))
         d.addCallback(self._outputDecided, response, answer, data, slots)

@@ -13,6 +13,7 @@ from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api import anthropic, openai, responses
 from keeptrusts.api.pipeline import Call, recordRefusal
 from keeptrusts.api.relay import relay
+from keeptrusts.api.translate import upstreamPath
 from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.values import Exchange
 
@@ -97,7 +98,7 @@ class V1Resource(Resource):
             agent=header(request, b"x-keeptrusts-agent-id"),
             model=body["model"], stream=body.get("stream") is True)
         admit(gateway, exchange, request)
-        attempts = [(t, endpoint.pathFor(t.target.base_url)) for t in targets]
+        attempts = [(t, upstreamPath(endpoint, t)) for t in targets]
         Call(gateway, request, exchange, endpoint, body, raw, chain, attempts,
              passClientAuth).start()
         return NOT_DONE_YET

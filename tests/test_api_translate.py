@@ -1,0 +1,155 @@
+"""
+OpenAI chat requests served by an Anthropic target: the translation both
+ways, and the real openai SDK reaching an Anthropic-format fake provider.
+"""
+
+import json
+
+from twisted.internet import threads
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from keeptrusts.api.translate import (
+    StreamToChat, answerToChat, requestToMessages)
+from keeptrusts.testing import Script
+from tests.test_api import Gateway
+
+CLAUDE = """
+    - id: claude
+      provider: anthropic
+      base_url: %(base)s
+      secret_key_ref: {env: FAKE_KEY}
+      models: [claude-fake]
+"""
+
+
+class TranslationTests(SynchronousTestCase):
+    def test_request(self):
+        body = {"model": "claude-fake", "max_tokens": 50, "stream": True,
+                "temperature": 0.2, "stop": "END",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "hi"}]},
+                    {"role": "assistant", "content": None, "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {
+                            "name": "ls", "arguments": "{\"dir\": \"/\"}"}}]},
+                    {"role": "tool", "tool_call_id": "c1", "content": "a b"},
+                    {"role": "user", "content": "and?"}],
+                "tools": [{"type": "function", "function": {
+                    "name": "ls", "parameters": {"type": "object"}}}]}
+        self.assertEqual(requestToMessages(body), {
+            "model": "claude-fake", "max_tokens": 50, "stream": True,
+            "temperature": 0.2, "stop_sequences": ["END"],
+            "system": "Be brief.",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "c1", "name": "ls",
+                     "input": {"dir": "/"}}]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "c1",
+                     "content": "a b"},
+                    {"type": "text", "text": "and?"}]}],
+            "tools": [{"name": "ls", "description": "",
+                       "input_schema": {"type": "object"}}]})
+
+    def test_answer(self):
+        chat = answerToChat({
+            "id": "msg_1", "model": "claude-fake", "stop_reason": "max_tokens",
+            "content": [{"type": "text", "text": "Hel"},
+                        {"type": "text", "text": "lo"}],
+            "usage": {"input_tokens": 3, "output_tokens": 2}})
+        self.assertEqual(chat["choices"][0]["message"],
+                         {"role": "assistant", "content": "Hello"})
+        self.assertEqual(chat["choices"][0]["finish_reason"], "length")
+        self.assertEqual(chat["usage"], {"prompt_tokens": 3,
+                                         "completion_tokens": 2,
+                                         "total_tokens": 5})
+
+    def test_stream(self):
+        def event(payload):
+            return b"event: %s\ndata: %s\n\n" % (
+                payload["type"].encode(), json.dumps(payload).encode())
+        stream = b"".join(event(p) for p in [
+            {"type": "message_start", "message": {
+                "id": "m", "model": "c", "usage": {"input_tokens": 4}}},
+            {"type": "content_block_start", "index": 0,
+             "content_block": {"type": "text", "text": ""}},
+            {"type": "ping"},
+            {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "text_delta", "text": "Hi"}},
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+             "usage": {"output_tokens": 1}},
+            {"type": "message_stop"}])
+        translator = StreamToChat()
+        # Byte by byte: event boundaries are the translator's business.
+        out = b"".join(translator.feed(stream[i:i + 1])
+                       for i in range(len(stream))) + translator.rest()
+        events = [e for e in out.split(b"\n\n") if e]
+        self.assertEqual(events[-1], b"data: [DONE]")
+        chunks = [json.loads(e[6:]) for e in events[:-1]]
+        self.assertEqual([c["choices"][0]["delta"] if c["choices"] else None
+                          for c in chunks],
+                         [{"role": "assistant", "content": ""},
+                          {"content": "Hi"}, {}, None])
+        self.assertEqual(chunks[2]["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(chunks[3]["usage"], {"prompt_tokens": 4,
+                                              "completion_tokens": 1,
+                                              "total_tokens": 5})
+
+
+class OpenAIToAnthropicTests(TestCase):
+    def setUp(self):
+        self.gw = Gateway(self, extraTargets=CLAUDE)
+
+    def test_chat(self):
+        self.gw.provider.script = Script(answer="id ACME-12345678 here")
+
+        def call():
+            with self.gw.sdk() as client:
+                return client.chat.completions.create(
+                    model="claude-fake", messages=[
+                        {"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": "bluebird?"}])
+
+        def check(completion):
+            self.assertEqual(completion.choices[0].message.content,
+                             "id [REDACTED:CUSTOM_PATTERN] here")
+            received = self.gw.provider.requests[-1]
+            self.assertEqual(received.path, "/v1/messages")
+            self.assertEqual(received.headers["anthropic-version"],
+                             "2023-06-01")
+            self.assertEqual(received.headers["x-api-key"], "sk-provider-key")
+            self.assertEqual(received.json["system"], "Be brief.")
+            self.assertEqual(received.json["messages"], [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "[REDACTED:BLOCKED_TERM]?"}]}])
+            output = self.gw.events("output")[0]
+            self.assertEqual((output["target"], output["provider"]),
+                             ("claude", "anthropic"))
+            self.assertEqual(output["tokens"], {"input": 3, "output": 3})
+        return threads.deferToThread(call).addCallback(check)
+
+    def test_stream(self):
+        self.gw.provider.script = Script(
+            chunks=["id ", "ACME-1234", "5678", " here"])
+
+        def call():
+            with self.gw.sdk() as client:
+                stream = client.chat.completions.create(
+                    model="claude-fake", stream=True,
+                    messages=[{"role": "user", "content": "hi"}])
+                return list(stream)
+
+        def check(chunks):
+            text = "".join(c.choices[0].delta.content or ""
+                           for c in chunks if c.choices)
+            self.assertEqual(text, "id [REDACTED:CUSTOM_PATTERN] here")
+            self.assertEqual([c.choices[0].finish_reason for c in chunks
+                              if c.choices and c.choices[0].finish_reason],
+                             ["stop"])
+            output = self.gw.events("output")[0]
+            self.assertEqual(output["verdict"], "redact")
+            self.assertEqual(output["tokens"], {"input": 1, "output": 3})
+        return threads.deferToThread(call).addCallback(check)
