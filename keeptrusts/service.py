@@ -77,7 +77,9 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ):
     audit = config.policy.get("audit-logger")
     targets = usableTargets(config.providers.targets, environ)
     router = Router(targets, config.providers.routing,
-                    config.providers.fallback, CircuitBreaker(reactor))
+                    config.providers.fallback, CircuitBreaker(reactor),
+                    config.policy.get("data-routing-policy")
+                    if "data-routing-policy" in config.chain else None)
     chain = buildChain(config, policyFactories, reactor)
     routes = RouteTable(tuple(
         Rule(route.match, buildChain(config, policyFactories, reactor,

@@ -5,6 +5,8 @@ triggers while nothing was sent, and the per-target circuit breaker.
 
 import json
 
+import attr
+
 import treq
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
@@ -204,3 +206,39 @@ class FallbackTests(TestCase):
         text = yield response.text()
         self.assertIn('"error"', text)
         self.assertEqual(self.second.requests, [])
+
+
+class DataRoutingTests(SynchronousTestCase):
+    def router(self, targets, **options):
+        from keeptrusts.policy.datarouting import DataRoutingOptions
+        return Router(targets, Routing(), Fallback(),
+                      CircuitBreaker(Clock()), DataRoutingOptions(**options))
+
+    def target(self, id, **policy):
+        from keeptrusts.config import DataPolicy
+        usable = target(id)
+        return UsableTarget(attr.evolve(
+            usable.target, data_policy=DataPolicy(**policy) if policy
+            else None))
+
+    def test_nonCompliantDropped(self):
+        router = self.router(
+            [self.target("plain"),
+             self.target("zdr", zero_data_retention=True,
+                         training_opt_out=True, retention_days=0)],
+            require_zero_data_retention=True)
+        self.assertEqual([t.id for t in router.candidates("x", CHAT)],
+                         ["zdr"])
+
+    def test_noneLeftBlocks(self):
+        router = self.router([self.target("a", retention_days=30)],
+                             max_retention_days=7)
+        error = self.assertRaises(GatewayError, router.candidates, "x", CHAT)
+        self.assertEqual((error.status, error.code, error.policy),
+                         (409, "no_compliant_provider",
+                          "data-routing-policy"))
+
+    def test_noneLeftAllowed(self):
+        router = self.router([self.target("a")], require_no_training=True,
+                             on_no_compliant_provider="allow")
+        self.assertEqual([t.id for t in router.candidates("x", CHAT)], ["a"])

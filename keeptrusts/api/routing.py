@@ -85,15 +85,18 @@ class Router:
     @param routing: the configuration's L{Routing} value.
     @param fallback: the configuration's L{Fallback} value.
     @param breaker: a L{CircuitBreaker}.
+    @param dataRouting: the C{data-routing-policy} options when it is in
+        the chain: non-compliant targets are never candidates.
     """
 
-    def __init__(self, targets, routing, fallback, breaker):
+    def __init__(self, targets, routing, fallback, breaker, dataRouting=None):
         self._targets = tuple(targets)
         self._roundRobin = routing.strategy == "round_robin"
         self._turn = itertools.count()
         self.triggers = frozenset(fallback.triggers)
         self._attempts = 1 + fallback.max_fallback_attempts
         self.breaker = breaker
+        self._dataRouting = dataRouting
 
     def candidates(self, model, endpoint, only=None):
         """
@@ -116,6 +119,7 @@ class Router:
             raise GatewayError(503, "unavailable",
                                "no provider target is available for /v1/%s"
                                % (endpoint.name,))
+        pool = self._compliant(pool)
         if self._roundRobin and len(pool) > 1:
             start = next(self._turn) % len(pool)
             pool = pool[start:] + pool[:start]
@@ -131,3 +135,15 @@ class Router:
                                "retry later", headers=((b"retry-after",
                                                         b"30"),))
         return allowed
+
+    def _compliant(self, pool):
+        rules = self._dataRouting
+        if rules is None:
+            return pool
+        compliant = [t for t in pool if rules.complies(t.target)]
+        if compliant or rules.on_no_compliant_provider == "allow":
+            return compliant or pool
+        raise GatewayError(409, "policy_violation",
+                           "no target for this request meets the data "
+                           "routing policy", code="no_compliant_provider",
+                           policy="data-routing-policy")
