@@ -1,38 +1,34 @@
 # -*- test-case-name: tests.test_service -*-
 """
-The gateway as a Twisted service, composed from small parts: the journal,
-the policy chain, the pooled agent, the site and its listener.
+The gateway as a Twisted service: the journal, the pooled agent, the parts
+built from the configuration, the listener; reload on SIGHUP, drain on
+stop.
 """
 
 import os
 import re
-from urllib.parse import urlsplit
-
-import attr
+import signal
 
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.resource import Resource
+from twisted.web.client import HTTPConnectionPool
 
-from keeptrusts.api.pipeline import Gateway
-from keeptrusts.api.resource import V1Resource
-from keeptrusts.api.routes import RouteTable, Rule
-from keeptrusts.api.routing import CircuitBreaker, Router
-from keeptrusts.api.site import GatewaySite
-from keeptrusts.api.upstream import Upstream, usableTargets
-from keeptrusts.identity import Identify
+from keeptrusts.admin import adminRoot, healthReport
+from keeptrusts.api.site import ActiveRequests
+from keeptrusts.events import eventRecord
 from keeptrusts.journal import Journal
-from keeptrusts.limits import Limits, MemoryCounters
-from keeptrusts.policy.chain import PolicyChain
-from keeptrusts.proxy.forward import ForwardProxy
-from keeptrusts.tls.trust import upstreamPolicy
+from keeptrusts.metrics import MeteredJournal, Metrics
+from keeptrusts.parts import Current, buildParts, buildSite
+from keeptrusts.policy.values import Exchange
 
 log = Logger()
 
 _LOOPBACK = ("127.", "::1", "localhost")
+
+# How long a stop waits for answers in flight (streams) before cutting them.
+DRAIN_SECONDS = 30.0
 
 
 def isLoopback(description):
@@ -50,139 +46,135 @@ def isLoopback(description):
     return False
 
 
-def buildChain(config, policyFactories, clock, names=None):
-    policies = [policyFactories[kind].build(config.policy[kind], clock)
-                for kind in (config.chain if names is None else names)]
-    return PolicyChain(policies, config.gateway.fail_mode, clock)
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Parts:
-    """
-    What the listener's resources share, built once per configuration.
-    """
-
-    gateway: object
-    targets: tuple
-    targetsByHost: dict
-    identify: object
-
-
-def buildParts(config, reactor, journal, pool, policyFactories, environ):
-    limits = config.gateway.limits
-    # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
-    agent = Agent(reactor, contextFactory=upstreamPolicy(
-                      config.gateway.intercept.upstream_ca_file),
-                  connectTimeout=limits.upstream_connect_timeout_s, pool=pool)
-    audit = config.policy.get("audit-logger")
-    targets = usableTargets(config.providers.targets, environ)
-    router = Router(targets, config.providers.routing,
-                    config.providers.fallback, CircuitBreaker(reactor),
-                    config.policy.get("data-routing-policy")
-                    if "data-routing-policy" in config.chain else None)
-    chain = buildChain(config, policyFactories, reactor)
-    routes = RouteTable(tuple(
-        Rule(route.match, buildChain(config, policyFactories, reactor,
-                                     route.chain) if route.chain is not None
-             else chain, route.target)
-        for route in config.routes), chain)
-    gateway = Gateway(
-        routes=routes,
-        upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s),
-        journal=journal, clock=reactor, configName=config.name,
-        maxBodyBytes=limits.max_body_bytes,
-        idleTimeout=limits.upstream_idle_timeout_s,
-        waitForJournal=config.gateway.journal.sync == "always",
-        logAllAccess=bool(audit is not None and
-                          "audit-logger" in config.chain and
-                          audit.log_all_access),
-        router=router,
-        limits=Limits(config, MemoryCounters(), reactor))
-    identify = Identify(config.gateway.access_keys, environ,
-                        config.gateway.default_user)
-    return Parts(gateway, targets, targetsByHost(targets), identify)
-
-
-def targetsByHost(targets):
-    """
-    Host name -> the first usable target that serves it (its C{hosts}
-    and the host of its C{base_url}).
-    """
-    byHost = {}
-    for usable in targets:
-        hosts = list(usable.target.hosts)
-        hosts.append(urlsplit(usable.target.base_url).hostname)
-        for host in hosts:
-            byHost.setdefault(host, usable)
-    return byHost
-
-
-def buildRoot(parts):
-    """
-    @return: the root resource serving C{/v1}.
-    """
-    root = Resource()
-    root.putChild(b"v1", V1Resource(lambda: parts.gateway, parts.targets,
-                                    parts.identify))
-    return root
-
-
-def buildSite(config, reactor, journal, pool, policyFactories, environ):
-    """
-    @return: the L{GatewaySite} of the shared listener: C{/v1} and the
-        plain HTTP forward proxy.
-    """
-    parts = buildParts(config, reactor, journal, pool, policyFactories,
-                       environ)
-    forward = ForwardProxy(lambda: parts.gateway, parts.targetsByHost,
-                           parts.identify)
-    limits = config.gateway.limits
-    return GatewaySite(buildRoot(parts), limits.max_body_bytes,
-                       forwardProxy=forward,
-                       timeout=limits.client_idle_timeout_s)
+def _configRecord(verdict, configName, message=None):
+    exchange = Exchange(request_id="config", mode="api", method="RELOAD",
+                        user="")
+    record = eventRecord("config", verdict, exchange, configName)
+    if message is not None:
+        record["message"] = message
+    return record
 
 
 class GatewayService(service.Service):
     """
+    @param loadConfig: called on reload; returns a new L{Config} or raises
+        L{SystemExit} with the path-precise message.
     @ivar port: the listening port, once started.
+    @ivar current: the L{Current} parts in force.
     """
 
-    def __init__(self, config, reactor, policyFactories, environ=os.environ):
+    drainSeconds = DRAIN_SECONDS
+
+    def __init__(self, config, reactor, policyFactories, environ=os.environ,
+                 loadConfig=None):
         self.config = config
         self._reactor = reactor
         self._factories = policyFactories
         self._environ = environ
+        self._loadConfig = loadConfig
+        self.metrics = Metrics()
+        self.active = ActiveRequests(self.metrics.openRequests)
         self.port = None
         self.journal = None
+        self.current = None
+        self.ready = False
+        self.startedAt = None
         self._pool = None
+        self._reloading = False
 
     def privilegedStartService(self):
         # Listen here, synchronously, so a port in use stops twistd at once.
         gateway = self.config.gateway
-        self.journal = Journal.open(
+        self.journal = MeteredJournal(Journal.open(
             os.path.join(gateway.state_dir, "journal"), self._reactor,
             sync=gateway.journal.sync,
-            segmentMaxBytes=gateway.journal.segment_max_bytes)
+            segmentMaxBytes=gateway.journal.segment_max_bytes),
+            self.metrics, self._reactor)
         self._pool = HTTPConnectionPool(self._reactor, persistent=True)
         self._pool.maxPersistentPerHost = 64
+        self.current = Current(self._build(self.config))
         site = buildSite(self.config, self._reactor, self.journal, self._pool,
-                         self._factories, self._environ)
+                         self._factories, self._environ, self.current,
+                         adminRoot(self), self.active)
         listening = serverFromString(self._reactor, gateway.listen).listen(site)
         result = []
         listening.addBoth(result.append)
-        if not result or isinstance(result[0], Exception) or hasattr(
-                result[0], "getErrorMessage"):
+        if not result or hasattr(result[0], "getErrorMessage"):
             reason = result[0].getErrorMessage() if result else "pending"
             raise SystemExit("cannot listen on %s: %s"
                              % (gateway.listen, reason))
         self.port = result[0]
+        self.startedAt = self._reactor.seconds()
+        self.ready = True
         log.info("keeptrusts listening on {address} ({config})",
                  address=self.port.getHost(), config=self.config.name)
         service.Service.privilegedStartService(self)
 
+    def _build(self, config):
+        return buildParts(config, self._reactor, self.journal, self._pool,
+                          self._factories, self._environ)
+
+    def startService(self):
+        service.Service.startService(self)
+        if hasattr(signal, "SIGHUP"):
+            # Without a handler SIGHUP ends twistd; this one only schedules.
+            signal.signal(signal.SIGHUP, lambda *_: self._reactor.callFromThread(
+                self.reload))
+
+    def health(self):
+        return healthReport(self, self._reactor.seconds())
+
+    def reload(self):
+        """
+        Read the configuration again and swap it in atomically; requests in
+        flight finish with the parts they started with.  A configuration
+        that fails leaves the running one in force.
+
+        @return: L{None} when reloaded, else the problems (text).
+        """
+        if self._reloading or self._loadConfig is None:
+            return "a reload is in progress" if self._reloading else \
+                "this gateway cannot reload its configuration"
+        self._reloading = True
+        try:
+            config = self._loadConfig()
+            parts = self._build(config)
+        except SystemExit as e:
+            problems = str(e)
+            log.error("configuration reload refused; keeping {config}:\n"
+                      "{problems}", config=self.current.parts.config.name,
+                      problems=problems)
+            self.journal.append(_configRecord(
+                "error", self.current.parts.config.name, problems))
+            return problems
+        finally:
+            self._reloading = False
+        if config.gateway.listen != self.config.gateway.listen:
+            log.warn("gateway.listen changed: restart to listen there")
+        self.current.parts = parts
+        self.journal.append(_configRecord("allow", config.name))
+        log.info("configuration reloaded: {config}", config=config.name)
+        return None
+
     def stopService(self):
+        """
+        Drain: stop accepting, let answers in flight finish (up to
+        L{drainSeconds}), close the pool, flush the journal.
+        """
         service.Service.stopService(self)
+        self.ready = False
         d = defer.maybeDeferred(self.port.stopListening)
+        d.addBoth(lambda _: self._drain())
         d.addBoth(lambda _: self._pool.closeCachedConnections())
         d.addBoth(lambda _: self.journal.close())
         return d
+
+    def _drain(self):
+        idle = self.active.whenIdle()
+        if idle.called:
+            return idle
+        log.info("draining {count} requests", count=self.active.count)
+        timeout = self._reactor.callLater(self.drainSeconds, idle.cancel)
+        idle.addErrback(lambda f: f.trap(defer.CancelledError))
+        idle.addBoth(lambda _: timeout.cancel() if timeout.active() else None)
+        return idle

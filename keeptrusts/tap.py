@@ -59,4 +59,5 @@ def makeService(options):
     # twistd exits 0 on a UsageError from Options; SystemExit here exits 1.
     config, factories = configure(options)
     from twisted.internet import reactor
-    return GatewayService(config, reactor, factories)
+    return GatewayService(config, reactor, factories,
+                          loadConfig=lambda: configure(options)[0])

@@ -16,7 +16,7 @@ from twisted.web.client import HTTPConnectionPool
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.policy.values import Decision
-from keeptrusts.service import buildSite
+from keeptrusts.parts import buildSite
 from keeptrusts.testing import (
     FakeProvider, MemoryJournal, Script, echoPrompt, listenFake, waitUntil)
 

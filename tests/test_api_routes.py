@@ -14,7 +14,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from keeptrusts.api.routes import RouteTable, Rule
 from keeptrusts.config import RouteMatch, parseConfig
 from keeptrusts.policy.registry import policyFactories
-from keeptrusts.service import buildSite
+from keeptrusts.parts import buildSite
 from keeptrusts.testing import FakeProvider, MemoryJournal, listenFake
 
 

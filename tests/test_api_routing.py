@@ -20,7 +20,7 @@ from keeptrusts.api.routing import CircuitBreaker, Router, providerOf
 from keeptrusts.api.upstream import UsableTarget
 from keeptrusts.config import Fallback, Routing, Target, parseConfig
 from keeptrusts.policy.registry import policyFactories
-from keeptrusts.service import buildSite
+from keeptrusts.parts import buildSite
 from keeptrusts.testing import FakeProvider, MemoryJournal, Script, listenFake
 
 CHAT = ENDPOINTS["chat/completions"]

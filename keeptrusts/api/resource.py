@@ -44,19 +44,15 @@ class V1Resource(Resource):
     C{/v1/chat/completions}, C{/v1/completions}, C{/v1/embeddings},
     C{/v1/messages} (Anthropic), C{/v1/responses}, C{/v1/models}.
 
-    @param gatewayRef: a callable returning the current L{Gateway}.
-    @param targets: L{UsableTarget}s in configured order.
-    @param identify: C{request -> (user, passClientAuth)}, raising
-        L{GatewayError} for a missing or wrong access key.
+    @param current: the L{Current} parts: each request uses the parts in
+        force when it arrives.
     """
 
     isLeaf = True
 
-    def __init__(self, gatewayRef, targets, identify):
+    def __init__(self, current):
         Resource.__init__(self)
-        self._gateway = gatewayRef
-        self._targets = tuple(targets)
-        self._identify = identify
+        self._current = current
 
     def render(self, request):
         rid = requestId(request)
@@ -68,12 +64,13 @@ class V1Resource(Resource):
             return NOT_DONE_YET
 
     def _dispatch(self, request, rid):
+        parts = self._current.parts
         path = b"/".join(request.postpath).decode("utf-8", "replace")
-        user, passClientAuth = self._identify(request)
+        user, passClientAuth = parts.identify(request)
         if path == "models":
             if request.method != b"GET":
                 raise _notAllowed()
-            return self._models(request, passClientAuth)
+            return self._models(parts, request, passClientAuth)
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:
             raise GatewayError(404, "not_found",
@@ -83,7 +80,7 @@ class V1Resource(Resource):
         raw = request.content.read()
         body = parseBody(raw)
         endpoint.validate(body)
-        gateway = self._gateway()
+        gateway = parts.gateway
         host = header(request, b"host") or ""
         chain, routeTarget = gateway.routes.select(
             request, "/v1/" + path, host.rsplit(":", 1)[0] if not
@@ -103,10 +100,10 @@ class V1Resource(Resource):
              passClientAuth).start()
         return NOT_DONE_YET
 
-    def _models(self, request, passClientAuth):
-        listed = [(model, t.target.provider) for t in self._targets
+    def _models(self, parts, request, passClientAuth):
+        listed = [(model, t.target.provider) for t in parts.targets
                   for model in t.target.models]
-        if listed or not self._targets:
+        if listed or not parts.targets:
             seen = set()
             data = []
             for model, owner in listed:
@@ -118,19 +115,19 @@ class V1Resource(Resource):
             request.setHeader(b"content-type", b"application/json")
             request.setHeader(b"content-length", b"%d" % (len(body),))
             return body
-        return self._forwardModels(request, passClientAuth)
+        return self._forwardModels(parts, request, passClientAuth)
 
-    def _forwardModels(self, request, passClientAuth):
+    def _forwardModels(self, parts, request, passClientAuth):
         """
         No target lists its models: ask the first provider for its own.
         """
-        target = self._targets[0]
+        target = parts.targets[0]
         if target.target.provider == "anthropic":
             path = anthropic.MESSAGES.pathFor(target.target.base_url)
             path = path[:-len(b"messages")] + b"models"
         else:
             path = b"/models"
-        relay(self._gateway(), request, b"GET", target.url(path),
+        relay(parts.gateway, request, b"GET", target.url(path),
               outgoingHeaders(request.requestHeaders, target, passClientAuth))
         return NOT_DONE_YET
 

@@ -36,16 +36,15 @@ class ForwardProxy:
     """
     Picks the resource of an absolute-form request.
 
-    @param gatewayRef: a callable returning the current L{Gateway}.
-    @param targetsByHost: host name -> L{UsableTarget}, for the provider
-        and key of a known LLM host.
+    @param current: the L{Current} parts (their C{targetsByHost} name the
+        provider and key of a known LLM host).
     @param identify: C{request -> (user, passClientAuth)} for proxy
-        requests (C{Proxy-Authorization} off loopback).
+        requests (C{Proxy-Authorization} off loopback); by default the
+        parts' own.
     """
 
-    def __init__(self, gatewayRef, targetsByHost, identify):
-        self._gateway = gatewayRef
-        self._targetsByHost = targetsByHost
+    def __init__(self, current, identify=None):
+        self._current = current
         self._identify = identify
 
     def resourceFor(self, request):
@@ -61,5 +60,5 @@ class ForwardProxy:
                 "a forward-proxy request needs an http:// URL "
                 "(https goes through CONNECT)"))
         origin = OriginTarget("http", host, port,
-                              self._targetsByHost.get(host))
-        return OriginResource(self._gateway, origin, "proxy", self._identify)
+                              self._current.parts.targetsByHost.get(host))
+        return OriginResource(self._current, origin, "proxy", self._identify)

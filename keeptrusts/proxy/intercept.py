@@ -18,31 +18,27 @@ class Interceptor:
     """
     The C{intercept} hook of L{keeptrusts.proxy.connect.ConnectHandler}.
 
-    @param gatewayRef: a callable returning the current L{Gateway}.
+    @param current: the L{Current} parts.
     @param certificates: an L{ICertificateStore}.
-    @param targetsByHost: host name -> L{UsableTarget}.
-    @param identify: C{request -> (user, passClientAuth)}.
     @param clock: an L{IReactorTime} for TLS write batching.
     """
 
-    def __init__(self, gatewayRef, certificates, targetsByHost, identify,
-                 maxBodyBytes, clientTimeout, clock):
-        self._gateway = gatewayRef
+    def __init__(self, current, certificates, maxBodyBytes, clientTimeout,
+                 clock):
+        self._current = current
         self._certificates = certificates
-        self._targetsByHost = targetsByHost
-        self._identify = identify
         self._maxBodyBytes = maxBodyBytes
         self._clientTimeout = clientTimeout
         self._clock = clock
 
     def __call__(self, connect, transport, leftover):
+        parts = self._current.parts
         origin = OriginTarget("https", connect.host, connect.port,
-                              self._targetsByHost.get(connect.host))
+                              parts.targetsByHost.get(connect.host))
         # The proxy credentials of the CONNECT, if any, name the caller.
-        identify = (self._identify if connect.user is None
-                    else _fixedUser(connect.user))
+        identify = None if connect.user is None else _fixedUser(connect.user)
         site = GatewaySite(
-            OriginResource(self._gateway, origin, "intercept", identify),
+            OriginResource(self._current, origin, "intercept", identify),
             self._maxBodyBytes, timeout=self._clientTimeout)
         creator = self._certificates.serverConnectionCreator(connect.host)
         tls = tlsFactory(creator, False, site, clock=self._clock)

@@ -79,17 +79,18 @@ class OriginResource(Resource):
     """
     Serves every request for one origin.
 
-    @param gatewayRef: a callable returning the current L{Gateway}.
+    @param current: the L{Current} parts.
     @param origin: the L{OriginTarget}.
     @param mode: C{intercept} or C{proxy}.
-    @param identify: C{request -> (user, passClientAuth)}.
+    @param identify: C{request -> (user, passClientAuth)}; by default the
+        parts' own.
     """
 
     isLeaf = True
 
-    def __init__(self, gatewayRef, origin, mode, identify):
+    def __init__(self, current, origin, mode, identify=None):
         Resource.__init__(self)
-        self._gateway = gatewayRef
+        self._current = current
         self._origin = origin
         self._mode = mode
         self._identify = identify
@@ -104,8 +105,9 @@ class OriginResource(Resource):
         return NOT_DONE_YET
 
     def _serve(self, request, rid):
-        gateway = self._gateway()
-        user, _ = self._identify(request)
+        parts = self._current.parts
+        gateway = parts.gateway
+        user, _ = (self._identify or parts.identify)(request)
         path, query = splitTarget(request)
         endpoint = llmEndpoint(request.method, path)
         origin = self._origin

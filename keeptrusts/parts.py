@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+What serves requests, built from one configuration: the policy chains and
+routes, the router, the limits, the identities; and the site made of them.
+"""
+
+from urllib.parse import urlsplit
+
+import attr
+from twisted.web.client import Agent
+from twisted.web.resource import Resource
+
+from keeptrusts.api.pipeline import Gateway
+from keeptrusts.api.resource import V1Resource
+from keeptrusts.api.routes import RouteTable, Rule
+from keeptrusts.api.routing import CircuitBreaker, Router
+from keeptrusts.api.site import GatewaySite
+from keeptrusts.api.upstream import Upstream, usableTargets
+from keeptrusts.identity import Identify
+from keeptrusts.limits import Limits, MemoryCounters
+from keeptrusts.policy.chain import PolicyChain
+from keeptrusts.proxy.forward import ForwardProxy
+from keeptrusts.tls.trust import upstreamPolicy
+
+
+def buildChain(config, policyFactories, clock, names=None):
+    policies = [policyFactories[kind].build(config.policy[kind], clock)
+                for kind in (config.chain if names is None else names)]
+    return PolicyChain(policies, config.gateway.fail_mode, clock)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Parts:
+    """
+    What the listener's resources share, built once per configuration.
+    """
+
+    config: object
+    gateway: object
+    targets: tuple
+    targetsByHost: dict
+    identify: object
+
+
+class Current:
+    """
+    The L{Parts} in force.  A reload swaps them; a request keeps the parts
+    it started with.
+    """
+
+    def __init__(self, parts):
+        self.parts = parts
+
+
+def buildParts(config, reactor, journal, pool, policyFactories, environ):
+    limits = config.gateway.limits
+    # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
+    agent = Agent(reactor, contextFactory=upstreamPolicy(
+                      config.gateway.intercept.upstream_ca_file),
+                  connectTimeout=limits.upstream_connect_timeout_s, pool=pool)
+    audit = config.policy.get("audit-logger")
+    targets = usableTargets(config.providers.targets, environ)
+    router = Router(targets, config.providers.routing,
+                    config.providers.fallback, CircuitBreaker(reactor),
+                    config.policy.get("data-routing-policy")
+                    if "data-routing-policy" in config.chain else None)
+    chain = buildChain(config, policyFactories, reactor)
+    routes = RouteTable(tuple(
+        Rule(route.match, buildChain(config, policyFactories, reactor,
+                                     route.chain) if route.chain is not None
+             else chain, route.target)
+        for route in config.routes), chain)
+    gateway = Gateway(
+        routes=routes,
+        upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s),
+        journal=journal, clock=reactor, configName=config.name,
+        maxBodyBytes=limits.max_body_bytes,
+        idleTimeout=limits.upstream_idle_timeout_s,
+        waitForJournal=config.gateway.journal.sync == "always",
+        logAllAccess=bool(audit is not None and
+                          "audit-logger" in config.chain and
+                          audit.log_all_access),
+        router=router,
+        limits=Limits(config, MemoryCounters(), reactor))
+    identify = Identify(config.gateway.access_keys, environ,
+                        config.gateway.default_user)
+    return Parts(config, gateway, targets, targetsByHost(targets), identify)
+
+
+def targetsByHost(targets):
+    """
+    Host name -> the first usable target that serves it (its C{hosts}
+    and the host of its C{base_url}).
+    """
+    byHost = {}
+    for usable in targets:
+        hosts = list(usable.target.hosts)
+        hosts.append(urlsplit(usable.target.base_url).hostname)
+        for host in hosts:
+            byHost.setdefault(host, usable)
+    return byHost
+
+
+def buildSite(config, reactor, journal, pool, policyFactories, environ,
+              current=None, admin=None, active=None):
+    """
+    @param current: the L{Current} to serve from; made from C{config} when
+        not given.
+    @param admin: the resource of C{/keeptrusts}, C{/healthz} and
+        friends, or L{None}.
+    @param active: the L{ActiveRequests} to count requests in.
+    @return: the L{GatewaySite} of the shared listener: C{/v1}, the
+        operations endpoints, and the plain HTTP forward proxy.
+    """
+    if current is None:
+        current = Current(buildParts(config, reactor, journal, pool,
+                                     policyFactories, environ))
+    root = Resource() if admin is None else admin
+    root.putChild(b"v1", V1Resource(current))
+    limits = config.gateway.limits
+    return GatewaySite(root, limits.max_body_bytes,
+                       forwardProxy=ForwardProxy(current), active=active,
+                       timeout=limits.client_idle_timeout_s)

@@ -1,0 +1,197 @@
+"""
+The gateway service as twistd runs it: operations endpoints, metrics,
+reload (good and bad configurations) and drain on stop.
+"""
+
+import hashlib
+import json
+
+import treq
+from twisted.internet import defer, reactor, task
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
+
+from keeptrusts.config import loadConfig
+from keeptrusts.policy.registry import policyFactories
+from keeptrusts.schema import ConfigError
+from keeptrusts.service import GatewayService
+from keeptrusts.testing import FakeProvider, Script, listenFake
+
+CONFIG = """
+pack: {name: service-test, version: %(version)s, enabled: true}
+gateway:
+  listen: "tcp:0:interface=127.0.0.1"
+  state_dir: %(state)s
+%(keys)s
+providers:
+  targets:
+    - {id: fake, provider: openai, base_url: "%(base)s", models: [gpt-fake]}
+policies: {chain: [dlp-filter, audit-logger]}
+policy:
+  dlp-filter: {blocked_terms: [bluebird]}
+"""
+
+
+def readRecords(directory):
+    journal = FilePath(directory)
+    return [json.loads(line) for segment in sorted(journal.children())
+            if segment.basename().endswith(".jsonl")
+            for line in segment.getContent().splitlines()]
+
+
+class ServiceTests(TestCase):
+    def setUp(self):
+        self.provider = FakeProvider(reactor)
+        _, self.base = listenFake(reactor, self.provider, self.addCleanup)
+        self.state = FilePath(self.mktemp())
+        self.configFile = FilePath(self.mktemp())
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(self.pool.closeCachedConnections)
+
+    def writeConfig(self, version="1.0.0", keys=""):
+        self.configFile.setContent((CONFIG % dict(
+            version=version, state=self.state.path, base=self.base,
+            keys=keys)).encode())
+
+    def load(self):
+        try:
+            return loadConfig(self.configFile.path, policyFactories())
+        except ConfigError as e:
+            raise SystemExit(str(e))
+
+    def start(self, keys=""):
+        self.writeConfig(keys=keys)
+        self.service = GatewayService(self.load(), reactor, policyFactories(),
+                                      environ={"KT_KEY": "kt-secret"},
+                                      loadConfig=self.load)
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.stopped = False
+
+        def stop():
+            if not self.stopped:
+                return self.service.stopService()
+        self.addCleanup(stop)
+        self.url = "http://127.0.0.1:%d" % (self.service.port.getHost().port,)
+
+    def get(self, path, **kw):
+        return treq.get(self.url + path, pool=self.pool, **kw)
+
+    def post(self, path, body=b"", **kw):
+        return treq.post(self.url + path, data=body, pool=self.pool, **kw)
+
+    def chat(self, text="hi", stream=False):
+        return self.post("/v1/chat/completions", json.dumps({
+            "model": "gpt-fake", "stream": stream,
+            "messages": [{"role": "user", "content": text}]}).encode())
+
+    @defer.inlineCallbacks
+    def test_health(self):
+        self.start()
+        response = yield self.get("/healthz")
+        self.assertEqual(response.code, 200)
+        yield response.content()
+        response = yield self.get("/readyz")
+        self.assertEqual(response.code, 200)
+        yield response.content()
+        health = yield (yield self.get("/health")).json()
+        self.assertEqual((health["status"], health["config"]),
+                         ("ok", "service-test@1.0.0"))
+        self.assertEqual(health["targets"], [{
+            "id": "fake", "provider": "openai", "available": True,
+            "circuit": "closed"}])
+
+    @defer.inlineCallbacks
+    def test_metrics(self):
+        self.start()
+        response = yield self.chat("a bluebird")
+        yield response.content()
+        text = yield (yield self.get("/metrics")).text()
+        self.assertIn('keeptrusts_requests_total{mode="api",model="gpt-fake",'
+                      'provider="openai",status="200"} 1.0', text)
+        self.assertIn('keeptrusts_policy_verdicts_total{policy="dlp-filter",'
+                      'verdict="redact"} 1.0', text)
+        self.assertIn('keeptrusts_tokens_total{direction="input",'
+                      'model="gpt-fake",provider="openai"} 2.0', text)
+        self.assertIn("keeptrusts_open_requests 1.0", text)  # this one
+
+    @defer.inlineCallbacks
+    def test_configMasked(self):
+        digest = hashlib.sha256(b"kt-other").hexdigest()
+        self.start(keys="  access_keys:\n    - {id: a, user: alice, "
+                        "key_env: KT_KEY}\n    - {id: b, user: bob, "
+                        "key_sha256: %s}" % (digest,))
+        response = yield self.get("/keeptrusts/config")
+        self.assertEqual(response.code, 401)
+        yield response.content()
+        body = yield (yield self.get("/keeptrusts/config", headers={
+            b"authorization": b"Bearer kt-secret"})).json()
+        keys = body["config"]["gateway"]["access_keys"]
+        self.assertEqual([k["key_sha256"] for k in keys], [None, "***"])
+        self.assertNotIn(digest, json.dumps(body))
+        self.assertEqual(body["name"], "service-test@1.0.0")
+
+    @defer.inlineCallbacks
+    def test_reload(self):
+        self.start()
+        self.writeConfig(version="2.0.0")
+        response = yield self.post("/keeptrusts/config/reload")
+        body = yield response.json()
+        self.assertEqual((response.code, body["config"]),
+                         (200, "service-test@2.0.0"))
+        health = yield (yield self.get("/health")).json()
+        self.assertEqual(health["config"], "service-test@2.0.0")
+        response = yield self.chat()
+        yield response.content()
+        yield self.service.stopService()
+        self.stopped = True
+        records = list(readRecords(self.state.child("journal").path))
+        self.assertEqual(records[0]["phase"], "config")
+        self.assertEqual(records[0]["config"], "service-test@2.0.0")
+        self.assertEqual(records[-1]["config"], "service-test@2.0.0")
+
+    @defer.inlineCallbacks
+    def test_badReloadKeepsConfig(self):
+        self.start()
+        self.configFile.setContent(self.configFile.getContent().replace(
+            b"blocked_terms", b"blocked_term"))
+        response = yield self.post("/keeptrusts/config/reload")
+        body = yield response.json()
+        self.assertEqual(response.code, 422)
+        self.assertIn("policy.dlp-filter.blocked_term: unknown key",
+                      body["error"]["message"])
+        response = yield self.chat("bluebird")
+        yield response.content()
+        self.assertEqual(
+            self.provider.requests[-1].json["messages"][0]["content"],
+            "[REDACTED:BLOCKED_TERM]")
+        yield self.service.stopService()
+        self.stopped = True
+        [event] = [r for r in readRecords(self.state.child("journal").path)
+                   if r["phase"] == "config"]
+        self.assertEqual((event["verdict"], event["config"]),
+                         ("error", "service-test@1.0.0"))
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_drain(self):
+        """
+        A stop lets a stream in flight finish before the journal closes.
+        """
+        self.start()
+        self.provider.script = Script(chunks=["a", "b", "c"], hold=True)
+        response = yield self.chat(stream=True)
+        yield self.provider.whenHeld()
+        stopping = self.service.stopService()
+        self.stopped = True
+        done = []
+        stopping.addBoth(lambda result: done.append(True) or result)
+        yield task.deferLater(reactor, 0.1, lambda: None)
+        self.assertEqual(done, [])
+        self.provider.release()
+        text = yield response.text()
+        self.assertTrue(text.rstrip().endswith("data: [DONE]"))
+        yield stopping
+        records = list(readRecords(self.state.child("journal").path))
+        self.assertEqual([r["phase"] for r in records], ["input", "output"])
