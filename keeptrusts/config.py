@@ -141,6 +141,9 @@ class Gateway:
     proxy: ProxySettings = setting(recordParser(ProxySettings), ProxySettings())
     journal: JournalSettings = setting(recordParser(JournalSettings), JournalSettings())
     limits: Limits = setting(recordParser(Limits), Limits())
+    # One line per request (method, path, status, ms, verdict): text, json
+    # or off; never a header value or a body.
+    access_log: str = setting(str, "text", choices=("text", "json", "off"))
 
 
 # -- providers

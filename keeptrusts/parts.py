@@ -120,4 +120,5 @@ def buildSite(config, reactor, journal, pool, policyFactories, environ,
     limits = config.gateway.limits
     return GatewaySite(root, limits.max_body_bytes,
                        forwardProxy=ForwardProxy(current), active=active,
+                       accessLog=config.gateway.access_log,
                        timeout=limits.client_idle_timeout_s)

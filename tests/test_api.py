@@ -588,3 +588,31 @@ class FlowControlTests(TestCase):
         yield waitUntil(reactor, lambda: gw.provider.disconnects == 1)
         yield waitUntil(reactor, lambda: len(gw.events("output")) == 1)
         self.assertTrue(gw.events("output")[0].get("client_gone"))
+
+
+class AccessLogTests(TestCase):
+    """
+    One line per request, without the query, header values or bodies.
+    """
+
+    @defer.inlineCallbacks
+    def test_line(self):
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions?key=sk-in-query",
+                                 chat("ACME-12345678"), headers={
+                                     b"content-type": b"application/json",
+                                     b"authorization": b"Bearer sk-header"})
+        yield response.content()
+        lines = [formatEvent(e) for e in events
+                 if e.get("log_namespace") == "keeptrusts.api.site"]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r"^POST /v1/chat/completions 200 "
+                                   r"[0-9.]+ms allow$")
+        everything = " ".join(formatEvent(e) for e in events)
+        for secret in ("sk-in-query", "sk-header", "12345678"):
+            self.assertNotIn(secret, everything)
+

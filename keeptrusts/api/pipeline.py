@@ -331,6 +331,7 @@ class Call:
 
     def _journal(self, phase, verdict, outcomes, status=None, tokens=None,
                  client_gone=False):
+        self.request.ktVerdict = verdict  # for the access log line
         now = self.gateway.timer()
         upstream = (None if self.upstreamStarted is None
                     else round((now - self.upstreamStarted) * 1000.0, 3))

@@ -1,13 +1,20 @@
 # -*- test-case-name: tests.test_api -*-
 """
 The HTTP server side: a request that refuses an oversized body before
-reading it, and a site without Twisted's per-request access log.
+reading it, and a site that logs one compact line per request instead of
+Twisted's access log.
 """
 
+import json
+import time
+
 from twisted.internet import defer
+from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
 from keeptrusts.api.errors import validationError
+
+log = Logger()
 
 
 class LimitedRequest(Request):
@@ -52,6 +59,26 @@ class LimitedRequest(Request):
             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (len(body),)
             + body)
         transport.loseConnection()
+
+
+def logRequest(request, asJSON):
+    """
+    One line per request: method, path (never its query, which may carry
+    a key), status, milliseconds, and the verdict when policies ran.
+    """
+    started = getattr(request, "ktStarted", None)
+    line = {
+        "method": request.method.decode("ascii", "replace"),
+        "path": request.path.split(b"?", 1)[0].decode("utf-8", "replace")[:200],
+        "status": request.code,
+        "ms": round((time.monotonic() - started) * 1000.0, 1)
+        if started is not None else None,
+        "verdict": getattr(request, "ktVerdict", None)}
+    if asJSON:
+        log.info("{line}", line=json.dumps(line, sort_keys=True))
+    else:
+        log.info("{method} {path} {status} {ms}ms {verdict}",
+                 **dict(line, verdict=line["verdict"] or "-"))
 
 
 class ActiveRequests:
@@ -99,11 +126,15 @@ class GatewaySite(Site):
     @param forwardProxy: what serves absolute-form requests
         (C{resourceFor(request)}), or L{None} to serve them as any other.
     @param active: the L{ActiveRequests} to count requests in, or L{None}.
+    @param accessLog: C{text}, C{json} or C{off}.
     """
 
+    accessLog = "text"
+
     def __init__(self, resource, maxBodyBytes, forwardProxy=None,
-                 active=None, **kwargs):
+                 active=None, accessLog="text", **kwargs):
         Site.__init__(self, resource, **kwargs)
+        self.accessLog = accessLog
         self._forwardProxy = forwardProxy
         self._active = active
         self.requestFactory = type("Request", (LimitedRequest,),
@@ -113,6 +144,7 @@ class GatewaySite(Site):
             self._parsePOSTFormSubmission = False
 
     def getResourceFor(self, request):
+        request.ktStarted = time.monotonic()
         if self._active is not None:
             self._active.started(request)
         if self._forwardProxy is not None and request.uri[:1] != b"/":
@@ -120,5 +152,7 @@ class GatewaySite(Site):
         return Site.getResourceFor(self, request)
 
     def log(self, request):
-        # Twisted's access log costs 5-8% of a request; ours comes later.
-        pass
+        # Twisted's own access log costs 5-8% of a request and prints
+        # headers; ours is one compact line, or none.
+        if self.accessLog != "off":
+            logRequest(request, self.accessLog == "json")
