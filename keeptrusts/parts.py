@@ -4,6 +4,7 @@ What serves requests, built from one configuration: the policy chains and
 routes, the router, the limits, the identities; and the site made of them.
 """
 
+import re
 from urllib.parse import urlsplit
 
 import attr
@@ -19,7 +20,10 @@ from keeptrusts.api.upstream import Upstream, usableTargets
 from keeptrusts.identity import Identify
 from keeptrusts.limits import Limits, MemoryCounters
 from keeptrusts.policy.chain import PolicyChain
+from keeptrusts.front import FrontFactory
+from keeptrusts.proxy.connect import ConnectHandler, ProxyPolicy, accessRecord
 from keeptrusts.proxy.forward import ForwardProxy
+from keeptrusts.proxy.intercept import Interceptor
 from keeptrusts.tls.trust import upstreamPolicy
 
 
@@ -27,6 +31,23 @@ def buildChain(config, policyFactories, clock, names=None):
     policies = [policyFactories[kind].build(config.policy[kind], clock)
                 for kind in (config.chain if names is None else names)]
     return PolicyChain(policies, config.gateway.fail_mode, clock)
+
+
+_LOOPBACK = ("127.", "::1", "localhost")
+
+def isLoopback(description):
+    """
+    Whether a server endpoint description listens on loopback only.
+    Socket activation (C{systemd:}) is the unit's business.
+    """
+    kind, _, rest = description.partition(":")
+    if kind in ("systemd", "unix"):
+        return True
+    for part in re.split(r"(?<!\\):", rest):
+        if part.startswith("interface="):
+            address = part[len("interface="):].replace("\\:", ":")
+            return address.strip("[]").startswith(_LOOPBACK)
+    return False
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -122,3 +143,39 @@ def buildSite(config, reactor, journal, pool, policyFactories, environ,
                        forwardProxy=ForwardProxy(current), active=active,
                        accessLog=config.gateway.access_log,
                        timeout=limits.client_idle_timeout_s)
+
+
+def buildFront(config, reactor, site, current, certificates, journal,
+               active=None, tunnels=None):
+    """
+    @return: the factory of the shared listener: CONNECT (tunnels and
+        interception) in front of C{site}.
+    @param certificates: the L{ICertificateStore} of the local CA.
+    @param tunnels: a Prometheus gauge of open CONNECTs, or L{None}.
+    """
+    limits = config.gateway.limits
+    loopback = isLoopback(config.gateway.listen)
+    policy = ProxyPolicy.fromConfig(config, current.parts.identify, loopback)
+    interceptor = Interceptor(current, certificates, limits.max_body_bytes,
+                              limits.client_idle_timeout_s, reactor, active)
+
+    def record(event):
+        if tunnels is not None:
+            tunnels.dec()
+        parts = current.parts
+        if parts.gateway.logAllAccess or event.status != 200:
+            journal.append(accessRecord(event, parts.config.name))
+
+    def opened(request, transport, leftover):
+        if tunnels is not None:
+            tunnels.inc()
+        return handler.handleConnect(request, transport, leftover)
+
+    handler = ConnectHandler(reactor, policy, record, intercept=interceptor)
+    return FrontFactory(site, _Counted(opened), reactor,
+                        headTimeout=limits.client_idle_timeout_s)
+
+
+class _Counted:
+    def __init__(self, handleConnect):
+        self.handleConnect = handleConnect

@@ -6,7 +6,6 @@ stop.
 """
 
 import os
-import re
 import signal
 
 from twisted.application import service
@@ -20,31 +19,16 @@ from keeptrusts.api.site import ActiveRequests
 from keeptrusts.events import eventRecord
 from keeptrusts.journal import Journal
 from keeptrusts.metrics import MeteredJournal, Metrics
-from keeptrusts.parts import Current, buildParts, buildSite
+from keeptrusts.parts import Current, buildFront, buildParts, buildSite
+from keeptrusts.tls import TLSSetupError
+from keeptrusts.tls.ca import CertificateAuthority
+from keeptrusts.tls.sni import LeafContexts
 from keeptrusts.policy.values import Exchange
 
 log = Logger()
 
-_LOOPBACK = ("127.", "::1", "localhost")
-
 # How long a stop waits for answers in flight (streams) before cutting them.
 DRAIN_SECONDS = 30.0
-
-
-def isLoopback(description):
-    """
-    Whether a server endpoint description listens on loopback only.
-    Socket activation (C{systemd:}) is the unit's business.
-    """
-    kind, _, rest = description.partition(":")
-    if kind in ("systemd", "unix"):
-        return True
-    for part in re.split(r"(?<!\\):", rest):
-        if part.startswith("interface="):
-            address = part[len("interface="):].replace("\\:", ":")
-            return address.strip("[]").startswith(_LOOPBACK)
-    return False
-
 
 def _configRecord(verdict, configName, message=None):
     exchange = Exchange(request_id="config", mode="api", method="RELOAD",
@@ -92,11 +76,20 @@ class GatewayService(service.Service):
             self.metrics, self._reactor)
         self._pool = HTTPConnectionPool(self._reactor, persistent=True)
         self._pool.maxPersistentPerHost = 64
-        self.current = Current(self._build(self.config))
+        try:
+            self.current = Current(self._build(self.config))
+            certificates = LeafContexts(CertificateAuthority.loadOrCreate(
+                gateway.state_dir, self._reactor))
+        except TLSSetupError as e:
+            raise SystemExit("keeptrusts: %s" % (e,))
         site = buildSite(self.config, self._reactor, self.journal, self._pool,
                          self._factories, self._environ, self.current,
                          adminRoot(self), self.active)
-        listening = serverFromString(self._reactor, gateway.listen).listen(site)
+        front = buildFront(self.config, self._reactor, site, self.current,
+                           certificates, self.journal, self.active,
+                           self.metrics.openTunnels)
+        listening = serverFromString(self._reactor, gateway.listen).listen(
+            front)
         result = []
         listening.addBoth(result.append)
         if not result or hasattr(result[0], "getErrorMessage"):

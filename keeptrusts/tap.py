@@ -11,7 +11,8 @@ from twisted.python import usage
 
 from keeptrusts.config import ConfigError, loadConfig
 from keeptrusts.policy.registry import policyFactories
-from keeptrusts.service import GatewayService, isLoopback
+from keeptrusts.parts import isLoopback
+from keeptrusts.service import GatewayService
 
 
 class Options(usage.Options):

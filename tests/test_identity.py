@@ -1,7 +1,9 @@
 """
-Who is calling: access keys, X-User-ID, the default user.
+Who is calling: access keys, X-User-ID, the default user, and proxy
+credentials.
 """
 
+import base64
 import hashlib
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -20,6 +22,14 @@ def request(**headers):
     return r
 
 
+def keyed():
+    return Identify(
+        (AccessKey(id="a", user="alice", key_env="KT_A"),
+         AccessKey(id="b", user="bob", key_sha256=hashlib.sha256(
+             b"kt-bob-secret").hexdigest())),
+        {"KT_A": "kt-alice-secret"}, "anonymous")
+
+
 class IdentifyTests(SynchronousTestCase):
     def test_noKeys(self):
         identify = Identify((), {}, "anonymous")
@@ -27,11 +37,7 @@ class IdentifyTests(SynchronousTestCase):
         self.assertEqual(identify(request(x_user_id="dev1")), ("dev1", True))
 
     def keyed(self):
-        return Identify(
-            (AccessKey(id="a", user="alice", key_env="KT_A"),
-             AccessKey(id="b", user="bob", key_sha256=hashlib.sha256(
-                 b"kt-bob-secret").hexdigest())),
-            {"KT_A": "kt-alice-secret"}, "anonymous")
+        return keyed()
 
     def test_keys(self):
         identify = self.keyed()
@@ -58,3 +64,74 @@ class IdentifyTests(SynchronousTestCase):
                           request(authorization="Bearer "))
         self.assertTrue(identify.required)
         self.flushLoggedErrors()
+
+
+def basic(name, key):
+    return b"Basic " + base64.b64encode(name + b":" + key)
+
+
+class ProxyAuthorizationTests(SynchronousTestCase):
+    """
+    C{Proxy-Authorization: Basic base64(name:key)}: the key says who calls,
+    the name is ignored.
+    """
+
+    def assertRefused(self, identify, value, required=True):
+        error = self.assertRaises(GatewayError, identify.fromProxyAuthorization,
+                                  value, required)
+        self.assertEqual((error.status, error.type),
+                         (407, "authentication_error"))
+        self.assertEqual(error.headers,
+                         ((b"Proxy-Authenticate", b'Basic realm="keeptrusts"'),))
+        self.assertEqual(error.envelope()["error"]["type"],
+                         "authentication_error")
+
+    def test_keyGivesTheUser(self):
+        identify = keyed()
+        for name in (b"alice", b"anyone", b""):
+            self.assertEqual(identify.fromProxyAuthorization(
+                basic(name, b"kt-alice-secret")), "alice")
+        self.assertEqual(identify.fromProxyAuthorization(
+            b"basic " + base64.b64encode(b"x:kt-bob-secret")), "bob")
+        self.assertEqual(identify.fromProxyAuthorization(
+            basic(b"x", b"kt-bob-secret").decode("ascii")), "bob")
+
+    def test_requiredAndMissingOrWrong(self):
+        identify = keyed()
+        for value in (None, b"", basic(b"alice", b"nope"),
+                      basic(b"alice", b""), b"Bearer kt-alice-secret",
+                      b"Basic !!!", b"Basic " + base64.b64encode(
+                          b"kt-alice-secret")):
+            self.assertRefused(identify, value)
+
+    def test_notRequired(self):
+        """
+        On a loopback listener a key is optional, but a wrong one is still
+        refused: whoever presents one wants to be known.
+        """
+        identify = keyed()
+        self.assertEqual(identify.fromProxyAuthorization(None, False),
+                         "anonymous")
+        self.assertEqual(identify.fromProxyAuthorization(
+            basic(b"", b"kt-bob-secret"), False), "bob")
+        self.assertRefused(identify, basic(b"", b"nope"), required=False)
+
+    def test_noKeys(self):
+        identify = Identify((), {}, "someone")
+        self.assertEqual(identify.fromProxyAuthorization(None, False),
+                         "someone")
+        self.assertEqual(identify.fromProxyAuthorization(
+            basic(b"a", b"whatever"), False), "someone")
+        self.assertRefused(identify, None)
+        self.assertRefused(identify, basic(b"a", b"whatever"))
+
+    def test_forProxy(self):
+        identify = keyed().forProxy(required=True)
+        r = request(proxy_authorization=basic(b"x", b"kt-alice-secret")
+                    .decode("ascii"), authorization="token sgp_client")
+        self.assertEqual(identify(r), ("alice", True))
+        error = self.assertRaises(GatewayError, identify,
+                                  request(authorization="Bearer kt-alice-secret"))
+        self.assertEqual(error.status, 407)
+        self.assertEqual(keyed().forProxy(required=False)(request()),
+                         ("anonymous", True))

@@ -24,9 +24,10 @@ class Interceptor:
     """
 
     def __init__(self, current, certificates, maxBodyBytes, clientTimeout,
-                 clock):
+                 clock, active=None):
         self._current = current
         self._certificates = certificates
+        self._active = active
         self._maxBodyBytes = maxBodyBytes
         self._clientTimeout = clientTimeout
         self._clock = clock
@@ -39,7 +40,9 @@ class Interceptor:
         identify = None if connect.user is None else _fixedUser(connect.user)
         site = GatewaySite(
             OriginResource(self._current, origin, "intercept", identify),
-            self._maxBodyBytes, timeout=self._clientTimeout)
+            self._maxBodyBytes, active=self._active,
+            accessLog=parts.config.gateway.access_log,
+            timeout=self._clientTimeout)
         creator = self._certificates.serverConnectionCreator(connect.host)
         tls = tlsFactory(creator, False, site, clock=self._clock)
         protocol = tls.buildProtocol(connect.clientAddress)

@@ -1,0 +1,322 @@
+# -*- test-case-name: tests.test_proxy_tunnel -*-
+"""
+What a C{CONNECT} gets, in this order: a 407 without a valid access key
+(unless the proxy is open), a 403 for a port not in
+C{gateway.proxy.allowed_ports} or for the gateway's own address, then TLS
+interception for the hosts listed for it and a blind tunnel for the rest.
+"""
+
+import functools
+import ipaddress
+import uuid
+from typing import Callable, FrozenSet, Optional
+from urllib.parse import urlsplit
+
+import attr
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.logger import Logger
+from zope.interface import directlyProvides, implementer, providedBy
+
+from keeptrusts.api.errors import GatewayError, upstreamError
+from keeptrusts.events import eventRecord
+from keeptrusts.front import refuse
+from keeptrusts.policy.values import Exchange
+from keeptrusts.proxy.tunnel import (
+    TunnelClient, TunnelOutcome, pinnedEndpoint, resolve)
+
+log = Logger()
+
+
+def hostMatcher(patterns):
+    """
+    A predicate on host names: C{api.openai.com} matches that name,
+    C{*.openai.com} every name below C{openai.com} (at any depth) but not
+    C{openai.com} itself.  Case and a trailing dot do not matter.
+    """
+    exact, suffixes = set(), []
+    for pattern in patterns:
+        name = pattern.lower().rstrip(".")
+        if name.startswith("*.") and "*" not in name[1:]:
+            suffixes.append(name[1:])
+        elif "*" in name or not name:
+            raise ValueError("%r: expected a host name or *.domain" % (pattern,))
+        else:
+            exact.add(name)
+    suffixes = tuple(suffixes)
+
+    def matches(host):
+        host = host.lower().rstrip(".")
+        return host in exact or host.endswith(suffixes)
+    return matches
+
+
+def targetHosts(targets):
+    """
+    The hosts of the provider targets: the default of
+    C{gateway.intercept.hosts}.
+    """
+    hosts = []
+    for target in targets:
+        hosts.append(urlsplit(target.base_url).hostname)
+        hosts.extend(target.hosts)
+    return tuple(dict.fromkeys(hosts))
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class ProxyPolicy:
+    """
+    @ivar authenticate: C{Proxy-Authorization value or None -> user},
+        raising a 407 L{GatewayError}.
+    @ivar interceptHost: C{host -> bool}, whether to intercept.
+    """
+
+    authenticate: Callable[[Optional[bytes]], str]
+    allowedPorts: FrozenSet[int] = attr.ib(default=frozenset([443]),
+                                           converter=frozenset)
+    interceptHost: Callable[[str], bool] = hostMatcher(())
+    connectTimeout: float = 10.0
+    idleTimeout: float = 300.0
+
+    @classmethod
+    def fromConfig(cls, config, identify, loopback):
+        """
+        @param identify: the gateway's L{keeptrusts.identity.Identify}.
+        @param loopback: whether the listener is on loopback only, where
+            the proxy is open to local callers.
+        """
+        gateway = config.gateway
+        hosts = gateway.intercept.hosts
+        return cls(
+            authenticate=functools.partial(identify.fromProxyAuthorization,
+                                           required=not loopback),
+            allowedPorts=gateway.proxy.allowed_ports,
+            interceptHost=hostMatcher(targetHosts(config.providers.targets)
+                                      if hosts is None else hosts),
+            connectTimeout=gateway.limits.upstream_connect_timeout_s,
+            idleTimeout=gateway.limits.client_idle_timeout_s)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class ConnectEvent:
+    """
+    How one CONNECT ended.
+
+    @ivar mode: C{tunnel} or C{intercept}.
+    @ivar user: L{None} when refused before the user was known.
+    @ivar status: 200, a refusal's status, or L{None} when the client left
+        before it was answered.
+    @ivar duration: seconds from the CONNECT head to the last close.
+    """
+
+    mode: str
+    host: str
+    port: int
+    user: Optional[str]
+    status: Optional[int]
+    bytesUp: int
+    bytesDown: int
+    duration: float
+
+
+def accessRecord(event, configName):
+    """
+    The journal record (phase C{access}) of a L{ConnectEvent}.
+    """
+    status = event.status
+    verdict = ("allow" if status == 200 else
+               "block" if status in (403, 407) else "error")
+    exchange = Exchange(request_id="conn_" + uuid.uuid4().hex,
+                        mode=event.mode, method="CONNECT", host=event.host,
+                        user=event.user or "")
+    record = eventRecord("access", verdict, exchange, configName,
+                         status=status, latency={
+                             "policy": None, "upstream": None,
+                             "total": round(event.duration * 1000, 3)})
+    record.update(port=event.port,
+                  bytes={"up": event.bytesUp, "down": event.bytesDown})
+    return record
+
+
+class ConnectHandler:
+    """
+    The C{connectHandler} of L{keeptrusts.front.FrontFactory}.
+
+    @param reactor: for connections, timeouts and name resolution.
+    @param policy: a L{ProxyPolicy}.
+    @param record: called with a L{ConnectEvent} when each CONNECT ends.
+    @param intercept: the interception hook, or L{None} to tunnel every
+        host: C{intercept(request, transport, leftover)} gets the
+        L{ConnectRequest} (its C{user} known), a transport and the bytes
+        that followed the head; it answers C{200} itself, connects its own
+        protocol to C{transport}, feeds it C{leftover} and returns it; or it
+        raises a L{GatewayError} to refuse.
+    @param resolver: an L{IHostnameResolver}; the reactor's by default.
+    """
+
+    def __init__(self, reactor, policy, record, intercept=None,
+                 resolver=None):
+        self._reactor = reactor
+        self._policy = policy
+        self._record = record
+        self._intercept = intercept
+        self._resolver = resolver
+
+    def handleConnect(self, request, transport, leftover):
+        started = self._reactor.seconds()
+        intercepting = (self._intercept is not None
+                        and self._policy.interceptHost(request.host))
+        mode = "intercept" if intercepting else "tunnel"
+        try:
+            request = attr.evolve(request, user=self._policy.authenticate(
+                request.header(b"proxy-authorization")))
+            if request.port not in self._policy.allowedPorts:
+                raise _forbidden("CONNECT to port %d is not allowed"
+                                 % (request.port,), "port_not_allowed")
+            # Names are checked again once resolved, just before connecting.
+            _refuseGateway(request.host, request)
+            if intercepting:
+                return self._interceptWith(request, transport, leftover,
+                                           started)
+        except GatewayError as error:
+            refuse(transport, error)
+            self._done(request, mode, started, TunnelOutcome(error.status,
+                                                             0, 0))
+            return None
+        return self._tunnel(request, transport, leftover, started)
+
+    def _interceptWith(self, request, transport, leftover, started):
+        meter = _Metered(transport, len(leftover))
+        meter.wrappedProtocol = self._intercept(request, meter, leftover)
+        meter.whenLost = lambda: self._done(
+            request, "intercept", started,
+            TunnelOutcome(200, meter.bytesUp, meter.bytesDown))
+        return meter
+
+    def _tunnel(self, request, transport, leftover, started):
+        policy = self._policy
+
+        def connect(factory):
+            d = resolve(self._resolver or self._reactor.nameResolver,
+                        request.host, request.port)
+            d.addCallback(_vetted, request)
+            d.addCallback(lambda addresses: pinnedEndpoint(
+                self._reactor, addresses, request.host, request.port,
+                policy.connectTimeout).connect(factory))
+            return d
+        client = TunnelClient(self._reactor, connect, "%s:%d" % (
+            request.host, request.port), leftover, policy.connectTimeout,
+            policy.idleTimeout)
+        client.makeConnection(transport)
+        client.finished.addCallback(
+            lambda outcome: self._done(request, "tunnel", started, outcome))
+        return client
+
+    def _done(self, request, mode, started, outcome):
+        try:
+            self._record(ConnectEvent(
+                mode=mode, host=request.host, port=request.port,
+                user=request.user, status=outcome.status,
+                bytesUp=outcome.bytesUp, bytesDown=outcome.bytesDown,
+                duration=self._reactor.seconds() - started))
+        except Exception:
+            log.failure("recording a CONNECT outcome")
+
+
+def _forbidden(message, code):
+    return GatewayError(403, "forbidden", message, code=code)
+
+
+def _refuseGateway(host, request):
+    """
+    Refuse a target that is the gateway's own listening address and port.
+    """
+    own = request.serverAddress
+    if request.port != getattr(own, "port", None):
+        return
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        if host == "localhost":
+            raise _forbidden("the gateway does not tunnel to itself", "loop")
+        return
+    address = getattr(address, "ipv4_mapped", None) or address
+    try:
+        ownAddress = ipaddress.ip_address(own.host.partition("%")[0])
+    except ValueError:
+        ownAddress = None
+    ownAddress = getattr(ownAddress, "ipv4_mapped", None) or ownAddress
+    if address.is_loopback or address.is_unspecified or address == ownAddress:
+        raise _forbidden("the gateway does not tunnel to itself", "loop")
+
+
+def _vetted(addresses, request):
+    if not addresses:
+        raise upstreamError("cannot resolve %s" % (request.host,))
+    for address in addresses:
+        _refuseGateway(address.host, request)
+    return addresses
+
+
+@implementer(IHalfCloseableProtocol)
+class _Metered:
+    """
+    Between an intercepted client connection and the interception's
+    protocol: the protocol of the one, the transport of the other, counting
+    the bytes that pass.
+
+    @ivar whenLost: called once the connection is closed.
+    """
+
+    wrappedProtocol = None
+    whenLost = None
+
+    def __init__(self, transport, leftover):
+        self.transport = transport
+        self.bytesUp = leftover
+        self.bytesDown = 0
+        directlyProvides(self, providedBy(transport))
+
+    def __getattr__(self, name):
+        return getattr(self.transport, name)
+
+    def write(self, data):
+        self.bytesDown += len(data)
+        self.transport.write(data)
+
+    def writeSequence(self, data):
+        self.write(b"".join(data))
+
+    def makeConnection(self, transport):
+        pass  # connected when made
+
+    def dataReceived(self, data):
+        self.bytesUp += len(data)
+        self.wrappedProtocol.dataReceived(data)
+
+    def _halfCloseable(self):
+        # The class, not the instance: a protocol wrapper (TLS) copies its
+        # transport's interfaces, this one's included, onto itself and
+        # forwards what it lacks back here.
+        protocol = self.wrappedProtocol
+        if IHalfCloseableProtocol.implementedBy(type(protocol)):
+            return protocol
+        return None
+
+    def readConnectionLost(self):
+        halfCloseable = self._halfCloseable()
+        if halfCloseable is not None:
+            halfCloseable.readConnectionLost()
+        else:
+            self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        halfCloseable = self._halfCloseable()
+        if halfCloseable is not None:
+            halfCloseable.writeConnectionLost()
+
+    def connectionLost(self, reason):
+        try:
+            self.wrappedProtocol.connectionLost(reason)
+        finally:
+            if self.whenLost is not None:
+                self.whenLost()

@@ -1,0 +1,341 @@
+# -*- test-case-name: tests.test_proxy_tunnel -*-
+"""
+The blind tunnel: after a C{CONNECT}, bytes pass unread between the client
+and the host it named, so the client sees that host's own certificate.
+
+Modelled on L{twisted.protocols.portforward}: the client's transport is
+paused until the target accepts the connection, then each transport is the
+other's streaming producer, so a slow reader on either side slows the
+writer on the other side instead of filling the gateway's memory.
+"""
+
+from typing import Optional
+
+import attr
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import TimeoutError
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol, IHostnameResolver, IHostResolution,
+    IReactorPluggableNameResolver, IResolutionReceiver)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
+from keeptrusts.front import refuse
+
+ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class TunnelOutcome:
+    """
+    @ivar status: 200 once the target accepted the connection, the status
+        of the refusal otherwise, or L{None} when the client left first.
+    @ivar bytesUp: bytes passed to the target.
+    @ivar bytesDown: bytes passed back to the client (not counting the 200).
+    """
+
+    status: Optional[int]
+    bytesUp: int
+    bytesDown: int
+
+
+@implementer(IHalfCloseableProtocol)
+class TunnelClient(Protocol, TimeoutMixin):
+    """
+    The client's end of a tunnel; it owns the tunnel's state.
+
+    @param clock: an L{IReactorTime} for both timeouts.
+    @param connect: C{factory -> Deferred} that connects a protocol built by
+        C{factory} to the target and fires with it, or fails: with a
+        L{GatewayError} to answer as it is, else with a connection error.
+    @param target: C{host:port}, for messages.
+    @param leftover: the bytes that followed the CONNECT head.
+    @param connectTimeout: seconds for C{connect}; then 504.
+    @param idleTimeout: seconds without a byte either way before both
+        connections are aborted.
+    @ivar finished: a L{Deferred} firing with a L{TunnelOutcome} once both
+        connections are closed.
+    """
+
+    upstream = None
+    status = None
+    bytesUp = bytesDown = 0
+    _clientDone = _upstreamDone = False  # a FIN came from that side
+    _lost = _upstreamLost = False
+    _producing = frozenset()  # the transports that have a producer
+
+    def __init__(self, clock, connect, target, leftover, connectTimeout,
+                 idleTimeout):
+        self.callLater = clock.callLater
+        self.finished = Deferred()
+        self._connect = connect
+        self._target = target
+        self._pending = [leftover] if leftover else []
+        self._connectTimeout = connectTimeout
+        self._idleTimeout = idleTimeout
+        self._opening = None
+
+    def connectionMade(self):
+        # Read nothing more from the client until there is somewhere to
+        # send it.
+        self.transport.pauseProducing()
+        self.setTimeout(self._connectTimeout)
+        self._opening = self._connect(_UpstreamFactory(self))
+        self._opening.addCallbacks(self._connected, self._failed)
+
+    def _connected(self, upstream):
+        self._opening = None
+        self.upstream = upstream
+        if self._lost:
+            upstream.transport.loseConnection()
+            return
+        self.status = 200
+        self.setTimeout(self._idleTimeout)
+        self.transport.write(ESTABLISHED)
+        pending, self._pending = self._pending, None
+        for data in pending:  # an eager TLS ClientHello goes first
+            self.bytesUp += len(data)
+            upstream.transport.write(data)
+        upstream.transport.registerProducer(self.transport, True)
+        self.transport.registerProducer(upstream.transport, True)
+        self._producing = {self.transport, upstream.transport}
+        if self._clientDone:
+            self._passFIN(upstream.transport)
+        else:
+            self.transport.resumeProducing()
+
+    def _failed(self, reason):
+        self._opening = None
+        if self._lost or self.status is not None:
+            return  # the client left, or was answered already
+        if reason.check(GatewayError):
+            error = reason.value
+        elif reason.check(TimeoutError):
+            error = upstreamTimeout("%s did not accept the connection in time"
+                                    % (self._target,))
+        else:
+            error = upstreamError("cannot connect to %s: %s"
+                                  % (self._target, reason.getErrorMessage()))
+        self._refuse(error)
+
+    def _refuse(self, error):
+        self.status = error.status
+        self._pending = None
+        self.setTimeout(None)
+        refuse(self.transport, error)
+
+    def timeoutConnection(self):
+        if self.upstream is None:
+            self._refuse(upstreamTimeout("%s did not accept the connection "
+                                         "in time" % (self._target,)))
+            self._opening.cancel()
+        else:
+            # Idle both ways.  Abort: a close would wait for a peer that
+            # may never read what is still buffered for it.
+            self.upstream.transport.abortConnection()
+            self.transport.abortConnection()
+
+    def dataReceived(self, data):
+        upstream = self.upstream
+        if upstream is None:
+            if self._pending is not None:
+                # A paused transport may still deliver what it had read.
+                self._pending.append(data)
+            return
+        self.bytesUp += len(data)
+        upstream.transport.write(data)
+        self.resetTimeout()
+
+    def readConnectionLost(self):
+        self._clientDone = True
+        if self.upstream is not None:
+            self._passFIN(self.upstream.transport)
+
+    def upstreamReadConnectionLost(self):
+        self._upstreamDone = True
+        self._passFIN(self.transport)
+
+    def writeConnectionLost(self):
+        pass
+
+    def _unregister(self, consumer):
+        # A registered producer that is paused would keep C{consumer} from
+        # ever closing (FileDescriptor.doWrite resumes it instead).
+        if consumer in self._producing:
+            self._producing.discard(consumer)
+            consumer.unregisterProducer()
+
+    def _passFIN(self, transport):
+        """
+        One side sent its FIN: half-close C{transport}, the other side's,
+        or close both when each side has sent one.
+        """
+        self._unregister(transport)
+        if self._clientDone and self._upstreamDone:
+            self.upstream.transport.loseConnection()
+            self.transport.loseConnection()
+        else:
+            transport.loseWriteConnection()
+
+    def connectionLost(self, reason):
+        self._lost = True
+        self.setTimeout(None)
+        if self._opening is not None:
+            self._opening.cancel()
+        elif self.upstream is not None:
+            self._unregister(self.upstream.transport)
+            self.upstream.transport.loseConnection()
+        self._maybeFinished()
+
+    def upstreamConnectionLost(self):
+        self._upstreamLost = True
+        if not self._lost:
+            self._unregister(self.transport)
+            self.transport.loseConnection()
+        self._maybeFinished()
+
+    def _maybeFinished(self):
+        if (self._lost and (self.upstream is None or self._upstreamLost)
+                and not self.finished.called):
+            self.finished.callback(TunnelOutcome(self.status, self.bytesUp,
+                                                 self.bytesDown))
+
+
+@implementer(IHalfCloseableProtocol)
+class _Upstream(Protocol):
+    """
+    The target's end of a tunnel: everything goes to the client's end.
+    """
+
+    def __init__(self, client):
+        self.client = client
+
+    def dataReceived(self, data):
+        client = self.client
+        client.bytesDown += len(data)
+        client.transport.write(data)
+        client.resetTimeout()
+
+    def readConnectionLost(self):
+        self.client.upstreamReadConnectionLost()
+
+    def writeConnectionLost(self):
+        pass
+
+    def connectionLost(self, reason):
+        self.client.upstreamConnectionLost()
+
+
+class _UpstreamFactory(Factory):
+    noisy = False
+
+    def __init__(self, client):
+        self.client = client
+
+    def buildProtocol(self, addr):
+        return _Upstream(self.client)
+
+
+# -- connecting to addresses checked beforehand
+
+@implementer(IResolutionReceiver)
+class _Addresses:
+    """
+    Gathers a name's addresses, then fires a L{Deferred} with them.
+    """
+
+    def __init__(self, deferred):
+        self._deferred = deferred
+        self._addresses = []
+
+    def resolutionBegan(self, resolution):
+        pass
+
+    def addressResolved(self, address):
+        self._addresses.append(address)
+
+    def resolutionComplete(self):
+        if not self._deferred.called:  # not cancelled
+            self._deferred.callback(self._addresses)
+
+
+@implementer(IHostResolution)
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class _Resolution:
+    name: str
+
+    def cancel(self):
+        pass
+
+
+@implementer(IHostnameResolver)
+class FixedResolver:
+    """
+    Resolves every name to the same addresses (text, IPv4 or IPv6).
+    """
+
+    def __init__(self, hosts):
+        self._hosts = tuple(hosts)
+
+    def resolveHostName(self, resolutionReceiver, hostName, portNumber=0,
+                        addressTypes=None, transportSemantics="TCP"):
+        resolution = _Resolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        for host in self._hosts:
+            kind = IPv6Address if isIPv6Address(host) else IPv4Address
+            if addressTypes is None or kind in addressTypes:
+                resolutionReceiver.addressResolved(kind("TCP", host,
+                                                        portNumber))
+        resolutionReceiver.resolutionComplete()
+        return resolution
+
+
+def resolve(resolver, host, port):
+    """
+    Every address of C{host}, IPv4 and IPv6, for a TCP connection.
+
+    @param resolver: an L{IHostnameResolver}.
+    @return: a L{Deferred} firing with a list of L{IPv4Address} and
+        L{IPv6Address}, maybe empty.
+    """
+    if isIPAddress(host):
+        return succeed([IPv4Address("TCP", host, port)])
+    if isIPv6Address(host):
+        return succeed([IPv6Address("TCP", host, port)])
+    d = Deferred()
+    resolver.resolveHostName(_Addresses(d), host, port,
+                             (IPv4Address, IPv6Address), "TCP")
+    return d
+
+
+def pinnedEndpoint(reactor, addresses, host, port, timeout):
+    """
+    A L{HostnameEndpoint} for C{host} that connects to C{addresses} only.
+    """
+    return HostnameEndpoint(_Pinned(reactor, addresses), host, port,
+                            timeout=timeout)
+
+
+@implementer(IReactorPluggableNameResolver)
+class _Pinned:
+    """
+    The reactor, except that names resolve to the addresses already vetted:
+    L{HostnameEndpoint} races them (RFC 8305) without looking the name up a
+    second time, which could answer differently.
+    """
+
+    def __init__(self, reactor, addresses):
+        self._reactor = reactor
+        self.nameResolver = FixedResolver([a.host for a in addresses])
+
+    def installNameResolver(self, resolver):
+        previous, self.nameResolver = self.nameResolver, resolver
+        return previous
+
+    def __getattr__(self, name):
+        return getattr(self._reactor, name)

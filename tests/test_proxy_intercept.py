@@ -1,0 +1,158 @@
+"""
+The forward proxy end to end, as VS Code and Cody use it: a real gateway
+service, CONNECT with TLS interception by the local CA in front of a fake
+provider that serves real TLS with a test CA; real clients: curl, httpx,
+and a Node.js client through https-proxy-agent.
+"""
+
+import json
+import os
+import shutil
+
+import httpx
+from twisted.internet import defer, reactor, threads
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SkipTest, TestCase
+from twisted.web.server import Site
+
+from keeptrusts.config import parseConfig
+from keeptrusts.policy.registry import policyFactories
+from keeptrusts.service import GatewayService
+from keeptrusts.testing import FakeProvider, Script, echoPrompt
+from keeptrusts.tls.ca import CertificateAuthority, certificatePath
+from keeptrusts.tls.sni import FixedServerCreator
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NODE_CLIENT = os.path.join(HERE, "node", "proxy-client.js")
+
+CONFIG = """
+pack: {name: intercept, version: 1.0.0, enabled: true}
+gateway:
+  listen: "tcp:0:interface=127.0.0.1"
+  state_dir: %(state)s
+  intercept: {hosts: [localhost], upstream_ca_file: %(upstreamCA)s}
+  proxy: {allowed_ports: [%(port)d]}
+providers:
+  targets:
+    - id: sourcegraph
+      provider: sourcegraph
+      type: passthrough
+      hosts: [localhost]
+policies: {chain: [dlp-filter, audit-logger]}
+policy:
+  dlp-filter: {detect_patterns: ['ACME-[0-9]{8}']}
+  audit-logger: {log_all_access: true}
+"""
+
+
+class InterceptTests(TestCase):
+    def setUp(self):
+        # The provider's own CA: the gateway trusts it as upstream_ca_file.
+        upstreamCA = CertificateAuthority.loadOrCreate(self.mktemp(), reactor)
+        certPEM, keyPEM = upstreamCA.issueServerCertificate(
+            ["localhost", "127.0.0.1"])
+        self.provider = FakeProvider(reactor, Script(answer=echoPrompt))
+        site = Site(self.provider)
+        site.log = lambda request: None
+        port = reactor.listenSSL(0, site, FixedServerCreator.fromPEM(
+            certPEM, keyPEM), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addCleanup(self.provider.stop)
+        self.providerPort = port.getHost().port
+        state = FilePath(self.mktemp())
+        config = parseConfig(CONFIG % dict(
+            state=state.path, upstreamCA=upstreamCA.certPath,
+            port=self.providerPort), policyFactories())
+        self.service = GatewayService(config, reactor, policyFactories(),
+                                      environ={})
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.proxy = "http://127.0.0.1:%d" % (
+            self.service.port.getHost().port,)
+        self.gatewayCA = certificatePath(state.path)
+        self.journal = state.child("journal")
+
+    def url(self, path):
+        return "https://localhost:%d%s" % (self.providerPort, path)
+
+    def records(self):
+        return [json.loads(line) for segment in sorted(self.journal.children())
+                for line in segment.getContent().splitlines()]
+
+    def codyBody(self, text):
+        return json.dumps({"messages": [{"speaker": "human", "text": text}],
+                           "maxTokensToSample": 50})
+
+    @defer.inlineCallbacks
+    def test_curlChat(self):
+        out, err, code = yield getProcessOutputAndValue("/usr/bin/curl", [
+            "-s", "--proxy", self.proxy, "--cacert", self.gatewayCA,
+            "-H", "content-type: application/json", "-d", json.dumps({
+                "model": "gpt-fake", "messages": [
+                    {"role": "user", "content": "id ACME-12345678"}]}),
+            self.url("/v1/chat/completions")])
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["choices"][0]["message"]["content"],
+                         "id [REDACTED:CUSTOM_PATTERN]")
+        self.assertEqual(
+            self.provider.requests[-1].json["messages"][0]["content"],
+            "id [REDACTED:CUSTOM_PATTERN]")
+
+    @defer.inlineCallbacks
+    def test_curlCodyStream(self):
+        self.provider.script = Script(chunks=["x ", "ACME-1", "2345678", " y"])
+        out, err, code = yield getProcessOutputAndValue("/usr/bin/curl", [
+            "-s", "-N", "--proxy", self.proxy, "--cacert", self.gatewayCA,
+            "-H", "content-type: application/json",
+            "-H", "authorization: token sgp_0123456789abcdef",
+            "-d", self.codyBody("leak ACME-87654321"),
+            self.url("/.api/completions/stream?api-version=1")])
+        self.assertEqual(code, 0, err)
+        received = self.provider.requests[-1]
+        self.assertEqual(received.headers["authorization"],
+                         "token sgp_0123456789abcdef")
+        self.assertEqual(received.json["messages"][0]["text"],
+                         "leak [REDACTED:CUSTOM_PATTERN]")
+        deltas = "".join(json.loads(e.split("data: ", 1)[1]).get(
+            "deltaText", "") for e in out.decode().split("\n\n")
+            if e.startswith("event: completion"))
+        self.assertEqual(deltas, "x [REDACTED:CUSTOM_PATTERN] y")
+        yield self.service.stopService()
+        events = [(r["phase"], r["mode"], r["provider"], r["endpoint"],
+                   r["verdict"]) for r in self.records()]
+        self.assertIn(("input", "intercept", "sourcegraph",
+                       "completions/stream", "redact"), events)
+        self.assertIn(("access", "intercept", "", "", "allow"), [
+            (r["phase"], r["mode"], r["provider"], r["endpoint"],
+             r["verdict"]) for r in self.records()])
+
+    def test_httpx(self):
+        def call():
+            with httpx.Client(proxy=self.proxy, verify=self.gatewayCA) as c:
+                return c.post(self.url("/.api/completions/code"),
+                              content=self.codyBody("ACME-12345678"),
+                              headers={"content-type": "application/json"})
+
+        def check(response):
+            self.assertEqual(response.status_code, 200)
+            self.assertEqual(response.json()["completion"],
+                             "[REDACTED:CUSTOM_PATTERN]")
+        return threads.deferToThread(call).addCallback(check)
+
+    @defer.inlineCallbacks
+    def test_node(self):
+        node = shutil.which("node")
+        if node is None or not os.path.isdir(
+                os.path.join(HERE, "node", "node_modules")):
+            raise SkipTest("node or tests/node/node_modules missing "
+                           "(scripts/test installs them)")
+        env = dict(os.environ, NODE_EXTRA_CA_CERTS=self.gatewayCA,
+                   HTTPS_PROXY=self.proxy)
+        out, err, code = yield getProcessOutputAndValue(node, [
+            NODE_CLIENT, self.url("/.api/completions/code"),
+            self.codyBody("ACME-12345678")], env=env)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(json.loads(out)["completion"],
+                         "[REDACTED:CUSTOM_PATTERN]")
