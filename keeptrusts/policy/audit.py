@@ -5,13 +5,12 @@ allows everything; its options are read by the pipeline and the journal.
 """
 
 import attr
-from twisted.internet import defer
 from twisted.plugin import IPlugin
-from zope.interface import implementer, provider
+from zope.interface import provider
 
 from keeptrusts.schema import Field, readSection
-from keeptrusts.interfaces import IPolicy, IPolicyFactory
-from keeptrusts.policy.values import Decision
+from keeptrusts.interfaces import IPolicyFactory
+from keeptrusts.policy.passive import PassivePolicy
 
 KIND = "audit-logger"
 
@@ -24,21 +23,8 @@ class AuditOptions:
     log_bodies: bool = False
 
 
-@implementer(IPolicy)
-class AuditLogger:
+class AuditLogger(PassivePolicy):
     name = KIND
-
-    def __init__(self, options):
-        self.options = options
-
-    def checkInput(self, exchange):
-        return defer.succeed(Decision())
-
-    def checkOutput(self, exchange, texts):
-        return defer.succeed(Decision())
-
-    def scanOutput(self, exchange):
-        return None
 
 
 @provider(IPlugin, IPolicyFactory)

@@ -7,12 +7,11 @@ chain it allows everything: its work is done at routing.
 """
 
 import attr
-from twisted.internet import defer
 from twisted.plugin import IPlugin
-from zope.interface import implementer, provider
+from zope.interface import provider
 
-from keeptrusts.interfaces import IPolicy, IPolicyFactory
-from keeptrusts.policy.values import Decision
+from keeptrusts.interfaces import IPolicyFactory
+from keeptrusts.policy.passive import PassivePolicy
 from keeptrusts.schema import Field, readSection
 
 KIND = "data-routing-policy"
@@ -47,21 +46,8 @@ class DataRoutingOptions:
         return True
 
 
-@implementer(IPolicy)
-class DataRouting:
+class DataRouting(PassivePolicy):
     name = KIND
-
-    def __init__(self, options):
-        self.options = options
-
-    def checkInput(self, exchange):
-        return defer.succeed(Decision())
-
-    def checkOutput(self, exchange, texts):
-        return defer.succeed(Decision())
-
-    def scanOutput(self, exchange):
-        return None
 
 
 @provider(IPlugin, IPolicyFactory)
