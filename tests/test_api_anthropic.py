@@ -6,7 +6,10 @@ and stream rewriting in memory.
 
 import json
 
-from anthropic import Anthropic
+try:
+    from anthropic import Anthropic
+except ImportError:  # Debian 12 has no python3-anthropic
+    Anthropic = None
 from twisted.internet import threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -94,6 +97,8 @@ class AnthropicSDKTests(TestCase):
     """
     The real anthropic SDK pointed at the gateway.
     """
+
+    skip = None if Anthropic is not None else "anthropic is not installed"
 
     def setUp(self):
         self.gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)

@@ -5,6 +5,7 @@ provider that serves real TLS with a test CA; real clients: curl, httpx,
 and a Node.js client through https-proxy-agent.
 """
 
+import inspect
 import json
 import os
 import shutil
@@ -130,7 +131,11 @@ class InterceptTests(TestCase):
 
     def test_httpx(self):
         def call():
-            with httpx.Client(proxy=self.proxy, verify=self.gatewayCA) as c:
+            # httpx 0.26 renamed proxies= (Debian 12 has 0.23) to proxy=.
+            option = ("proxy" if "proxy" in inspect.signature(
+                httpx.Client).parameters else "proxies")
+            with httpx.Client(verify=self.gatewayCA,
+                              **{option: self.proxy}) as c:
                 return c.post(self.url("/.api/completions/code"),
                               content=self.codyBody("ACME-12345678"),
                               headers={"content-type": "application/json"})
