@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_journal -*-
 """
-An append-only, hash-chained journal of JSON lines.
+An append-only, hash-chained journal of JSON lines: the format and the
+writing end.
 
 A journal is a directory of segments, C{00000001.jsonl}, C{00000002.jsonl},
 ...; one JSON object per line.  The journal gives every record C{seq}
@@ -8,16 +9,22 @@ A journal is a directory of segments, C{00000001.jsonl}, C{00000002.jsonl},
 record's C{hash}; C{"0" * 64} for the very first) and C{hash}: the SHA-256
 hex digest of the canonical JSON (L{canonical}) of the record without
 C{hash}.  Any edit, removal or reordering therefore shows in
-L{verifyJournal}.
+L{keeptrusts.journalread.verifyJournal}.
 
 To keep the write path to one C{json.dumps}, a line is the canonical body
 with C{"hash"} appended as its last key, so a line is canonical except for
 the position of C{hash}.  Verification never compares lines: it parses a
 line, removes C{hash}, and re-dumps the rest canonically.
 
+Immutability (C{audit-logger.immutable}): a line, once complete, is never
+changed or moved.  Segments are only ever opened to append; at start, only
+what follows the last good record of the last segment (a torn write) is
+cut, and it is moved intact to a side file first.  Whole sealed segments
+are removed by L{keeptrusts.retention} alone, after an anchor record in
+the chain names them.
+
 Use L{Journal.open} (or L{Journal} then L{Journal.start}) to write;
-L{readRecords}, L{JournalReader} and L{verifyJournal} read and need no
-reactor.
+L{keeptrusts.journalread} reads and verifies, and needs no reactor.
 """
 
 import hashlib
@@ -26,7 +33,6 @@ import os
 import re
 import time
 from datetime import datetime, timezone
-from typing import Optional
 
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
@@ -41,29 +47,7 @@ SYNC_MODES = ("batch", "always", "never")
 BATCH_WINDOW = 0.05
 DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
 
-HASH_MISMATCH = "hash mismatch (record edited)"
-PREV_HASH_MISMATCH = ("prev_hash does not match the previous record "
-                      "(record removed or reordered)")
-UNPARSABLE = "unparsable line"
-INCOMPLETE = "incomplete line (torn write)"
-
 _SEGMENT = re.compile(r"^(\d{8,})\.jsonl$")
-
-
-class JournalError(Exception):
-    """
-    A journal line that cannot be read as a record.
-
-    @ivar segment: the segment's file name.
-    @ivar line: the 1-based line number in that segment.
-    @ivar reason: why, e.g. L{UNPARSABLE}.
-    """
-
-    def __init__(self, segment, line, reason):
-        Exception.__init__(self, "%s line %d: %s" % (segment, line, reason))
-        self.segment = segment
-        self.line = line
-        self.reason = reason
 
 
 class JournalClosed(Exception):
@@ -140,6 +124,13 @@ def parseRecord(raw):
     return value if isinstance(value, dict) else None
 
 
+def isSeq(value):
+    """
+    Whether C{value} can be a C{seq}: an integer, and not a boolean.
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def segmentName(number):
     return "%08d.jsonl" % (number,)
 
@@ -156,189 +147,6 @@ def segmentNumbers(directory):
             numbers.append(int(match.group(1)))
     numbers.sort()
     return numbers
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class JournalLine:
-    """
-    One line of a segment, as read.
-
-    @ivar raw: the bytes of the line, without its newline.
-    @ivar complete: C{False} for a line that never got its newline (a torn
-        write) in a segment that is no longer the last one.
-    """
-
-    segment: str
-    line: int
-    raw: bytes
-    complete: bool = True
-
-
-class JournalReader:
-    """
-    Read the complete lines of a journal in order, across segments, and
-    remember where it stopped so that a later L{readLines} yields only
-    what was written since.  An incomplete last line (the writer is in the
-    middle of it, or crashed there) is held back, not yielded.
-
-    @ivar pendingBytes: how many bytes of an incomplete last line are held.
-    @ivar segmentCount: how many segments were visited so far.
-    """
-
-    def __init__(self, directory):
-        self.directory = os.fspath(directory)
-        self.segmentCount = 0
-        self._segment = None
-        self._offset = 0
-        self._line = 0
-        self._pending = b""
-
-    @property
-    def pendingBytes(self):
-        return len(self._pending)
-
-    def readLines(self):
-        """
-        @return: an iterator of L{JournalLine} not yet read.
-        @raise OSError: the directory is missing.
-        """
-        while True:
-            # List before reading: the writer finishes a segment before it
-            # creates the next, so a segment listed as not last is whole.
-            numbers = segmentNumbers(self.directory)
-            if self._segment is None:
-                if not numbers:
-                    return
-                self._enter(numbers[0])
-            yield from self._readSegment()
-            later = [n for n in numbers if n > self._segment]
-            if not later:
-                return
-            if self._pending:
-                self._line += 1
-                yield JournalLine(segmentName(self._segment), self._line,
-                                  self._pending, complete=False)
-            self._enter(later[0])
-
-    def _enter(self, number):
-        self._segment = number
-        self._offset = self._line = 0
-        self._pending = b""
-        self.segmentCount += 1
-
-    def _readSegment(self):
-        name = segmentName(self._segment)
-        try:
-            f = open(os.path.join(self.directory, name), "rb")
-        except FileNotFoundError:
-            # Removed under us (retention); the caller moves on.
-            return
-        with f:
-            f.seek(self._offset)
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    self._pending = raw
-                    return
-                # Move first, so a consumer that stops early resumes after.
-                self._offset += len(raw)
-                self._line += 1
-                yield JournalLine(name, self._line, raw[:-1])
-        self._pending = b""
-
-
-def readRecords(directory):
-    """
-    Yield every record of the journal in C{directory}, in order, up to an
-    incomplete last line, which is being written (or will be set aside by
-    the journal's next start) and is not yet a record.
-
-    @raise JournalError: at the first line that is not a JSON object,
-        including an incomplete line before the last segment; nothing is
-        skipped silently.
-    """
-    reader = JournalReader(directory)
-    for entry in reader.readLines():
-        record = parseRecord(entry.raw) if entry.complete else None
-        if record is None:
-            raise JournalError(entry.segment, entry.line,
-                               UNPARSABLE if entry.complete else INCOMPLETE)
-        yield record
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Verification:
-    """
-    The result of L{verifyJournal}.
-
-    @ivar records: records checked (before the problem, if any).
-    @ivar segment: for a problem, the segment's file name; C{line} its
-        1-based line, C{seq} the record's C{seq} when it could be read,
-        C{reason} why.
-    @ivar pendingBytes: the size of an incomplete last line, not checked:
-        the gateway is writing it, or crashed there and will set it aside
-        at its next start.  Cutting records off the end of a hash chain
-        cannot be detected from the chain alone, so it is no problem here.
-    """
-
-    ok: bool
-    records: int
-    segments: int
-    segment: Optional[str] = None
-    line: Optional[int] = None
-    seq: Optional[int] = None
-    reason: Optional[str] = None
-    pendingBytes: int = 0
-
-
-def checkLink(record, prevHash, expectedSeq):
-    """
-    The reason C{record} does not belong after a record with hash
-    C{prevHash} and seq C{expectedSeq - 1}, or L{None}.  C{prevHash} and
-    C{expectedSeq} are L{None} for the first record, which is taken as
-    given (retention may have removed what came before it).
-    """
-    if record.get("hash") != recordHash(record):
-        return HASH_MISMATCH
-    if prevHash is not None and record.get("prev_hash") != prevHash:
-        return PREV_HASH_MISMATCH
-    seq = record.get("seq")
-    if expectedSeq is not None and seq != expectedSeq:
-        return "seq gap (expected %d, found %s)" % (expectedSeq, seq)
-    if not _isSeq(seq):
-        return "seq missing or not an integer"
-    return None
-
-
-def verifyJournal(directory):
-    """
-    Check every record of the journal in C{directory}: its hash
-    recomputes, its C{prev_hash} is the previous record's C{hash}, its
-    C{seq} is one more than the previous one's.  Stops at the first problem.
-
-    @rtype: L{Verification}
-    """
-    reader = JournalReader(directory)
-    count, prevHash, expectedSeq = 0, None, None
-    for entry in reader.readLines():
-        record = parseRecord(entry.raw) if entry.complete else None
-        if record is None:
-            return Verification(
-                False, count, reader.segmentCount, entry.segment,
-                entry.line, None, UNPARSABLE if entry.complete else INCOMPLETE)
-        reason = checkLink(record, prevHash, expectedSeq)
-        if reason is not None:
-            seq = record.get("seq")
-            return Verification(False, count, reader.segmentCount,
-                                entry.segment, entry.line,
-                                seq if _isSeq(seq) else None, reason)
-        count += 1
-        prevHash, expectedSeq = record["hash"], record["seq"] + 1
-    return Verification(True, count, reader.segmentCount,
-                        pendingBytes=reader.pendingBytes)
-
-
-def _isSeq(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -432,9 +240,17 @@ class Journal:
         for number in reversed(numbers[:-1]):
             if last is not None:
                 break
-            last = _lastRecord(self._path(number))[0]
+            last = lastRecord(self._path(number))[0]
         if last is not None:
             self.seq, self.lastHash = last["seq"], last["hash"]
+
+    @property
+    def segmentNumber(self):
+        """
+        The number of the segment being written (or to be written next):
+        the segments before it are sealed, never written again.
+        """
+        return self._segment
 
     def append(self, record):
         """
@@ -468,6 +284,17 @@ class Journal:
             return fail()
         self.seq, self.lastHash = seq, digest
         return self._durable(seq)
+
+    def syncNow(self):
+        """
+        Make what was appended so far durable now, whatever C{sync} says:
+        for a record that must be on disk before something else happens
+        (retention's anchor, before segments are removed).
+
+        @raise OSError: the fsync failed.
+        """
+        if self._file is not None:
+            os.fsync(self._file.fileno())
 
     def close(self):
         """
@@ -579,7 +406,7 @@ class Journal:
 
         @return: C{(last good record or None, new size of the segment)}
         """
-        last, end = _lastRecord(path)
+        last, end = lastRecord(path)
         size = os.path.getsize(path)
         if end == size:
             return last, end
@@ -601,7 +428,7 @@ class Journal:
         return last, end
 
 
-def _lastRecord(path):
+def lastRecord(path):
     """
     Find the last good record of a segment: a complete line holding a JSON
     object with an integer C{seq} and a text C{hash}.
@@ -621,7 +448,7 @@ def _lastRecord(path):
                 if begin == 0 and start > 0:
                     break  # the line may begin before this chunk
                 record = parseRecord(data[begin:end])
-                if record is not None and _isSeq(record.get("seq")) \
+                if record is not None and isSeq(record.get("seq")) \
                         and isinstance(record.get("hash"), str):
                     return record, start + end + 1
                 end = begin - 1

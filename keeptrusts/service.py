@@ -24,6 +24,7 @@ from keeptrusts.tls import TLSSetupError
 from keeptrusts.tls.ca import CertificateAuthority
 from keeptrusts.tls.sni import LeafContexts
 from keeptrusts.policy.values import Exchange
+from keeptrusts.retention import Retention, retentionDays
 
 log = Logger()
 
@@ -64,16 +65,22 @@ class GatewayService(service.Service):
         self.ready = False
         self.startedAt = None
         self._pool = None
+        self.retention = None
         self._reloading = False
 
     def privilegedStartService(self):
         # Listen here, synchronously, so a port in use stops twistd at once.
         gateway = self.config.gateway
-        self.journal = MeteredJournal(Journal.open(
+        journal = Journal.open(
             os.path.join(gateway.state_dir, "journal"), self._reactor,
             sync=gateway.journal.sync,
-            segmentMaxBytes=gateway.journal.segment_max_bytes),
-            self.metrics, self._reactor)
+            segmentMaxBytes=gateway.journal.segment_max_bytes)
+        self.journal = MeteredJournal(journal, self.metrics, self._reactor)
+        try:
+            self.retention = Retention.fromConfig(self.config, journal,
+                                                  self._reactor)
+        except ValueError as e:
+            raise SystemExit("keeptrusts: %s" % (e,))
         self._pool = HTTPConnectionPool(self._reactor, persistent=True)
         self._pool.maxPersistentPerHost = 64
         try:
@@ -109,6 +116,7 @@ class GatewayService(service.Service):
 
     def startService(self):
         service.Service.startService(self)
+        self.retention.start()
         if hasattr(signal, "SIGHUP"):
             # Without a handler SIGHUP ends twistd; this one only schedules.
             signal.signal(signal.SIGHUP, lambda *_: self._reactor.callFromThread(
@@ -145,6 +153,7 @@ class GatewayService(service.Service):
         if config.gateway.listen != self.config.gateway.listen:
             log.warn("gateway.listen changed: restart to listen there")
         self.current.parts = parts
+        self.retention.days = retentionDays(config)
         self.journal.append(_configRecord("allow", config.name))
         log.info("configuration reloaded: {config}", config=config.name)
         return None
@@ -156,9 +165,11 @@ class GatewayService(service.Service):
         """
         service.Service.stopService(self)
         self.ready = False
+        sweeping = self.retention.stop()
         d = defer.maybeDeferred(self.port.stopListening)
         d.addBoth(lambda _: self._drain())
         d.addBoth(lambda _: self._pool.closeCachedConnections())
+        d.addBoth(lambda _: sweeping)
         d.addBoth(lambda _: self.journal.close())
         return d
 

@@ -1,6 +1,7 @@
 """
 Tests for C{kt events tail} and C{kt events verify}
-(L{keeptrusts.cli.events}, through L{keeptrusts.cli.main.main}).
+(L{keeptrusts.cli.events}, through L{keeptrusts.cli.main.main}); export is
+in L{tests.test_cli_export}.
 """
 
 import io
@@ -385,11 +386,50 @@ class FollowTests(EventsTestMixin, SynchronousTestCase):
 class VerifyTests(EventsTestMixin, SynchronousTestCase):
 
     def test_ok(self):
-        self.writeJournal(segmentMaxBytes=10)
+        """
+        The count, then the last seq and hash, to be kept elsewhere.
+        """
+        journal = self.writeJournal(segmentMaxBytes=10)
         code, lines, err = self.kt("events", "verify")
         self.assertEqual((code, lines, err),
-                         (0, ["OK: 6 records in 6 segments, chain intact"],
+                         (0, ["OK: 6 records in 6 segments, chain intact",
+                              "last: seq 6, hash " + journal.lastHash],
                           ""))
+
+    def test_empty(self):
+        os.mkdir(self.directory)
+        code, lines, err = self.kt("events", "verify")
+        self.assertEqual((code, lines),
+                         (0, ["OK: 0 records in 0 segments, chain intact"]))
+
+    def test_anchored(self):
+        """
+        After retention, verify says which records were removed and which
+        anchor accounts for them.
+        """
+        journal = self.writeJournal(EVENTS[:3], segmentMaxBytes=10)
+        removedHash = journal.lastHash
+        journal.append({"phase": "retention", "verdict": "allow",
+                        "removed": [{"segment": segmentName(3),
+                                     "first_seq": 3, "last_seq": 3,
+                                     "last_hash": removedHash}]})
+        journal.append(EVENTS[3])
+        for number in (1, 2, 3):
+            os.remove(os.path.join(self.directory, segmentName(number)))
+        code, lines, err = self.kt("events", "verify")
+        self.assertEqual((code, lines, err), (0, [
+            "OK: 2 records in 2 segments, chain intact",
+            "from seq 4: seq 1-3 removed by retention (anchor at seq 4)",
+            "last: seq 5, hash " + journal.lastHash], ""))
+
+    def test_unanchored(self):
+        self.writeJournal(EVENTS[:3], segmentMaxBytes=10)
+        os.remove(os.path.join(self.directory, segmentName(1)))
+        code, lines, err = self.kt("events", "verify")
+        self.assertEqual((code, lines), (1, [
+            "FAIL: 00000002.jsonl line 1 (seq 2): records before this one "
+            "were removed, and no retention anchor names the record it "
+            "follows (seq 1)"]))
 
     def test_edited(self):
         self.writeJournal()
@@ -428,8 +468,8 @@ class VerifyTests(EventsTestMixin, SynchronousTestCase):
         with open(os.path.join(self.directory, segmentName(1)), "ab") as f:
             f.write(b'{"phase"')
         code, lines, err = self.kt("events", "verify")
-        self.assertEqual((code, lines),
-                         (0, ["OK: 6 records in 1 segments, chain intact"]))
+        self.assertEqual((code, lines[0]),
+                         (0, "OK: 6 records in 1 segments, chain intact"))
         self.assertIn("incomplete last line (8 bytes) was not checked", err)
 
     def test_missingJournal(self):

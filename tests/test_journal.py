@@ -1,5 +1,5 @@
 """
-Tests for L{keeptrusts.journal}.
+Tests for L{keeptrusts.journal} and L{keeptrusts.journalread}.
 """
 
 import errno
@@ -14,10 +14,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.interfaces import IJournal
 from keeptrusts.journal import (
-    BATCH_WINDOW, GENESIS_HASH, HASH_MISMATCH, INCOMPLETE, PREV_HASH_MISMATCH,
-    UNPARSABLE, Journal, JournalClosed, JournalError, JournalReader,
-    canonical, formatTimestamp, readRecords, recordHash, segmentName,
-    verifyJournal)
+    BATCH_WINDOW, GENESIS_HASH, Journal, JournalClosed, canonical,
+    formatTimestamp, recordHash, segmentName)
+from keeptrusts.journalread import (
+    HASH_MISMATCH, INCOMPLETE, PREV_HASH_MISMATCH, UNANCHORED, UNPARSABLE,
+    JournalError, JournalReader, anchoredLinks, readRecords, verifyJournal)
 
 # 2026-11-27T01:02:03.456Z
 NOW = 1795741323.456
@@ -62,6 +63,13 @@ class JournalTestMixin:
             journal.append({"n": i})
         journal.close()
         return journal
+
+    def assertProblem(self, segment, line, seq, reason, records):
+        result = verifyJournal(self.directory)
+        self.assertEqual(
+            (result.ok, result.segment, result.line, result.seq,
+             result.reason, result.records),
+            (False, segment, line, seq, reason, records))
 
     def countFsyncs(self):
         """
@@ -259,6 +267,17 @@ class SyncTests(JournalTestMixin, SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertIsNone(journal._file)
 
+    def test_syncNow(self):
+        """
+        L{Journal.syncNow} fsyncs at once, even with C{sync="never"}.
+        """
+        journal = self.openJournal(sync="never")
+        journal.syncNow()  # nothing open yet: nothing to do
+        journal.append({"n": 0})
+        fsyncs = self.countFsyncs()
+        journal.syncNow()
+        self.assertEqual(len(fsyncs), 1)
+
     def test_appendAfterClose(self):
         journal = self.openJournal()
         journal.close()
@@ -285,6 +304,19 @@ class RotationTests(JournalTestMixin, SynchronousTestCase):
         self.assertEqual(second["prev_hash"], lastOfFirst["hash"])
         self.assertEqual(verifyJournal(self.directory).segments, 3)
         self.assertTrue(verifyJournal(self.directory).ok)
+
+    def test_segmentNumber(self):
+        """
+        L{Journal.segmentNumber} is the segment being written; after a
+        restart, the last one.
+        """
+        journal = self.openJournal(segmentMaxBytes=10)
+        self.assertEqual(journal.segmentNumber, 1)
+        journal.append({"n": 0})
+        journal.append({"n": 1})
+        self.assertEqual(journal.segmentNumber, 2)
+        journal.close()
+        self.assertEqual(self.openJournal().segmentNumber, 2)
 
     def test_oversizedRecord(self):
         """
@@ -409,13 +441,6 @@ class VerifyTests(JournalTestMixin, SynchronousTestCase):
     says where.
     """
 
-    def assertProblem(self, segment, line, seq, reason, records):
-        result = verifyJournal(self.directory)
-        self.assertEqual(
-            (result.ok, result.segment, result.line, result.seq,
-             result.reason, result.records),
-            (False, segment, line, seq, reason, records))
-
     def test_intact(self):
         self.fillJournal(4)
         result = verifyJournal(self.directory)
@@ -501,16 +526,160 @@ class VerifyTests(JournalTestMixin, SynchronousTestCase):
             f.write(b'{"n":')
         self.assertProblem(segmentName(1), 2, None, INCOMPLETE, 1)
 
-    def test_firstRemainingSegment(self):
+    def test_firstRemainingSegmentUnanchored(self):
         """
-        With earlier segments removed (retention), the first remaining
-        record is taken as given.
+        With earlier segments removed and no retention anchor naming the
+        record the first remaining one follows, the chain fails there.
         """
         self.fillJournal(3, segmentMaxBytes=10)
         os.remove(os.path.join(self.directory, segmentName(1)))
+        self.assertProblem(segmentName(2), 1, 2, UNANCHORED % (1,), 2)
+
+    def test_firstRecordNotGenesis(self):
+        """
+        A chain starting at seq 1 must start from the genesis hash.
+        """
+        os.mkdir(self.directory)
+        first, _ = sealed({"n": 0}, 1, "1" * 64)
+        writeLines(self.directory, 1, [first])
+        self.assertProblem(segmentName(1), 1, 1, UNANCHORED % (0,), 1)
+
+    def test_lastRecord(self):
+        self.fillJournal(3)
         result = verifyJournal(self.directory)
-        self.assertEqual((result.ok, result.records, result.segments),
-                         (True, 2, 2))
+        last = json.loads(segmentLines(self.directory)[-1])
+        self.assertEqual((result.firstSeq, result.anchorSeq, result.lastSeq,
+                          result.lastHash), (1, None, 3, last["hash"]))
+
+
+def anchor(removed):
+    """
+    A retention anchor's fields for C{removed}: C{(last_seq, last_hash)}.
+    """
+    return {"phase": "retention", "verdict": "allow",
+            "removed": [{"segment": "x", "first_seq": 1, "last_seq": seq,
+                         "last_hash": digest} for seq, digest in removed]}
+
+
+class AnchorTests(JournalTestMixin, SynchronousTestCase):
+    """
+    A first remaining record is accepted when a retention anchor at or
+    after it names the record it follows.  Each record is one segment here.
+    """
+
+    def anchored(self, count=5, removeThrough=2):
+        """
+        C{count} records, then an anchor naming the last of records
+        1..C{removeThrough}; those segments removed.
+        """
+        journal = self.openJournal(segmentMaxBytes=10)
+        hashes = []
+        for i in range(count):
+            journal.append({"n": i})
+            hashes.append(journal.lastHash)
+        journal.append(anchor([(removeThrough, hashes[removeThrough - 1])]))
+        journal.close()
+        for number in range(1, removeThrough + 1):
+            os.remove(os.path.join(self.directory, segmentName(number)))
+        return hashes
+
+    def test_anchoredStart(self):
+        self.anchored()
+        result = verifyJournal(self.directory)
+        self.assertEqual((result.ok, result.records, result.firstSeq,
+                          result.anchorSeq, result.lastSeq),
+                         (True, 4, 3, 6, 6))
+
+    def test_anchorNotRemovedYet(self):
+        """
+        An anchor for segments still there (a crash before removal) does
+        no harm.
+        """
+        journal = self.openJournal()
+        journal.append({"n": 0})
+        journal.append(anchor([(1, journal.lastHash)]))
+        journal.close()
+        result = verifyJournal(self.directory)
+        self.assertEqual((result.ok, result.anchorSeq), (True, None))
+
+    def test_partlyRemoved(self):
+        """
+        Removal stopped part way (a crash): the anchor names each removed
+        segment's last record, so any prefix of them may be gone.
+        """
+        journal = self.openJournal(segmentMaxBytes=10)
+        removed = []
+        for i in range(4):
+            journal.append({"n": i})
+            removed.append((journal.seq, journal.lastHash))
+        journal.append(anchor(removed[:3]))
+        journal.close()
+        os.remove(os.path.join(self.directory, segmentName(1)))
+        result = verifyJournal(self.directory)
+        self.assertEqual((result.ok, result.firstSeq, result.anchorSeq),
+                         (True, 2, 5))
+
+    def test_removedBeyondAnchor(self):
+        """
+        Removing one segment more than the anchor names is found.
+        """
+        self.anchored()
+        os.remove(os.path.join(self.directory, segmentName(3)))
+        self.assertProblem(segmentName(4), 1, 4, UNANCHORED % (3,), 3)
+
+    def test_middleRemoved(self):
+        self.anchored()
+        os.remove(os.path.join(self.directory, segmentName(4)))
+        self.assertProblem(segmentName(5), 1, 5, PREV_HASH_MISMATCH, 1)
+
+    def test_anchorEdited(self):
+        """
+        An anchor edited to cover more is found: its hash no longer
+        recomputes.
+        """
+        hashes = self.anchored()
+        lines = segmentLines(self.directory, 6)
+        lines[0] = lines[0].replace(hashes[1].encode(), hashes[2].encode())
+        writeLines(self.directory, 6, lines)
+        self.assertProblem(segmentName(6), 1, 6, HASH_MISMATCH, 3)
+
+    def test_anchorRehashed(self):
+        """
+        Re-hashed too, the anchor breaks the next record's link.
+        """
+        self.anchored()
+        journal = self.openJournal(segmentMaxBytes=10)
+        journal.append({"n": "after"})
+        journal.close()
+        record = json.loads(segmentLines(self.directory, 6)[0])
+        record["removed"][0]["last_hash"] = "f" * 64
+        forged, _ = sealed({k: v for k, v in record.items()
+                            if k not in ("seq", "prev_hash", "hash")},
+                           record["seq"], record["prev_hash"])
+        writeLines(self.directory, 6, [forged])
+        self.assertProblem(segmentName(7), 1, 7, PREV_HASH_MISMATCH, 4)
+
+    def test_anchorBeforeCutIgnored(self):
+        """
+        Only anchors that remain vouch for the start: removing the
+        anchor's own segment too leaves nothing accounting for the cut.
+        """
+        self.anchored()
+        journal = self.openJournal(segmentMaxBytes=10)
+        journal.append({"n": "after"})
+        journal.close()
+        for number in (3, 4, 5, 6):
+            os.remove(os.path.join(self.directory, segmentName(number)))
+        self.assertProblem(segmentName(7), 1, 7, UNANCHORED % (6,), 1)
+
+    def test_anchoredLinks(self):
+        self.assertEqual(anchoredLinks(anchor([(3, "a"), (5, "b")])),
+                         {(3, "a"), (5, "b")})
+        self.assertEqual(anchoredLinks({"phase": "input", "removed": [
+            {"last_seq": 3, "last_hash": "a"}]}), set())
+        self.assertEqual(anchoredLinks({"phase": "retention", "removed": [
+            {"last_seq": True, "last_hash": "a"}, "x",
+            {"last_seq": 2, "last_hash": None}]}), set())
 
 
 class ReadTests(JournalTestMixin, SynchronousTestCase):
