@@ -475,12 +475,15 @@ class GoodConfigTests(SynchronousTestCase):
         """
         etc/policy-config.yaml loads.
         """
-        config = loadConfig(EXAMPLE, FACTORIES)
+        from keeptrusts.policy.registry import policyFactories
+        config = loadConfig(EXAMPLE, policyFactories())
         self.assertEqual(config.name, "keeptrusts-example@1.0.0")
-        self.assertEqual(config.chain, ("dlp-filter", "audit-logger"))
-        dlp = dict(config.policy["dlp-filter"].values)
-        self.assertEqual(dlp["detect_patterns"], ("ACME-[0-9]{8}",))
-        self.assertEqual(dlp["blocked_terms"], ("project-bluebird",))
+        self.assertEqual(config.chain,
+                         ("dlp-filter", "pii-detector", "audit-logger"))
+        dlp = config.policy["dlp-filter"]
+        self.assertEqual(dlp.detect_patterns, ("ACME-[0-9]{8}",))
+        self.assertEqual(dlp.blocked_terms, ("project-bluebird",))
+        self.assertEqual(config.routes[0].chain, ("dlp-filter", "audit-logger"))
         [target] = config.providers.targets
         self.assertEqual(target.secret_key_ref, SecretKeyRef(env="OPENAI_API_KEY"))
 

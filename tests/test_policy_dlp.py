@@ -13,11 +13,11 @@ from zope.interface.verify import verifyObject
 
 from keeptrusts.config import ConfigError
 from keeptrusts.interfaces import IPolicy, IPolicyFactory
-from keeptrusts.policy.catalogue import CATALOGUE
+from keeptrusts.policy.catalogue import CATALOGUE, TYPES
 from keeptrusts.policy.dlp import (
     DlpFilter, DlpFilterFactory, DlpOptions, namedPatterns)
 from keeptrusts.policy.matcher import (
-    MAX_HOLD, Matcher, StreamScanner, marker)
+    MAX_HOLD, Hit, Matcher, Pattern, StreamScanner, marker)
 from keeptrusts.policy.values import (
     ALLOW, BLOCK, REDACT, Blocked, Decision, Exchange, Finding,
     countFindings)
@@ -31,10 +31,12 @@ PATH = "policy.dlp-filter"
 # Realistic-looking fakes, one per catalogue entry.
 AWS = "AKIAIOSFODNN7EXAMPLE"
 GITHUB = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
-GITHUB_FINE = "github_pat_" + "11ABCDEFG0" + "x" * 72
-OPENAI_PROJECT = "sk-proj-" + "Ab1_" * 12
+GITHUB_FINE = ("github_pat_11ABCDEFG0" + "q8Rw2ZkT5mXc9Lp3Vb7N" * 3
+               + "Hj4Fd6Gs8Ka1")
+OPENAI_PROJECT = "sk-proj-" + "Tq3_vX8kLm2ZpR9wYb5NcJ7hDf4GsA6eUi1oKt0Wq-Er"
 OPENAI_LEGACY = "sk-" + "a1B2c3D4e5F6g7H8i9J0" + "T3BlbkFJ" + "k1L2m3N4o5P6q7R8s9T0"
-ANTHROPIC = "sk-ant-api03-" + "Zz9-" * 23
+ANTHROPIC = ("sk-ant-api03-" + "Zz9-Qp4_Lm7xRt2KvB8nWc5Ys1Hd6Fg3Ja0Ue" * 2
+             + "Xo5Pi8Ml2NkBq7")
 SLACK = "xoxb-1234567890-abcdefghij"
 PRIVATE_KEY = ("-----BEGIN RSA PRIVATE KEY-----\n"
                "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
@@ -79,8 +81,8 @@ class CatalogueTests(SynchronousTestCase):
         self.matcher = Matcher(CATALOGUE)
 
     def test_typesUnique(self):
-        kinds = [kind for kind, _ in CATALOGUE]
-        self.assertEqual(len(kinds), len(set(kinds)))
+        self.assertEqual(len(TYPES), len(set(TYPES)))
+        self.assertEqual(set(TYPES), {p.type for p in CATALOGUE})
 
     def test_samplesFound(self):
         for kind, secret in SAMPLES:
@@ -109,7 +111,7 @@ class CatalogueTests(SynchronousTestCase):
 
     def test_awsKeyLengths(self):
         for tail in (16, 20):
-            key = "AKIA" + "A1" * (tail // 2)
+            key = "AKIA" + "Q7R2M9X4K1P8Z3W6B5N0"[:tail]
             self.assertEqual(self.matcher.redact(key),
                              ("[REDACTED:AWS_ACCESS_KEY_ID]",
                               ["aws_access_key_id"]))
@@ -118,9 +120,11 @@ class CatalogueTests(SynchronousTestCase):
         for text in ["x" + AWS, AWS + "x", "AKIA" + "A" * 21, AWS[:-5]]:
             self.assertEqual(self.matcher.redact(text), (text, []), text)
 
-    def test_everyEntryHasASample(self):
-        self.assertEqual({kind for kind, _ in CATALOGUE},
-                         {kind for kind, _ in SAMPLES})
+    def test_samplesAreCatalogueTypes(self):
+        """
+        (Every type has generated samples in L{tests.test_policy_catalogue}.)
+        """
+        self.assertLessEqual({kind for kind, _ in SAMPLES}, set(TYPES))
 
 
 class MatcherTests(SynchronousTestCase):
@@ -149,10 +153,59 @@ class MatcherTests(SynchronousTestCase):
         matcher = Matcher([("long", "abc"), ("short", "ab")])
         self.assertEqual(matcher.redact("abc ab")[1], ["long", "short"])
 
-    def test_typeOf(self):
-        matcher = Matcher([("a", "x"), ("b", "y")])
-        self.assertEqual([matcher.typeOf(m) for m in
-                          matcher.finditer("yx", 0)], ["b", "a"])
+    def test_hits(self):
+        matcher = Matcher([("a", "x"), Pattern("b", "y")])
+        self.assertEqual(list(matcher.hits("yx -x", 2)),
+                         [Hit("a", 4, 5, ((4, 5),))])
+        self.assertEqual([h.type for h in matcher.hits("yx")], ["b", "a"])
+
+    def test_validatorRejectsMatch(self):
+        """
+        A match failing its pattern's validator is no finding, and the
+        search goes on as if that pattern had not matched there: a later
+        pattern may match at the same place.
+        """
+        matcher = Matcher([
+            Pattern("even", r"\d+", lambda m: int(m.group(0)) % 2 == 0),
+            Pattern("digit", r"\d")])
+        self.assertEqual(matcher.redact("12 7 35"), (
+            "[REDACTED:EVEN] [REDACTED:DIGIT] [REDACTED:DIGIT][REDACTED:DIGIT]",
+            ["even", "digit", "digit", "digit"]))
+
+    def test_secretGroupOnlyReplaced(self):
+        matcher = Matcher([Pattern("pw", r"pw=(?P<secret>\w+)")])
+        self.assertEqual(matcher.redact("a pw=xyz b"),
+                         ("a pw=[REDACTED:PW] b", ["pw"]))
+
+    def test_repeatedSecretGroup(self):
+        matcher = Matcher([Pattern("list", r"\[(?:(?P<secret>\d+),?)+\]")])
+        self.assertEqual(matcher.redact("[1,22,3]")[0],
+                         "[[REDACTED:LIST],[REDACTED:LIST],[REDACTED:LIST]]")
+
+    def test_markFunction(self):
+        matcher = Matcher([("num", r"\d+")])
+        self.assertEqual(
+            matcher.redact("a 123 b", lambda kind, value: "<%s:%d>" % (kind, len(value))),
+            ("a <num:3> b", ["num"]))
+
+    def test_holdPoint(self):
+        """
+        The hold point is where some way of matching some pattern reads
+        the end of the text: a partial match, a match that could grow, or
+        a lookahead that needs the next character.
+        """
+        matcher = Matcher([("abc", r"abc(?:def)?"), ("word", r"\bzz\b")])
+        self.assertEqual(matcher.holdPoint("x abcde", 0), 2)
+        self.assertEqual(matcher.holdPoint("x abc", 0), 2)
+        self.assertEqual(matcher.holdPoint("x abcq", 0), 6)
+        self.assertEqual(matcher.holdPoint("x zz", 0), 2)
+        self.assertEqual(matcher.holdPoint("x zz y", 0), 6)
+        self.assertEqual(matcher.holdPoint("ab ab", 3), 3)
+
+    def test_globalFlagsKept(self):
+        matcher = Matcher([("w", r"(?i)cat|dog")])
+        self.assertEqual(matcher.holdPoint("a CA", 0), 2)
+        self.assertEqual(matcher.redact("DOG Cat")[1], ["w", "w"])
 
 
 class DlpFilterTests(SynchronousTestCase):
@@ -219,12 +272,12 @@ class DlpFilterTests(SynchronousTestCase):
         named = namedPatterns(DlpOptions(
             detect_patterns=("P1", "P2"), blocked_terms=("t.1",),
             disabled_types=("slack_token",)))
-        kinds = [kind for kind, _ in named]
-        self.assertEqual(kinds, [k for k, _ in CATALOGUE
-                                 if k != "slack_token"]
+        kinds = [p.type for p in named]
+        self.assertEqual(kinds, [p.type for p in CATALOGUE
+                                 if p.type != "slack_token"]
                          + ["custom_pattern", "custom_pattern",
                             "blocked_term"])
-        self.assertEqual(named[-1], ("blocked_term", r"(?i:t\.1)"))
+        self.assertEqual(named[-1], Pattern("blocked_term", r"(?i:t\.1)"))
 
     def test_findingsCountedAcrossTextsSorted(self):
         policy = dlp(detect_patterns=("ACME-[0-9]{8}",))
@@ -383,11 +436,13 @@ class ParseOptionsTests(SynchronousTestCase):
                  "expected true or false, got %r" % (raw,)),))
 
     def test_unknownDisabledType(self):
-        self.assertEqual(self.problems({"disabled_types": ["aws_key"]}), (
+        self.assertEqual(self.problems({"disabled_types": ["aws_access_key", "jwt"]}), (
             ("policy.dlp-filter.disabled_types[0]",
-             "expected one of [aws_access_key_id, github_token, "
-             "github_fine_grained_token, openai_api_key, anthropic_api_key, "
-             "slack_token, private_key], got 'aws_key'"),))
+             "unknown credential type 'aws_access_key' (did you mean "
+             "'aws_access_key_id'?)"),))
+        self.assertEqual(self.problems({"disabled_types": ["zzz"]}), (
+            ("policy.dlp-filter.disabled_types[0]",
+             "unknown credential type 'zzz'"),))
 
     def test_notAMapping(self):
         self.assertEqual(self.problems(["action"]), (
@@ -470,8 +525,22 @@ class StreamScannerTests(SynchronousTestCase):
         """
         scanner = self.scanner()
         self.assertEqual(scanner.feed(AWS), "")
+        # "key" could still begin a Mailgun key ("key-<hex>").
         self.assertEqual(scanner.feed("x is not a key"),
-                         AWS + "x is not a key")
+                         AWS + "x is not a ")
+        self.assertEqual(scanner.end(), "key")
+        self.assertEqual(scanner.findings, ())
+
+    def test_longestMatchAtEndHeld(self):
+        """
+        A key id of the longest length, then more letters: at the end of a
+        piece, its closing word boundary is not known yet.
+        """
+        key = "AKIA" + "Q7R2M9X4K1P8Z3W6B5N0"
+        scanner = self.scanner()
+        self.assertEqual(scanner.feed("id " + key), "id ")
+        self.assertEqual(scanner.feed("Z, fine.") + scanner.end(),
+                         key + "Z, fine.")
         self.assertEqual(scanner.findings, ())
 
     def test_falseStartReleased(self):
@@ -553,10 +622,19 @@ class StreamScannerTests(SynchronousTestCase):
 
     def test_blockRaisesAtEnd(self):
         scanner = self.scanner(block=True)
-        self.assertEqual(scanner.feed("the bird: bluebird"), "the bird: ")
+        self.assertEqual(scanner.feed("the key: " + AWS), "the key: ")
         exc = self.assertRaises(Blocked, scanner.end)
         self.assertEqual(exc.message,
-                         "Answer blocked by dlp-filter: blocked_term detected")
+                         "Answer blocked by dlp-filter: aws_access_key_id detected")
+
+    def test_completeLiteralAtEndNotHeld(self):
+        """
+        A term complete at the end of a piece cannot change with what
+        follows: it is judged at once.
+        """
+        scanner = self.scanner()
+        self.assertEqual(scanner.feed("the bird: bluebird"),
+                         "the bird: [REDACTED:BLOCKED_TERM]")
 
     def test_leftContextKept(self):
         # Regression: Released text stays as context, so \b and lookbehinds judge streamed text as whole text.

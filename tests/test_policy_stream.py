@@ -1,0 +1,224 @@
+"""
+Property tests of streamed scanning with the whole default catalogue
+(credentials and PII): however an answer is cut into pieces, the released
+text is the whole text redacted, no secret gets out, the hold-back stays
+bounded, and long adversarial inputs finish.
+"""
+
+import random
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from keeptrusts.policy import matcher as matcherModule
+from keeptrusts.policy.catalogue import CATALOGUE
+from keeptrusts.policy.matcher import MAX_HOLD, Matcher, StreamScanner
+from keeptrusts.policy.probe import leadingLiteral, leadingLiterals, probe
+from keeptrusts.policy.pii import PII
+from keeptrusts.policy.values import countFindings
+from tests.test_policy_catalogue import NEGATIVES, TYPES, positives
+
+settings.register_profile("keeptrusts", derandomize=True, deadline=None,
+                          database=None)
+PROFILE = settings.get_profile("keeptrusts")
+
+MATCHER = Matcher(CATALOGUE + PII)
+
+
+def _pool():
+    rng = random.Random(11)
+    samples = []
+    for kind in TYPES:
+        samples.extend(positives(kind, rng, 3))
+    return samples
+
+
+SAMPLES = _pool()
+FILLER = ["the", "a", "def", "return", "self", "key", "token", "password", "=",
+          ":", ",", ".", "(", ")", '"', "-", "_", "x1", "key-", "sk-", "AKIA", "ghp_",
+          "eyJ", "-----BEGIN", "data:", "kind:", "@", "+1", "555", "4111", "\n", "  "]
+
+parts = st.one_of(
+    st.sampled_from(SAMPLES).map(lambda s: (s[0], s[1])),
+    st.sampled_from(NEGATIVES).map(lambda n: (n, None)),
+    st.lists(st.sampled_from(FILLER), max_size=8).map(lambda w: (" ".join(w), None)))
+
+
+def scanAll(scanner, pieces):
+    return "".join(scanner.feed(p) for p in pieces) + scanner.end()
+
+
+def splitAt(text, cuts):
+    cuts = sorted(set(c for c in cuts if 0 < c < len(text)))
+    return [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+
+
+class StreamPropertyTests(SynchronousTestCase):
+    """
+    Streamed redaction over random texts and random cuts.
+    """
+
+    @settings(PROFILE, max_examples=250)
+    @given(st.data())
+    def test_streamEqualsWholeText(self, data):
+        """
+        The pieces released plus C{end()} are the whole text redacted, with
+        the same findings, whatever the cuts and however the parts are
+        glued together; a secret standing on its own line never gets out.
+        """
+        chosen = data.draw(st.lists(parts, min_size=1, max_size=6), label="parts")
+        joiner = data.draw(st.sampled_from(["\n", " ", ""]), label="joiner")
+        text = joiner.join(p[0] for p in chosen)
+        cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=25), label="cuts")
+        scanner = StreamScanner(MATCHER, "dlp-filter", False)
+        released = scanAll(scanner, splitAt(text, cuts))
+        expected, found = MATCHER.redact(text)
+        self.assertEqual(released, expected)
+        self.assertEqual(scanner.findings, countFindings(found))
+        if joiner == "\n":
+            for _, secret in chosen:
+                if secret is not None:
+                    self.assertNotIn(secret, released)
+
+    @settings(PROFILE, max_examples=100)
+    @given(st.data())
+    def test_characterByCharacter(self, data):
+        """
+        One character at a time, the worst cut of all.
+        """
+        text, secret = data.draw(st.sampled_from(SAMPLES), label="sample")
+        scanner = StreamScanner(MATCHER, "dlp-filter", False)
+        released = scanAll(scanner, list(text))
+        self.assertEqual(released, MATCHER.redact(text)[0])
+        self.assertNotIn(secret, released)
+
+    @settings(PROFILE, max_examples=100)
+    @given(st.data())
+    def test_heldNeverAboveMaxHold(self, data):
+        """
+        After each piece at most L{MAX_HOLD} characters are held, whatever
+        comes (beginnings of keys that never end included).
+        """
+        heads = st.sampled_from(["-----BEGIN RSA PRIVATE KEY-----\n", "sk-proj-", "AKIA",
+                                 "ghp_", "data:\n  k: ", "password = ", "bob@", "4111 "])
+        sizes = data.draw(st.lists(st.integers(1, 3000), min_size=1, max_size=10),
+                          label="sizes")
+        scanner = StreamScanner(MATCHER, "dlp-filter", False)
+        fed = released = 0
+        for size in sizes:
+            piece = data.draw(heads) + data.draw(st.sampled_from("A1-_ .")) * size
+            released += len(scanner.feed(piece))
+            fed += len(piece)
+            self.assertLessEqual(fed - released, MAX_HOLD)
+
+    @settings(PROFILE, max_examples=150)
+    @given(st.text(alphabet="aAk1-_.:=@ \n\"'/+eyJKIS~Q", max_size=300),
+           st.integers(0, 300))
+    def test_holdPointSkipsOnlyImpossibleProbes(self, text, pos):
+        """
+        L{Matcher.holdPoint} probes only the patterns whose leading literal
+        the text holds or ends with a beginning of: the same answer as
+        probing every pattern.
+        """
+        pos = min(pos, len(text))
+        everyProbe = min([len(text)] + [
+            m.start() for m in (probe(p.regex).search(text, pos, partial=True)
+                                for p in MATCHER.patterns) if m is not None])
+        self.assertEqual(MATCHER.holdPoint(text, pos), everyProbe)
+
+    @settings(PROFILE, max_examples=100)
+    @given(st.data())
+    def test_shortTextShortcutSameHits(self, data):
+        """
+        Skipping the patterns whose literal a short text lacks finds what
+        searching every pattern finds.
+        """
+        chosen = data.draw(st.lists(parts, min_size=1, max_size=5), label="parts")
+        text = " ".join(p[0] for p in chosen)
+        quick = list(MATCHER.hits(text))
+        self.patch(matcherModule, "SHORT", -1)
+        self.assertEqual(list(MATCHER.hits(text)), quick)
+
+
+ADVERSARIAL = {
+    "repeated prefixes": "AKIA" * 25000,
+    "armour lines without an end": "-----BEGIN RSA PRIVATE KEY-----\n" * 3000,
+    "one long word": "a" * 100000,
+    "assignments without values": "password=" * 10000,
+    "a JWT head that never ends": "eyJ" + "a" * 100000 + ".",
+    "digits": "0" * 100000,
+    "digits and dashes": "1-" * 50000,
+    "at signs": "a@" * 50000,
+    "colons": ":" * 100000,
+    "dotted digits": "1." * 50000,
+    "a Secret with endless data": "kind: Secret\ndata:\n" + "  k: v\n" * 15000,
+    "spelt-out letters": "a " * 50000,
+    "base64": "QUJD" * 25000,
+    "nested braces": '{"data": {' * 10000,
+    "bearer headers": "Authorization: Bearer " * 5000,
+    "hex groups": "ab:" * 30000,
+}
+
+
+class AdversarialTests(SynchronousTestCase):
+    """
+    Long inputs built to make a backtracking pattern explode finish, whole
+    and streamed (no timing is asserted: the suite would hang).
+    """
+
+    def test_wholeTexts(self):
+        for name, text in ADVERSARIAL.items():
+            redacted, _ = MATCHER.redact(text)
+            self.assertIsInstance(redacted, str, name)
+
+    def test_streamed(self):
+        """
+        (Past L{MAX_HOLD} a held match is judged as it stands, so the
+        streamed text may differ from the whole text's redaction here.)
+        """
+        for name, text in ADVERSARIAL.items():
+            scanner = StreamScanner(MATCHER, "dlp-filter", False)
+            pieces = [text[i:i + 4000] for i in range(0, len(text), 4000)]
+            self.assertIsInstance(scanAll(scanner, pieces), str, name)
+
+    @settings(PROFILE, max_examples=60)
+    @given(st.text(alphabet="AKIghp_sk-ey.J:@1+ \n=\"'/aQ~", min_size=1000, max_size=8000))
+    def test_randomNoise(self, text):
+        self.assertIsInstance(MATCHER.redact(text)[0], str)
+
+
+class LeadingLiteralTests(SynchronousTestCase):
+    """
+    L{leadingLiteral}: what every match begins with, or nothing when that
+    cannot be told.
+    """
+
+    def test_literals(self):
+        for source, literal in [
+                (r"\bghp_[A-Za-z0-9]{36}", "ghp_"), (r"(?i:Password)\s*=", "password"),
+                (r"ACME-[0-9]{8}", "acme-"), (r"a\.b", "a.b"), (r"ab?c", "a"),
+                (r"ab+c", "ab"), (r"abc{2}", "ab"), (r"(?<=x)ata:", "ata:"),
+                (r"(?m:^)kind:", "kind:"), (r"\"auth\"", '"auth"')]:
+            self.assertEqual(leadingLiteral(source), literal, source)
+
+    def test_alternatives(self):
+        for source, literals in [
+                (r"cat|dog", ("cat", "dog")), (r"(?:a|b)c", ("a", "b")),
+                (r"\b(?:AKIA|ASIA)[0-9]", ("akia", "asia")), (r"x(?:a|b)|y", ("x", "y")),
+                (r"(?i:Cat|dog)s", ("cat", "dog")), (r"ab|ab", ("ab",))]:
+            self.assertEqual(leadingLiterals(source), literals, source)
+        for source in [r"(?:a|b)?c", r"(?:ab|\d)", r"a|\d", r"(?i)cat|dog"]:
+            self.assertEqual(leadingLiterals(source), (), source)
+
+    def test_everyDefaultPatternLedByALiteral(self):
+        """
+        Every credential pattern is led by literals, so that a streamed
+        piece that holds none of them is not probed at all (PII patterns,
+        led by digits and letters, are).
+        """
+        self.assertEqual([p.type for p in CATALOGUE if not leadingLiterals(p.regex)], [])
+
+    def test_unknown(self):
+        for source in [r"cat|dog", r"(?i)cat", r"\d+", r"(?:a|b)c", r"[ab]c",
+                       r"(?i:x|y)z", r"\n\nhuman", r"x(?:a|b)|y", r"(?:a|b)?c"]:
+            self.assertEqual(leadingLiteral(source), "", source)
