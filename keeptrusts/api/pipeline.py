@@ -146,10 +146,11 @@ class Call:
             if not headers.hasHeader(b"anthropic-version"):
                 headers.setRawHeaders(b"anthropic-version",
                                       [ANTHROPIC_VERSION])
-        self.pending = self.gateway.upstream.request(
+        # A local name: the answer may come at once and clear self.pending.
+        d = self.pending = self.gateway.upstream.request(
             b"POST", target.url(path, _query(self.request)), headers, payload)
-        self.pending.addCallbacks(self._answered, self._upstreamFailed)
-        self.pending.addErrback(self._crashed)
+        d.addCallbacks(self._answered, self._upstreamFailed)
+        d.addErrback(self._crashed)
 
     def _attemptFailed(self, status):
         """

@@ -48,13 +48,13 @@ class ForwardProxy:
         self._identify = identify
 
     def resourceFor(self, request):
-        parts = urlsplit(request.uri)
         try:
+            parts = urlsplit(request.uri)
             host = parts.hostname.decode("idna") if parts.hostname else None
             port = parts.port or 80
         except (ValueError, UnicodeError):
-            host = None
-        if parts.scheme != b"http" or not host:
+            parts, host = None, None
+        if parts is None or parts.scheme != b"http" or not host:
             return _Refusal(GatewayError(
                 400, "validation_error",
                 "a forward-proxy request needs an http:// URL "
