@@ -46,6 +46,9 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 _hostName = matching(rf"{_LABEL}(\.{_LABEL})*", "a host name like api.openai.com")
 _headerName = matching(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "an HTTP header name")
 _HOST = Field(str, check=_hostName)
+# Interception may name every host below a domain: *.openai.com.
+_HOST_PATTERN = Field(str, check=matching(rf"(\*\.)?{_LABEL}(\.{_LABEL})*",
+                                          "a host name like api.openai.com or *.openai.com"))
 _TRIGGERS = ("rate_limit", "server_error", "timeout")
 
 
@@ -100,7 +103,7 @@ class AccessKey:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Intercept:
-    hosts: Optional[Tuple[str, ...]] = setting(list, None, item=_HOST)  # None: the targets' hosts
+    hosts: Optional[Tuple[str, ...]] = setting(list, None, item=_HOST_PATTERN)  # None: the targets' hosts
     upstream_ca_file: Optional[str] = setting(str, None, check=_nonEmpty)
 
 

@@ -139,6 +139,7 @@ class FrontProtocol(Protocol, TimeoutMixin):
     this protocol stays in between and passes every event on.
     """
 
+    addr = None  # the client's address, as the listening port gave it
     _inner = None  # who got the connection
     _lost = None  # the reason, when the connection ended during a hand-over
     _start = None  # where a CONNECT request line starts
@@ -217,7 +218,7 @@ class FrontProtocol(Protocol, TimeoutMixin):
     def _toHTTP(self):
         self.setTimeout(None)
         buffered, self._buffer = bytes(self._buffer), None
-        inner = self.factory.httpFactory.buildProtocol(self.transport.getPeer())
+        inner = self.factory.httpFactory.buildProtocol(self.addr)
         if inner is None:
             self.transport.loseConnection()
             return
@@ -273,7 +274,10 @@ class FrontFactory(ServerFactory):
         or L{None} once it answered and closed the connection itself.
     @param clock: an L{IReactorTime} for C{headTimeout}.
     @param headTimeout: seconds a client has to send a CONNECT head, or
-        the first bytes of any request.
+        the first bytes of any request; then the connection is aborted.
+    @param maxLine: the longest CONNECT request line (414 beyond).
+    @param maxHead: the largest CONNECT head, request line and headers
+        (431 beyond).
     """
 
     protocol = FrontProtocol
@@ -287,6 +291,11 @@ class FrontFactory(ServerFactory):
         self.headTimeout = headTimeout
         self.maxLine = maxLine
         self.maxHead = maxHead
+
+    def buildProtocol(self, addr):
+        protocol = ServerFactory.buildProtocol(self, addr)
+        protocol.addr = addr  # what the site's factory is given in turn
+        return protocol
 
     def startFactory(self):
         self.httpFactory.doStart()

@@ -8,6 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 import attr
+from twisted.logger import Logger
 from twisted.web.client import Agent
 from twisted.web.resource import Resource
 
@@ -33,15 +34,18 @@ def buildChain(config, policyFactories, clock, names=None):
     return PolicyChain(policies, config.gateway.fail_mode, clock)
 
 
+log = Logger()
+
 _LOOPBACK = ("127.", "::1", "localhost")
 
 def isLoopback(description):
     """
-    Whether a server endpoint description listens on loopback only.
-    Socket activation (C{systemd:}) is the unit's business.
+    Whether a server endpoint description listens on loopback only (or a
+    UNIX socket).  A socket-activated listener (C{systemd:}) may be on any
+    address: it counts as open, and needs access keys.
     """
     kind, _, rest = description.partition(":")
-    if kind in ("systemd", "unix"):
+    if kind == "unix":
         return True
     for part in re.split(r"(?<!\\):", rest):
         if part.startswith("interface="):
@@ -139,8 +143,13 @@ def buildSite(config, reactor, journal, pool, policyFactories, environ,
     root = Resource() if admin is None else admin
     root.putChild(b"v1", V1Resource(current))
     limits = config.gateway.limits
+    required = not isLoopback(config.gateway.listen)
+    forward = ForwardProxy(
+        # Proxy requests present their key in Proxy-Authorization.
+        current, lambda request: current.parts.identify.forProxy(required)(
+            request))
     return GatewaySite(root, limits.max_body_bytes,
-                       forwardProxy=ForwardProxy(current), active=active,
+                       forwardProxy=forward, active=active,
                        accessLog=config.gateway.access_log,
                        timeout=limits.client_idle_timeout_s)
 
@@ -164,7 +173,10 @@ def buildFront(config, reactor, site, current, certificates, journal,
             tunnels.dec()
         parts = current.parts
         if parts.gateway.logAllAccess or event.status != 200:
-            journal.append(accessRecord(event, parts.config.name))
+            journal.append(accessRecord(event, parts.config.name)).addErrback(
+                lambda reason: log.error("journaling a CONNECT failed: "
+                                         "{error}",
+                                         error=reason.type.__name__))
 
     def opened(request, transport, leftover):
         if tunnels is not None:

@@ -293,7 +293,7 @@ BAD_CONFIGS = [
      ["gateway.access_keys[1].id: duplicate access key id 'k' (first at gateway.access_keys[0])"]),
     ("intercept_host_a_url",
      HEAD + "gateway: {intercept: {hosts: ['https://api.openai.com']}}\n",
-     ["gateway.intercept.hosts[0]: expected a host name like api.openai.com, "
+     ["gateway.intercept.hosts[0]: expected a host name like api.openai.com or *.openai.com, "
       "got 'https://api.openai.com'"]),
     ("route_unknown_target",
      HEAD + TARGET + "routes:\n  - {match: {path_prefix: /v1}, target: opnai}\n",

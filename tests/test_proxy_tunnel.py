@@ -319,6 +319,17 @@ class ConnectHandlerTests(SynchronousTestCase):
         self.assertRefused(transport, 503, "unavailable")
         self.assertEqual(self.events[0].status, 503)
 
+    def test_interceptHookFails(self):
+        def intercept(request, transport, leftover):
+            transport.write(ESTABLISHED)
+            raise RuntimeError("bug")
+        protocol, transport = self.connect(self.handler(intercept),
+                                           b"api.openai.com:443")
+        self.assertIsNone(protocol)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(self.events[0].status, None)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_accessRecord(self):
         record = accessRecord(ConnectEvent("tunnel", "example.com", 443,
                                            "alice", 200, 10, 20, 1.5), "t@1")
@@ -854,11 +865,13 @@ class TunnelledTLS(Protocol):
 class HTTPGet(Protocol):
     peerCertificate = None
 
-    def __init__(self):
+    def __init__(self, version=b"HTTP/1.0"):
         self.received = b""
+        self.version = version
 
     def connectionMade(self):
-        self.transport.write(b"GET /hello HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        self.transport.write(b"GET /hello %s\r\nHost: localhost\r\n\r\n"
+                             % (self.version,))
 
     def handshakeCompleted(self):
         self.peerCertificate = self.transport.getPeerCertificate()
@@ -886,6 +899,7 @@ class TLSTests(GatewayCase):
         site = Site(Hello())
         site.noisy = False
         server = ssl.PrivateCertificate.loadPEM(leafPEM + keyPEM).options()
+        self.serverOptions = server
         self.tlsPort = self.listen(site, server)
         self.configure(allowedPorts=[self.tlsPort])
         self.caPEM = caPEM
@@ -914,6 +928,48 @@ class TLSTests(GatewayCase):
         yield self.throughTunnel(eager=True)
         leftover = self.handler.calls[0][1]
         self.assertEqual(leftover[:1], b"\x16")  # a TLS handshake record
+
+    @inlineCallbacks
+    def test_interceptionHook(self):
+        """
+        The interception hook gets the client's bytes, eager ClientHello
+        first, and serves TLS itself on the client's connection.
+        """
+        site = GatewaySite(Hello(), 1024)
+        serverOptions = self.serverOptions
+
+        def intercept(request, transport, leftover):
+            transport.write(ESTABLISHED)
+            tls = TLSMemoryBIOFactory(serverOptions, False, site
+                                      ).buildProtocol(request.clientAddress)
+            tls.makeConnection(transport)
+            if leftover:
+                tls.dataReceived(leftover)
+            return tls
+        self.configure(allowedPorts=[443], intercept=intercept,
+                       interceptHost=hostMatcher(["*.intercepted.test"]))
+        for eager in (True, False):
+            app = HTTPGet()
+            client = TunnelledTLS(b"api.intercepted.test:443",
+                                  self.clientOptions, app, eager)
+            yield self.client(None, client)
+            yield client.lost
+            self.assertTrue(app.received.endswith(b"hello over tls"))
+        self.assertEqual(self.handler.calls[0][1][:1], b"\x16")
+        self.assertEqual(self.handler.calls[1][1], b"")
+        # A keep-alive client that sends its FIN: the connection ends there.
+        app = HTTPGet(b"HTTP/1.1")
+        client = TunnelledTLS(b"api.intercepted.test:443",
+                              self.clientOptions, app, True)
+        yield self.client(None, client)
+        yield until(lambda: app.received.endswith(b"hello over tls"))
+        client.transport.loseWriteConnection()
+        yield client.lost
+        yield until(lambda: len(self.events) == 3)
+        self.assertEqual([(e.mode, e.status) for e in self.events],
+                         [("intercept", 200)] * 3)
+        self.assertTrue(all(e.bytesUp > 100 and e.bytesDown > 100
+                            for e in self.events))
 
     def curl(self, *args):
         if not os.path.exists(CURL):

@@ -101,7 +101,8 @@ class ConfigureTests(SynchronousTestCase):
     def test_isLoopback(self):
         self.assertTrue(isLoopback("tcp:41002:interface=127.0.0.1"))
         self.assertTrue(isLoopback("tcp6:41002:interface=\\:\\:1"))
-        self.assertTrue(isLoopback("systemd:domain=INET:index=0"))
+        self.assertFalse(isLoopback("systemd:domain=INET:index=0"))
+        self.assertTrue(isLoopback("unix:/run/keeptrusts.sock"))
         self.assertFalse(isLoopback("tcp:41002"))
         self.assertFalse(isLoopback("tcp:41002:interface=0.0.0.0"))
 

@@ -186,7 +186,17 @@ class ConnectHandler:
 
     def _interceptWith(self, request, transport, leftover, started):
         meter = _Metered(transport, len(leftover))
-        meter.wrappedProtocol = self._intercept(request, meter, leftover)
+        try:
+            meter.wrappedProtocol = self._intercept(request, meter, leftover)
+        except GatewayError:
+            raise
+        except Exception:
+            # It may have answered 200 already: only an abort is safe.
+            log.failure("intercepting {host}", host=request.host)
+            transport.abortConnection()
+            self._done(request, "intercept", started,
+                       TunnelOutcome(None, 0, 0))
+            return None
         meter.whenLost = lambda: self._done(
             request, "intercept", started,
             TunnelOutcome(200, meter.bytesUp, meter.bytesDown))
