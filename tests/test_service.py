@@ -10,7 +10,11 @@ import treq
 from twisted.internet import defer, reactor, task
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.web.client import HTTPConnectionPool
+from twisted.web.test.requesthelper import DummyRequest
+
+from keeptrusts.admin import Readyz
 
 from keeptrusts.config import loadConfig
 from keeptrusts.policy.registry import policyFactories
@@ -108,13 +112,18 @@ class ServiceTests(TestCase):
         response = yield self.chat("a bluebird")
         yield response.content()
         text = yield (yield self.get("/metrics")).text()
-        self.assertIn('keeptrusts_requests_total{mode="api",model="gpt-fake",'
-                      'provider="openai",status="200"} 1.0', text)
-        self.assertIn('keeptrusts_policy_verdicts_total{policy="dlp-filter",'
-                      'verdict="redact"} 1.0', text)
-        self.assertIn('keeptrusts_tokens_total{direction="input",'
-                      'model="gpt-fake",provider="openai"} 2.0', text)
-        self.assertIn("keeptrusts_open_requests 1.0", text)  # this one
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text)
+                   for s in family.samples}
+        self.assertEqual(samples[("keeptrusts_requests_total", (
+            ("mode", "api"), ("model", "gpt-fake"), ("provider", "openai"),
+            ("status", "200")))], 1.0)
+        self.assertEqual(samples[("keeptrusts_policy_verdicts_total", (
+            ("policy", "dlp-filter"), ("verdict", "redact")))], 1.0)
+        self.assertEqual(samples[("keeptrusts_tokens_total", (
+            ("direction", "input"), ("model", "gpt-fake"),
+            ("provider", "openai")))], 2.0)
+        self.assertEqual(samples[("keeptrusts_open_requests", ())], 1.0)
 
     @defer.inlineCallbacks
     def test_configMasked(self):
@@ -150,6 +159,41 @@ class ServiceTests(TestCase):
         self.assertEqual(records[0]["phase"], "config")
         self.assertEqual(records[0]["config"], "service-test@2.0.0")
         self.assertEqual(records[-1]["config"], "service-test@2.0.0")
+
+    def test_readyzBeforeReady(self):
+        class Starting:
+            ready = False
+        request = DummyRequest([b""])
+        body = Readyz(Starting()).render_GET(request)
+        self.assertEqual(request.responseCode, 503)
+        self.assertEqual(json.loads(body), {"status": "starting"})
+
+    @defer.inlineCallbacks
+    def test_streamAcrossReload(self):
+        """
+        A stream in flight during a reload finishes on the configuration
+        it started with; the next request uses the new one.
+        """
+        self.start()
+        self.provider.script = Script(chunks=["a", "b", "c"], hold=True)
+        response = yield self.chat(stream=True)
+        yield self.provider.whenHeld()
+        self.writeConfig(version="2.0.0")
+        self.assertIsNone(self.service.reload())
+        self.provider.release()
+        text = yield response.text()
+        self.assertTrue(text.rstrip().endswith("data: [DONE]"))
+        self.provider.script = Script()
+        response = yield self.chat()
+        yield response.content()
+        yield self.service.stopService()
+        self.stopped = True
+        phases = [(r["phase"], r["config"]) for r in
+                  readRecords(self.state.child("journal").path)]
+        self.assertEqual(phases, [
+            ("input", "service-test@1.0.0"), ("config", "service-test@2.0.0"),
+            ("output", "service-test@1.0.0"), ("input", "service-test@2.0.0"),
+            ("output", "service-test@2.0.0")])
 
     @defer.inlineCallbacks
     def test_badReloadKeepsConfig(self):
