@@ -66,7 +66,7 @@ class LintTests(SynchronousTestCase):
         code, out, err = kt("policy", "lint", "--file", EXAMPLE_CONFIG)
         self.assertEqual((code, err), (0, ""))
         self.assertTrue(out.startswith("OK %s is valid\n" % (EXAMPLE_CONFIG,)))
-        self.assertIn("Chain: dlp-filter -> audit-logger\n", out)
+        self.assertIn("Chain: dlp-filter -> pii-detector -> audit-logger\n", out)
 
     def test_exampleConfigCommentedPoliciesValid(self):
         """
