@@ -242,6 +242,8 @@ class Call:
 
     def _collected(self, data, response):
         if self.gone:
+            self._journal("output", ALLOW, (), status=response.code,
+                          client_gone=True)
             return
         try:
             answer = json.loads(data)
@@ -280,6 +282,9 @@ class Call:
 
     def _upstreamFailed(self, reason):
         if self.gone:
+            # Cancelled because the client left: the outcome still goes in
+            # the journal.
+            self._journal("output", ALLOW, (), client_gone=True)
             return
         reason.trap(GatewayError)
         error = reason.value

@@ -12,24 +12,56 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
-from keeptrusts.api.errors import validationError
+from keeptrusts.api.errors import GatewayError, validationError
 
 log = Logger()
+
+
+_VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
 
 
 class LimitedRequest(Request):
     """
     A request whose body may not exceed C{maxBodyBytes}: the 413 goes out
-    as soon as the length is known, and the rest is never read.
+    as soon as the length is known, and the rest is never read.  Its head
+    must be complete within C{headSeconds} of its first line (the channel's
+    idle timeout restarts with every byte: a head trickled a byte at a time
+    would hold the connection for ever).
     """
 
     maxBodyBytes = 32 * 1024 * 1024
+    headSeconds = 300.0
     _refused = False
     _received = 0
+    _headTimer = None
+
+    def __init__(self, channel, *args, **kwargs):
+        Request.__init__(self, channel, *args, **kwargs)
+        site = getattr(channel, "site", None)
+        clock = getattr(site, "reactor", None)
+        if clock is not None:
+            self._headTimer = clock.callLater(self.headSeconds,
+                                              self._headTooSlow)
+
+    def _headTooSlow(self):
+        self._headTimer = None
+        self.channel.transport.abortConnection()
+
+    def _headDone(self):
+        if self._headTimer is not None and self._headTimer.active():
+            self._headTimer.cancel()
+        self._headTimer = None
+
+    def connectionLost(self, reason):
+        self._headDone()
+        Request.connectionLost(self, reason)
 
     def gotLength(self, length):
+        self._headDone()
         if length is not None and length > self.maxBodyBytes:
-            self._refuse()
+            self._refuse(413, b"Payload Too Large", validationError(
+                "the request body exceeds %d bytes" % (self.maxBodyBytes,),
+                status=413))
             return
         Request.gotLength(self, length)
 
@@ -38,26 +70,34 @@ class LimitedRequest(Request):
             return
         self._received += len(data)
         if self._received > self.maxBodyBytes:
-            self._refuse()
+            self._refuse(413, b"Payload Too Large", validationError(
+                "the request body exceeds %d bytes" % (self.maxBodyBytes,),
+                status=413))
             return
         Request.handleContentChunk(self, data)
 
     def requestReceived(self, command, path, version):
         if self._refused:
             return
+        if version not in _VERSIONS:
+            # Twisted 22.4 would answer in the client's own version.
+            self._refuse(505, b"HTTP Version Not Supported", GatewayError(
+                505, "validation_error", "HTTP/1.0 or HTTP/1.1 only"))
+            return
         Request.requestReceived(self, command, path, version)
 
-    def _refuse(self):
+    def _refuse(self, status, phrase, error):
+        """
+        Answer at once, on the connection itself, and close it.
+        """
         self._refused = True
-        body = validationError(
-            "the request body exceeds %d bytes" % (self.maxBodyBytes,),
-            status=413).body()
+        body = error.body()
         transport = self.channel.transport
         transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\n"
+            b"HTTP/1.1 %d %s\r\n"
             b"Content-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (len(body),)
-            + body)
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+            % (status, phrase, len(body)) + body)
         transport.loseConnection()
 
 
@@ -137,8 +177,9 @@ class GatewaySite(Site):
         self.accessLog = accessLog
         self._forwardProxy = forwardProxy
         self._active = active
-        self.requestFactory = type("Request", (LimitedRequest,),
-                                   {"maxBodyBytes": maxBodyBytes})
+        self.requestFactory = type("Request", (LimitedRequest,), {
+            "maxBodyBytes": maxBodyBytes,
+            "headSeconds": kwargs.get("timeout") or LimitedRequest.headSeconds})
         if hasattr(self, "_parsePOSTFormSubmission"):
             # Twisted >= 25.5 parses every POST's Content-Type otherwise.
             self._parsePOSTFormSubmission = False
