@@ -164,7 +164,12 @@ def buildFront(config, reactor, site, current, certificates, journal,
     """
     limits = config.gateway.limits
     loopback = isLoopback(config.gateway.listen)
-    policy = ProxyPolicy.fromConfig(config, current.parts.identify, loopback)
+    # Proxy credentials are checked against the keys in force (a reload
+    # may change them); the rest of the proxy policy is read at start.
+    policy = attr.evolve(
+        ProxyPolicy.fromConfig(config, current.parts.identify, loopback),
+        authenticate=lambda value: current.parts.identify
+        .fromProxyAuthorization(value, required=not loopback))
     interceptor = Interceptor(current, certificates, limits.max_body_bytes,
                               limits.client_idle_timeout_s, reactor, active)
 
@@ -178,16 +183,23 @@ def buildFront(config, reactor, site, current, certificates, journal,
                                          "{error}",
                                          error=reason.type.__name__))
 
-    def opened(request, transport, leftover):
-        if tunnels is not None:
-            tunnels.inc()
-        return handler.handleConnect(request, transport, leftover)
-
     handler = ConnectHandler(reactor, policy, record, intercept=interceptor)
-    return FrontFactory(site, _Counted(opened), reactor,
+    if tunnels is not None:
+        handler = _GaugedConnects(handler, tunnels)
+    return FrontFactory(site, handler, reactor,
                         headTimeout=limits.client_idle_timeout_s)
 
 
-class _Counted:
-    def __init__(self, handleConnect):
-        self.handleConnect = handleConnect
+class _GaugedConnects:
+    """
+    A connect handler that counts the CONNECTs it opens in a gauge (the
+    C{record} callback counts them out).
+    """
+
+    def __init__(self, handler, gauge):
+        self._handler = handler
+        self._gauge = gauge
+
+    def handleConnect(self, request, transport, leftover):
+        self._gauge.inc()
+        return self._handler.handleConnect(request, transport, leftover)
