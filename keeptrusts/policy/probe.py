@@ -69,9 +69,11 @@ _QUANTIFIERS = set("?*{")
 _LITERAL_ESCAPES = set("-./:=_~\"'@#%&,;<>!` +?*()[]{}|^$")
 
 
-def _skipGroup(source, i):
+def _structure(source, i=0):
     """
-    The index after the group opening at C{source[i]}.
+    Walk C{source} from C{i}, past escapes and character classes: yield
+    C{(index, character, depth)} for each character outside them, with
+    the group depth after that character.
     """
     depth = 0
     inClass = False
@@ -84,38 +86,34 @@ def _skipGroup(source, i):
             inClass = c != "]"
         elif c == "[":
             inClass = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
+        else:
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            yield i, c, depth
         i += 1
-    return i
+
+
+def _skipGroup(source, i):
+    """
+    The index after the group opening at C{source[i]}.
+    """
+    for index, c, depth in _structure(source, i):
+        if c == ")" and depth == 0:
+            return index + 1
+    return len(source)
 
 
 def _branches(source):
     """
     C{source} split at its top-level C{|}s.
     """
-    out, depth, i, inClass, last = [], 0, 0, False, 0
-    while i < len(source):
-        c = source[i]
-        if c == "\\":
-            i += 2
-            continue
-        if inClass:
-            inClass = c != "]"
-        elif c == "[":
-            inClass = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            out.append(source[last:i])
-            last = i + 1
-        i += 1
+    out, last = [], 0
+    for index, c, depth in _structure(source):
+        if c == "|" and depth == 0:
+            out.append(source[last:index])
+            last = index + 1
     out.append(source[last:])
     return out
 
