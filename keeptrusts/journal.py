@@ -35,7 +35,7 @@ import time
 from datetime import datetime, timezone
 
 import attr
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -169,13 +169,19 @@ class Journal:
     C{Journal(directory, clock, ...)} does no I/O; L{start} creates the
     directory, sets aside a torn tail and finds where the chain stands.
     L{Journal.open} does both.  Writes are synchronous, buffered and
-    flushed at once (cheap, in the reactor thread); only the C{fsync}
-    is deferred, according to C{sync}:
+    flushed at once (cheap, in the reactor thread: a line is in the
+    operating system's hands before L{append} returns, so it outlives a
+    killed process); only the C{fsync} waits, according to C{sync}:
 
-      - C{"always"}: before L{append}'s Deferred fires;
-      - C{"batch"}: at most every L{BATCH_WINDOW} seconds, one delayed call
-        for every append in that window, whose Deferreds fire after it;
+      - C{"always"}: before L{append}'s Deferred fires; appends made while
+        one fsync runs share the next (group commit);
+      - C{"batch"}: at most every L{BATCH_WINDOW} seconds, one fsync for
+        every append in that window, whose Deferreds fire after it;
       - C{"never"}: not at all (except at L{close}).
+
+    C{runInThread(f, *args)} runs an fsync and returns a L{Deferred} of
+    its result: the gateway passes its reactor's thread pool, so that the
+    reactor never waits for a disk; by default the fsync runs here.
 
     A new segment starts when the current one would grow past
     C{segmentMaxBytes} or when a record's UTC day (of its C{ts}) differs
@@ -189,7 +195,7 @@ class Journal:
     log = Logger()
 
     def __init__(self, directory, clock, sync="batch",
-                 segmentMaxBytes=DEFAULT_SEGMENT_MAX_BYTES):
+                 segmentMaxBytes=DEFAULT_SEGMENT_MAX_BYTES, runInThread=None):
         if sync not in SYNC_MODES:
             raise ValueError("sync must be one of %s, not %r"
                              % (", ".join(SYNC_MODES), sync))
@@ -206,17 +212,19 @@ class Journal:
         self._file = None
         self._closed = False
         self._syncCall = None
+        self._syncing = False
         self._waiting = []
+        self._runInThread = runInThread or maybeDeferred
 
     @classmethod
     def open(cls, directory, clock, sync="batch",
-             segmentMaxBytes=DEFAULT_SEGMENT_MAX_BYTES):
+             segmentMaxBytes=DEFAULT_SEGMENT_MAX_BYTES, runInThread=None):
         """
         Make a journal and L{start} it.
 
         @rtype: L{Journal}
         """
-        journal = cls(directory, clock, sync, segmentMaxBytes)
+        journal = cls(directory, clock, sync, segmentMaxBytes, runInThread)
         journal.start()
         return journal
 
@@ -368,36 +376,46 @@ class Journal:
     def _durable(self, seq):
         if self.sync == "never":
             return succeed(seq)
-        if self.sync == "always":
-            try:
-                os.fsync(self._file.fileno())
-            except OSError:
-                return fail()
-            return succeed(seq)
         d = Deferred()
         self._waiting.append((d, seq))
-        if self._syncCall is None:
+        self._scheduleSync()
+        return d
+
+    def _scheduleSync(self):
+        if self._syncCall is not None or self._syncing:
+            return  # the appends waiting now go with that one
+        if self.sync == "always":
+            self._syncBatch()
+        else:
             self._syncCall = self.clock.callLater(BATCH_WINDOW,
                                                   self._syncBatch)
-        return d
 
     def _syncBatch(self):
         self._syncCall = None
-        try:
-            if self._file is not None:
-                os.fsync(self._file.fileno())
-        except OSError:
-            self._fireWaiting(Failure())
+        waiting, self._waiting = self._waiting, []
+        if self._file is None:
+            d = succeed(None)
         else:
-            self._fireWaiting(None)
+            try:
+                # The fsync gets its own descriptor: the segment may be
+                # closed (rotation, close) while it runs.
+                fd = os.dup(self._file.fileno())
+            except OSError:
+                d = fail()
+            else:
+                self._syncing = True
+                d = self._runInThread(_fsyncAndClose, fd)
+        d.addBoth(self._synced, waiting)
+
+    def _synced(self, result, waiting):
+        self._syncing = False
+        _fire(waiting, result if isinstance(result, Failure) else None)
+        if self._waiting and not self._closed:
+            self._scheduleSync()
 
     def _fireWaiting(self, failure):
         waiting, self._waiting = self._waiting, []
-        for d, seq in waiting:
-            if failure is None:
-                d.callback(seq)
-            else:
-                d.errback(failure)
+        _fire(waiting, failure)
 
     def _recoverTail(self, path):
         """
@@ -455,6 +473,21 @@ def lastRecord(path):
             if start == 0:
                 return None, 0
             chunk *= 2
+
+
+def _fire(waiting, failure):
+    for d, seq in waiting:
+        if failure is None:
+            d.callback(seq)
+        else:
+            d.errback(failure)
+
+
+def _fsyncAndClose(fd):
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _firstDay(path):

@@ -264,7 +264,8 @@ def _checkDays(days):
 
 def threadRunner(reactor):
     """
-    Run the reads of a sweep in C{reactor}'s thread pool.
+    Run blocking file work (a sweep's reads, the journal's fsyncs) in
+    C{reactor}'s thread pool.
     """
     return lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(),
                                               f, *args)

@@ -24,7 +24,7 @@ from keeptrusts.tls import TLSSetupError
 from keeptrusts.tls.ca import CertificateAuthority
 from keeptrusts.tls.sni import LeafContexts
 from keeptrusts.policy.values import Exchange
-from keeptrusts.retention import Retention, retentionDays
+from keeptrusts.retention import Retention, retentionDays, threadRunner
 
 log = Logger()
 
@@ -71,14 +71,17 @@ class GatewayService(service.Service):
     def privilegedStartService(self):
         # Listen here, synchronously, so a port in use stops twistd at once.
         gateway = self.config.gateway
+        runInThread = threadRunner(self._reactor)
         journal = Journal.open(
             os.path.join(gateway.state_dir, "journal"), self._reactor,
             sync=gateway.journal.sync,
-            segmentMaxBytes=gateway.journal.segment_max_bytes)
+            segmentMaxBytes=gateway.journal.segment_max_bytes,
+            runInThread=runInThread)
         self.journal = MeteredJournal(journal, self.metrics, self._reactor)
         try:
             self.retention = Retention.fromConfig(self.config, journal,
-                                                  self._reactor)
+                                                  self._reactor,
+                                                  runInThread=runInThread)
         except ValueError as e:
             raise SystemExit("keeptrusts: %s" % (e,))
         self._pool = HTTPConnectionPool(self._reactor, persistent=True)

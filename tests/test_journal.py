@@ -8,6 +8,7 @@ import json
 import os
 import stat
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -245,6 +246,84 @@ class SyncTests(JournalTestMixin, SynchronousTestCase):
         self.assertEqual(len(fsyncs), 2)
         self.assertEqual(fsyncs[1], "fired 1")
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def heldThread(self):
+        """
+        A C{runInThread} whose calls wait until the test runs them.
+
+        @return: the runner and the list of C{(Deferred, f, args)} it holds.
+        """
+        held = []
+
+        def runInThread(f, *args):
+            d = Deferred()
+            held.append((d, f, args))
+            return d
+        return runInThread, held
+
+    def runHeld(self, held):
+        d, f, args = held.pop(0)
+        d.callback(f(*args))
+
+    def test_alwaysGroupCommit(self):
+        """
+        With C{sync="always"} and the fsync in another thread, appends made
+        while one fsync runs wait for the next one, which covers them all;
+        the line itself is written before L{Journal.append} returns.
+        """
+        runInThread, held = self.heldThread()
+        fsyncs = self.countFsyncs()
+        journal = self.openJournal(sync="always", runInThread=runInThread)
+        first = journal.append({"n": 0})
+        self.assertEqual(len(held), 1)
+        later = [journal.append({"n": i}) for i in (1, 2)]
+        self.assertEqual(len(held), 1)
+        self.assertEqual(len(list(readRecords(self.directory))), 3)
+        self.assertEqual(fsyncs, [])
+        self.runHeld(held)
+        self.assertEqual(self.successResultOf(first), 1)
+        for d in later:
+            self.assertNoResult(d)
+        self.assertEqual(len(held), 1)
+        self.runHeld(held)
+        self.assertEqual([self.successResultOf(d) for d in later], [2, 3])
+        self.assertEqual((len(fsyncs), held), (2, []))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_threadSyncOutlivesSegment(self):
+        """
+        The fsync in another thread has a descriptor of its own: the
+        journal may close the segment meanwhile, and the fsync still syncs
+        that file, then closes only its own descriptor.
+        """
+        runInThread, held = self.heldThread()
+        journal = self.openJournal(sync="batch", runInThread=runInThread)
+        d = journal.append({"n": 0})
+        self.clock.advance(BATCH_WINDOW)
+        fd = held[0][2][0]
+        self.assertNotEqual(fd, journal._file.fileno())
+        self.successResultOf(journal.close())
+        self.assertNoResult(d)
+        fsyncs = self.countFsyncs()
+        self.runHeld(held)
+        self.assertEqual((self.successResultOf(d), fsyncs), (1, [fd]))
+        self.assertRaises(OSError, os.fstat, fd)
+
+    def test_threadSyncFails(self):
+        """
+        A failed fsync in the other thread fails the appends it covered;
+        the next appends get a new fsync.
+        """
+        runInThread, held = self.heldThread()
+        journal = self.openJournal(sync="always", runInThread=runInThread)
+        d = journal.append({"n": 0})
+        e = journal.append({"n": 1})
+        held[0][0].errback(OSError(errno.EIO, "I/O error"))
+        del held[0]
+        self.failureResultOf(d, OSError)
+        self.assertEqual(len(held), 1)
+        self.runHeld(held)
+        self.assertEqual(self.successResultOf(e), 2)
 
     def test_never(self):
         fsyncs = self.countFsyncs()
