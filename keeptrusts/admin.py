@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_admin -*-
+# -*- test-case-name: tests.test_service -*-
 """
 The operations endpoints of the shared listener: C{/healthz} (alive),
 C{/readyz} (serving), C{/health} (JSON status), C{/metrics} (Prometheus),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_admin -*-
+# -*- test-case-name: tests.test_service -*-
 """
 Prometheus metrics, derived from the journal's records as they are
 written (every decision passes there), plus gauges of what is open now.
@@ -56,31 +56,41 @@ class Metrics:
         self.openTunnels = Gauge(
             "keeptrusts_open_tunnels", "CONNECT tunnels open now.",
             registry=registry)
+        # labels() takes a lock and converts every value on every call;
+        # a record passes here several times per request.
+        self._children = {}
+
+    def _child(self, metric, *values):
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self._children[metric, values] = metric.labels(*values)
+        return child
 
     def observe(self, record):
+        child = self._child
         phase = record.get("phase") or ""
         verdict = record.get("verdict") or ""
-        self.events.labels(phase, verdict).inc()
+        child(self.events, phase, verdict).inc()
         for policy in record.get("policies") or ():
-            self.verdicts.labels(policy.get("name"), policy.get("verdict")).inc()
+            name = policy.get("name")
+            child(self.verdicts, name, policy.get("verdict")).inc()
             if isinstance(policy.get("ms"), (int, float)):
-                self.policyDuration.labels(policy.get("name")).observe(
-                    policy["ms"] / 1000.0)
+                child(self.policyDuration, name).observe(policy["ms"] / 1000.0)
         if phase != "output":
             return
         provider = record.get("provider") or ""
         model = record.get("model") or ""
-        self.requests.labels(provider, model, str(record.get("status")),
-                             record.get("mode") or "").inc()
+        child(self.requests, provider, model, str(record.get("status")),
+              record.get("mode") or "").inc()
         total = (record.get("latency_ms") or {}).get("total")
         if isinstance(total, (int, float)):
-            self.duration.labels(provider).observe(total / 1000.0)
+            child(self.duration, provider).observe(total / 1000.0)
         for direction in ("input", "output"):
             count = (record.get("tokens") or {}).get(direction)
             if isinstance(count, int) and count > 0:
-                self.tokens.labels(provider, model, direction).inc(count)
+                child(self.tokens, provider, model, direction).inc(count)
         if isinstance(record.get("cost_usd"), (int, float)):
-            self.cost.labels(provider, model).inc(record["cost_usd"])
+            child(self.cost, provider, model).inc(record["cost_usd"])
 
     def render(self):
         return generate_latest(self.registry), CONTENT_TYPE_LATEST.encode(

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_api_sourcegraph -*-
+# -*- test-case-name: tests.test_proxy_intercept,tests.test_api_routes -*-
 """
 The Sourcegraph (Cody) surface: C{/.api/completions/stream} (chat) and
 C{/.api/completions/code} (autocomplete), reached through the forward proxy.

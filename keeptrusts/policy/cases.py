@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_policy_cases -*-
+# -*- test-case-name: tests.test_policy_cli -*-
 """
 Policy test cases, for C{kt policy test}: golden files and the inline
 C{testing.suites} of a configuration, read strictly, and run in process
