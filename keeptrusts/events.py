@@ -4,7 +4,7 @@ Journal records of what the gateway decided (DESIGN.md section 5).  They
 carry finding types and counts, never a matched text.
 """
 
-import uuid
+import os
 
 
 def policyEntries(outcomes):
@@ -23,7 +23,7 @@ def eventRecord(phase, verdict, exchange, configName, policies=(),
     @param latency: C{{"policy": ms, "upstream": ms, "total": ms}}.
     """
     return {
-        "event_id": uuid.uuid4().hex,
+        "event_id": os.urandom(16).hex(),
         "request_id": exchange.request_id,
         "phase": phase,
         "verdict": verdict,

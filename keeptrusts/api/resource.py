@@ -4,7 +4,7 @@ The C{/v1} resource: OpenAI-format requests in, L{Call}s out.
 """
 
 import json
-import uuid
+import os
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -34,7 +34,7 @@ def requestId(request):
     Echo the client's C{x-request-id}, or make one.
     """
     given = header(request, b"x-request-id")
-    rid = given if given and len(given) <= 200 else "req_" + uuid.uuid4().hex
+    rid = given if given and len(given) <= 200 else "req_" + os.urandom(16).hex()
     request.setHeader(b"x-request-id", rid.encode("utf-8"))
     return rid
 

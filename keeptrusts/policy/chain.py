@@ -9,6 +9,7 @@ import time
 import attr
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from keeptrusts.policy.values import (
     ALLOW, BLOCK, ERROR, REDACT, Decision, Finding)
@@ -50,6 +51,18 @@ class ChainResult:
         return sum(o.ms for o in self.outcomes)
 
 
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class _Progress:
+    """
+    Where a chain stands between two policies.
+    """
+
+    texts: tuple
+    outcomes: tuple = ()
+    degraded: bool = False
+    verdict: str = ALLOW
+
+
 class PolicyChain:
     """
     @param policies: L{IPolicy} providers, in chain order.
@@ -72,9 +85,11 @@ class PolicyChain:
         """
         @return: a Deferred firing with a L{ChainResult} over C{exchange.texts}.
         """
-        return self._run(exchange.texts,
-                         lambda policy, texts: policy.checkInput(
-                             attr.evolve(exchange, texts=texts)))
+        def check(policy, texts):
+            if texts is not exchange.texts:
+                return policy.checkInput(attr.evolve(exchange, texts=texts))
+            return policy.checkInput(exchange)
+        return self._run(exchange.texts, check)
 
     def checkOutput(self, exchange, texts):
         return self._run(tuple(texts),
@@ -91,56 +106,69 @@ class PolicyChain:
         return ChainScanner(scanners, self._timer) if scanners else None
 
     def _run(self, texts, check):
-        return self._next(0, texts, (), False, ALLOW, check)
+        return self._next(0, _Progress(texts), check)
 
-    def _next(self, index, texts, outcomes, degraded, verdict, check):
-        if index == len(self.policies):
-            return defer.succeed(
-                ChainResult(verdict, texts, outcomes, degraded))
+    def _next(self, index, progress, check):
+        # Most policies answer at once: those answers are taken here, in a
+        # loop; only a policy still working costs a callback and a timeout.
+        while index < len(self.policies):
+            policy = self.policies[index]
+            started = self._timer()
+            d = defer.maybeDeferred(check, policy, progress.texts)
+            if not d.called or d.paused:
+                d.addTimeout(self._timeout, self._clock)
+                return d.addBoth(self._resume, index, started, progress,
+                                 check)
+            answered = []
+            d.addBoth(answered.append)
+            result = self._judge(answered[0], index, started, progress)
+            if isinstance(result, ChainResult):
+                return defer.succeed(result)
+            progress, index = result, index + 1
+        return defer.succeed(ChainResult(
+            progress.verdict, progress.texts, progress.outcomes,
+            progress.degraded))
+
+    def _resume(self, answer, index, started, progress, check):
+        result = self._judge(answer, index, started, progress)
+        if isinstance(result, ChainResult):
+            return result
+        return self._next(index + 1, result, check)
+
+    def _judge(self, answer, index, started, progress):
+        """
+        @return: the L{ChainResult} when policy C{index}'s C{answer} ends
+            the chain, else the L{_Progress} after it.
+        """
         policy = self.policies[index]
-        started = self._timer()
-        d = defer.maybeDeferred(check, policy, texts)
-        if not d.called:
-            d.addTimeout(self._timeout, self._clock)
-        d.addCallback(_requireDecision)
-
-        def judged(decision):
-            outcome = PolicyOutcome(policy.name, decision.verdict,
-                                    self._elapsed(started), decision.findings)
-            done = outcomes + (outcome,)
-            if decision.verdict == BLOCK:
-                return ChainResult(BLOCK, texts, done, degraded, policy.name,
-                                   decision.message or "Blocked by %s"
-                                   % (policy.name,))
-            if decision.verdict == REDACT:
-                redacted = texts if decision.texts is None else tuple(
-                    decision.texts)
-                return self._next(index + 1, redacted, done, degraded,
-                                  REDACT, check)
-            return self._next(index + 1, texts, done, degraded, verdict, check)
-
-        def failed(reason):
+        texts, degraded = progress.texts, progress.degraded
+        if not isinstance(answer, (Decision, Failure)):
+            answer = Failure(TypeError("a policy answered %s, not a Decision"
+                                       % (type(answer).__name__,)))
+        if isinstance(answer, Failure):
             # The exception's text may quote the prompt: log its type only.
             log.error("policy {policy} failed: {error}", policy=policy.name,
-                      error=reason.type.__name__)
-            done = outcomes + (PolicyOutcome(policy.name, ERROR,
-                                             self._elapsed(started)),)
+                      error=answer.type.__name__)
+            done = progress.outcomes + (PolicyOutcome(
+                policy.name, ERROR, self._elapsed(started)),)
             if self._failMode == BLOCK:
                 return ChainResult(ERROR, texts, done, degraded, policy.name,
                                    "Policy %s failed" % (policy.name,))
-            return self._next(index + 1, texts, done, True, verdict, check)
-
-        return d.addCallbacks(judged, failed)
+            return _Progress(texts, done, True, progress.verdict)
+        done = progress.outcomes + (PolicyOutcome(
+            policy.name, answer.verdict, self._elapsed(started),
+            answer.findings),)
+        if answer.verdict == BLOCK:
+            return ChainResult(BLOCK, texts, done, degraded, policy.name,
+                               answer.message or "Blocked by %s"
+                               % (policy.name,))
+        if answer.verdict == REDACT:
+            redacted = texts if answer.texts is None else tuple(answer.texts)
+            return _Progress(redacted, done, degraded, REDACT)
+        return _Progress(texts, done, degraded, progress.verdict)
 
     def _elapsed(self, started):
         return round((self._timer() - started) * 1000.0, 3)
-
-
-def _requireDecision(decision):
-    if not isinstance(decision, Decision):
-        raise TypeError("a policy answered %s, not a Decision"
-                        % (type(decision).__name__,))
-    return decision
 
 
 class ChainScanner:

@@ -8,7 +8,7 @@ interception for the hosts listed for it and a blind tunnel for the rest.
 
 import functools
 import ipaddress
-import uuid
+import os
 from typing import Callable, FrozenSet, Optional
 from urllib.parse import urlsplit
 
@@ -125,7 +125,7 @@ def accessRecord(event, configName):
     status = event.status
     verdict = ("allow" if status == 200 else
                "block" if status in (403, 407) else "error")
-    exchange = Exchange(request_id="conn_" + uuid.uuid4().hex,
+    exchange = Exchange(request_id="conn_" + os.urandom(16).hex(),
                         mode=event.mode, method="CONNECT", host=event.host,
                         user=event.user or "")
     record = eventRecord("access", verdict, exchange, configName,
