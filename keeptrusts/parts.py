@@ -17,7 +17,7 @@ from keeptrusts.api.resource import V1Resource
 from keeptrusts.api.routes import RouteTable, Rule
 from keeptrusts.api.routing import CircuitBreaker, Router
 from keeptrusts.api.site import GatewaySite
-from keeptrusts.api.upstream import Upstream, usableTargets
+from keeptrusts.api.upstream import KeptEndpoints, Upstream, usableTargets
 from keeptrusts.identity import Identify
 from keeptrusts.limits import Limits, MemoryCounters
 from keeptrusts.policy.chain import PolicyChain
@@ -80,9 +80,9 @@ class Current:
 def buildParts(config, reactor, journal, pool, policyFactories, environ):
     limits = config.gateway.limits
     # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
-    agent = Agent(reactor, contextFactory=upstreamPolicy(
-                      config.gateway.intercept.upstream_ca_file),
-                  connectTimeout=limits.upstream_connect_timeout_s, pool=pool)
+    agent = Agent.usingEndpointFactory(reactor, KeptEndpoints(
+        reactor, upstreamPolicy(config.gateway.intercept.upstream_ca_file),
+        limits.upstream_connect_timeout_s), pool=pool)
     audit = config.policy.get("audit-logger")
     targets = usableTargets(config.providers.targets, environ)
     router = Router(targets, config.providers.routing,

@@ -13,13 +13,18 @@ except ImportError:  # Debian 12 has no python3-openai
     OpenAI = None
 from twisted.internet import defer, reactor, task, threads
 from twisted.internet.protocol import Protocol, ClientFactory
-from twisted.trial.unittest import SkipTest, TestCase
-from twisted.web.client import HTTPConnectionPool
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.web.client import URI, HTTPConnectionPool
+from twisted.web.error import SchemeNotSupported
 
+from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.policy.values import Decision
 from keeptrusts.parts import buildSite
+from keeptrusts.tls.trust import upstreamPolicy
 from keeptrusts.testing import (
     FakeProvider, MemoryJournal, Script, echoPrompt, listenFake, waitUntil)
 
@@ -621,3 +626,59 @@ class AccessLogTests(TestCase):
         for secret in ("sk-in-query", "sk-header", "12345678"):
             self.assertNotIn(secret, everything)
 
+
+
+class KeptEndpointsTests(SynchronousTestCase):
+    """
+    L{KeptEndpoints} makes one endpoint per scheme, host and port.
+    """
+
+    def setUp(self):
+        self.policy = upstreamPolicy()
+        self.endpoints = KeptEndpoints(MemoryReactorClock(), self.policy, 7,
+                                       maxKept=2)
+
+    def endpoint(self, url):
+        return self.endpoints.endpointForURI(URI.fromBytes(url))
+
+    def test_reused(self):
+        first = self.endpoint(b"http://127.0.0.1:8080/v1/chat/completions")
+        self.assertIs(self.endpoint(b"http://127.0.0.1:8080/v1/models"), first)
+        self.assertIsNot(self.endpoint(b"http://127.0.0.1:8081/v1/models"),
+                         first)
+
+    def test_connectTimeout(self):
+        endpoint = self.endpoint(b"http://127.0.0.1:8080/")
+        self.assertIsInstance(endpoint, HostnameEndpoint)
+        self.assertEqual(endpoint._timeout, 7)
+
+    def test_https(self):
+        """
+        An C{https} URI gets TLS over a kept endpoint of its own, with the
+        upstream policy's options for that host, asked for once.
+        """
+        asked = []
+        policy = self.policy
+
+        class Recording:
+            def creatorForNetloc(self, hostname, port):
+                asked.append((hostname, port))
+                return policy.creatorForNetloc(hostname, port)
+        self.endpoints._tlsPolicy = Recording()
+        endpoint = self.endpoint(b"https://api.openai.com/v1/models")
+        self.assertIs(self.endpoint(b"https://api.openai.com/v1/chat"),
+                      endpoint)
+        self.assertNotIsInstance(endpoint, HostnameEndpoint)
+        self.assertIsInstance(self.endpoint(b"http://api.openai.com:443/"),
+                              HostnameEndpoint)
+        self.assertEqual(asked, [(b"api.openai.com", 443)])
+
+    def test_bounded(self):
+        first = self.endpoint(b"http://a.example/")
+        self.endpoint(b"http://b.example/")
+        self.endpoint(b"http://c.example/")
+        self.assertEqual(len(self.endpoints._kept), 1)
+        self.assertIsNot(self.endpoint(b"http://a.example/"), first)
+
+    def test_otherScheme(self):
+        self.assertRaises(SchemeNotSupported, self.endpoint, b"ftp://a.example/")

@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import time
+from types import SimpleNamespace
 
 import treq
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -130,7 +131,8 @@ def _memoryJournalModule(journal):
 
     class _Journal:
         @staticmethod
-        def open(directory, clock, sync="batch", segmentMaxBytes=None):
+        def open(directory, clock, sync="batch", segmentMaxBytes=None,
+                 runInThread=None):
             return journal
 
     return _Journal
@@ -904,7 +906,8 @@ class MemoryGateway:
         self.agent = RequestTraversalAgent(self.provider)
         agent = (self.agent if synchronous
                  else _LaterAgent(self.agent, self.clock))
-        patchUsed(testCase, "Agent", lambda *args, **kwargs: agent)
+        patchUsed(testCase, "Agent", SimpleNamespace(
+            usingEndpointFactory=lambda *args, **kwargs: agent))
         self.service, self.journal = startService(
             testCase, self.clock, "http://127.0.0.1:9/v1", idle=5,
             clientIdle=5, maxBody=4096)

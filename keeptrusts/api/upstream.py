@@ -6,10 +6,12 @@ request through the service's pooled L{Agent}.
 
 import attr
 from twisted.internet import defer, error as ierror
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.logger import Logger
 from twisted.web.client import ResponseNeverReceived
+from twisted.web.error import SchemeNotSupported
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from keeptrusts.api.errors import upstreamError, upstreamTimeout
@@ -140,6 +142,40 @@ class BytesProducer:
 
     def stopProducing(self):
         pass
+
+
+@implementer(IAgentEndpointFactory)
+class KeptEndpoints:
+    """
+    One endpoint per scheme, host and port, made once: an L{Agent} makes a
+    new one for every request, even when a pooled connection serves it.
+
+    @param tlsPolicy: the L{IPolicyForHTTPS} of C{https} URIs.
+    """
+
+    def __init__(self, reactor, tlsPolicy, connectTimeout, maxKept=256):
+        self._reactor = reactor
+        self._tlsPolicy = tlsPolicy
+        self._connectTimeout = connectTimeout
+        self._maxKept = maxKept
+        self._kept = {}
+
+    def endpointForURI(self, uri):
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._kept.get(key)
+        if endpoint is None:
+            if uri.scheme not in (b"http", b"https"):
+                raise SchemeNotSupported("unsupported scheme: %r"
+                                         % (uri.scheme,))
+            endpoint = HostnameEndpoint(self._reactor, uri.host, uri.port,
+                                        timeout=self._connectTimeout)
+            if uri.scheme == b"https":
+                endpoint = wrapClientTLS(self._tlsPolicy.creatorForNetloc(
+                    uri.host, uri.port), endpoint)
+            if len(self._kept) >= self._maxKept:
+                self._kept.clear()  # origins of a forward proxy: unbounded
+            self._kept[key] = endpoint
+        return endpoint
 
 
 class Upstream:
