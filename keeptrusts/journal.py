@@ -73,13 +73,22 @@ def recordHash(record):
     return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
 
 
+_lastSecond = (None, "")
+
+
 def formatTimestamp(seconds):
     """
     RFC 3339 UTC with milliseconds: C{2026-11-27T01:02:03.456Z}.
     """
+    global _lastSecond
     whole, ms = divmod(int(round(seconds * 1000)), 1000)
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-            + ".%03dZ" % (ms,))
+    # The records of a busy second share their text up to the dot; one
+    # tuple, read and replaced whole, so that threads may call this too.
+    last = _lastSecond
+    if last[0] != whole:
+        last = _lastSecond = (whole, time.strftime("%Y-%m-%dT%H:%M:%S",
+                                                   time.gmtime(whole)))
+    return last[1] + ".%03dZ" % (ms,)
 
 
 def parseTimestamp(value):

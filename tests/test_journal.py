@@ -195,6 +195,17 @@ class ChainTests(JournalTestMixin, SynchronousTestCase):
         self.assertEqual(formatTimestamp(NOW), "2026-11-27T01:02:03.456Z")
         self.assertEqual(formatTimestamp(0.9996), "1970-01-01T00:00:01.000Z")
 
+    def test_formatTimestampSameSecond(self):
+        """
+        Timestamps in one second, and around its edges, each keep their own
+        second and milliseconds.
+        """
+        self.assertEqual(
+            [formatTimestamp(NOW + d) for d in (0, 0.5, 0.543, 0.5444, -0.5)],
+            ["2026-11-27T01:02:03.456Z", "2026-11-27T01:02:03.956Z",
+             "2026-11-27T01:02:03.999Z", "2026-11-27T01:02:04.000Z",
+             "2026-11-27T01:02:02.956Z"])
+
     def test_badSyncMode(self):
         self.assertRaises(ValueError, Journal, self.directory, self.clock,
                           sync="sometimes")
