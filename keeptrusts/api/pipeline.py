@@ -275,10 +275,9 @@ class Call:
         copyResponseHeaders(response.headers, request.responseHeaders,
                      keepLength=False)
         request.setHeader(b"content-length", b"%d" % (len(data),))
-        request.write(data)
         self._journal("output", result.verdict, result.outcomes,
                       status=response.code, tokens=tokens)
-        self._finish()
+        self._finish(lambda: request.write(data))
 
     def _upstreamFailed(self, reason):
         if self.gone:
@@ -315,17 +314,28 @@ class Call:
     def _end(self, error):
         if self.gone:
             return
-        writeError(self.request, error)
-        self._finish()
+        self._finish(lambda: writeError(self.request, error))
 
-    def _finish(self):
+    def _finish(self, write=None):
+        """
+        Send what is left of the answer (C{write}: its last bytes, or
+        L{None}) and end it; with C{journal.sync: always}, only once the
+        request's events are durable: a client never holds a whole answer
+        whose events a power cut could still take.
+        """
         if self.gone:
             return
-        if self.lastWrite is not None and self.gateway.waitForJournal:
-            self.lastWrite.addBoth(lambda _: None if self.gone
-                                    else self.request.finish())
-        else:
+
+        def complete(ignored=None):
+            if self.gone:
+                return
+            if write is not None:
+                write()
             self.request.finish()
+        if self.lastWrite is not None and self.gateway.waitForJournal:
+            self.lastWrite.addBoth(complete)
+        else:
+            complete()
 
     def _estimate(self, outputChars):
         """
