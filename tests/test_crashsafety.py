@@ -30,21 +30,10 @@ from keeptrusts.journal import segmentName, segmentNumbers
 from keeptrusts.journalread import readRecords, verifyJournal
 from keeptrusts.testing import (
     DEFAULT_ANSWER, FakeProvider, Script, listenFake, waitUntil)
-from tests.test_tap import ROOT, GatewayProcess, environ, freePort
+from tests.test_tap import GOOD, ROOT, GatewayProcess, environ, freePort
 
-CONFIG = """
-pack: {name: crash-test, version: 1.0.0, enabled: true}
-gateway:
-  state_dir: %(state)s
-  journal: {sync: always}
-providers:
-  targets:
-    - {id: fake, provider: openai, base_url: "%(base)s",
-       secret_key_ref: {env: FAKE_KEY}}
-policies: {chain: [dlp-filter, audit-logger]}
-policy:
-  dlp-filter: {detect_patterns: ['ACME-[0-9]{8}']}
-"""
+# The example of tests.test_tap: sync always, dlp-filter and audit-logger.
+CONFIG = GOOD
 
 CLIENTS = 8
 # Responses completed before the kill: enough that the journal has many
