@@ -27,9 +27,8 @@ from typing import Optional
 
 import attr
 
-from keeptrusts.journal import (
-    GENESIS_HASH, isSeq, parseRecord, recordHash, segmentName,
-    segmentNumbers)
+from keeptrusts.journalformat import (
+    GENESIS_HASH, isSeq, parseRecord, recordHash, segmentName, segmentNumbers)
 
 HASH_MISMATCH = "hash mismatch (record edited)"
 PREV_HASH_MISMATCH = ("prev_hash does not match the previous record "

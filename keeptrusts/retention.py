@@ -31,7 +31,7 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from keeptrusts.journal import (
+from keeptrusts.journalformat import (
     lastRecord, parseRecord, parseTimestamp, segmentName, segmentNumbers)
 from keeptrusts.journalread import (
     INCOMPLETE, PREV_HASH_MISMATCH, RETENTION_PHASE, UNPARSABLE, ChainCheck)

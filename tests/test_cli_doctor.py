@@ -19,7 +19,8 @@ from keeptrusts.cli.doctor import (
     listenURL, resolveHosts, runDoctor)
 from keeptrusts.cli.init import template
 from keeptrusts.cli.main import Runtime, buildParser, main
-from keeptrusts.journal import Journal, segmentName
+from keeptrusts.journal import Journal
+from keeptrusts.journalformat import segmentName
 from keeptrusts.tls.ca import CertificateAuthority
 
 # 2026-11-17T03:33:20Z

@@ -13,8 +13,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.cli.events import POLL_INTERVAL
 from keeptrusts.cli.main import Runtime, main
-from keeptrusts.journal import (
-    Journal, canonical, parseTimestamp, recordHash, segmentName)
+from keeptrusts.journal import Journal
+from keeptrusts.journalformat import (
+    canonical, parseTimestamp, recordHash, segmentName)
 
 # 2026-11-26T11:20:00Z
 NOW = parseTimestamp("2026-11-26T11:20:00Z")

@@ -10,7 +10,7 @@ import stat
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.cli.events import EXPORT_COLUMNS, exportRow
-from keeptrusts.journal import recordHash, segmentName
+from keeptrusts.journalformat import recordHash, segmentName
 from tests.test_cli_events import EVENTS, NOW, EventsTestMixin, policy
 
 

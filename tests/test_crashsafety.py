@@ -26,7 +26,7 @@ from twisted.trial.unittest import FailTest, SkipTest, TestCase
 from twisted.web.client import HTTPConnectionPool
 
 from keeptrusts.cli.main import Runtime, main as kt
-from keeptrusts.journal import segmentName, segmentNumbers
+from keeptrusts.journalformat import segmentName, segmentNumbers
 from keeptrusts.journalread import readRecords, verifyJournal
 from keeptrusts.testing import (
     DEFAULT_ANSWER, FakeProvider, Script, listenFake, waitUntil)

@@ -14,9 +14,9 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.interfaces import IJournal
-from keeptrusts.journal import (
-    BATCH_WINDOW, GENESIS_HASH, Journal, JournalClosed, canonical,
-    formatTimestamp, recordHash, segmentName)
+from keeptrusts.journal import BATCH_WINDOW, Journal, JournalClosed
+from keeptrusts.journalformat import (
+    GENESIS_HASH, canonical, formatTimestamp, recordHash, segmentName)
 from keeptrusts.journalread import (
     HASH_MISMATCH, INCOMPLETE, PREV_HASH_MISMATCH, UNANCHORED, UNPARSABLE,
     JournalError, JournalReader, anchoredLinks, readRecords, verifyJournal)

@@ -14,9 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.cli.main import Runtime, main
 from keeptrusts.config import parseConfig
-from keeptrusts.journal import (
-    Journal, canonical, formatTimestamp, recordHash, segmentName,
-    segmentNumbers)
+from keeptrusts.journal import Journal
+from keeptrusts.journalformat import (
+    canonical, formatTimestamp, recordHash, segmentName, segmentNumbers)
 from keeptrusts.journalread import (
     HASH_MISMATCH, PREV_HASH_MISMATCH, verifyJournal)
 from keeptrusts.policy.audit import AuditOptions

@@ -14,7 +14,7 @@ import time
 from collections import deque
 
 from keeptrusts.cli.main import CommandError, stateDirectory
-from keeptrusts.journal import parseRecord, parseTimestamp
+from keeptrusts.journalformat import parseRecord, parseTimestamp
 from keeptrusts.journalread import (
     INCOMPLETE, UNPARSABLE, JournalReader, verifyJournal)
 
