@@ -9,7 +9,7 @@ import stat
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keeptrusts.cli.events import EXPORT_COLUMNS, exportRow
+from keeptrusts.cli.export import EXPORT_COLUMNS, exportRow
 from keeptrusts.journalformat import recordHash, segmentName
 from tests.test_cli_events import EVENTS, NOW, EventsTestMixin, policy
 
