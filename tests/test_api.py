@@ -5,6 +5,8 @@ provider behind it.
 """
 
 import json
+import time
+from types import SimpleNamespace
 
 import treq
 try:
@@ -18,7 +20,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import URI, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
+from twisted.web.resource import Resource
 
+from keeptrusts.api.site import GatewaySite
 from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -617,14 +621,53 @@ class AccessLogTests(TestCase):
                                      b"content-type": b"application/json",
                                      b"authorization": b"Bearer sk-header"})
         yield response.content()
-        lines = [formatEvent(e) for e in events
-                 if e.get("log_namespace") == "keeptrusts.api.site"]
+        mine = [e for e in events
+                if e.get("log_namespace") == "keeptrusts.api.site"]
+        lines = [formatEvent(e) for e in mine]
         self.assertEqual(len(lines), 1, lines)
         self.assertRegex(lines[0], r"^POST /v1/chat/completions 200 "
                                    r"[0-9.]+ms allow$")
+        # The fields stay in the event, for observers that keep them.
+        self.assertEqual(
+            [mine[0][k] for k in ("method", "path", "status", "verdict")],
+            ["POST", "/v1/chat/completions", 200, "allow"])
         everything = " ".join(formatEvent(e) for e in events)
         for secret in ("sk-in-query", "sk-header", "12345678"):
             self.assertNotIn(secret, everything)
+
+    def siteEvents(self, accessLog, verdict="redact"):
+        """
+        The events of the gateway's site for one logged request.
+        """
+        from twisted.logger import globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        request = SimpleNamespace(method=b"POST", path=b"/v1/embeddings?k=v",
+                                  code=200, ktStarted=time.monotonic(),
+                                  ktVerdict=verdict)
+        GatewaySite(Resource(), 1024, accessLog=accessLog).log(request)
+        return [e for e in events
+                if e.get("log_namespace") == "keeptrusts.api.site"]
+
+    def test_jsonLine(self):
+        from twisted.logger import formatEvent
+        [event] = self.siteEvents("json")
+        line = json.loads(formatEvent(event))
+        self.assertEqual(
+            (line.pop("method"), line.pop("path"), line.pop("status"),
+             line.pop("verdict")), ("POST", "/v1/embeddings", 200, "redact"))
+        self.assertIsInstance(line.pop("ms"), float)
+        self.assertEqual(line, {})
+
+    def test_textLineWithoutVerdict(self):
+        from twisted.logger import formatEvent
+        [event] = self.siteEvents("text", verdict=None)
+        self.assertRegex(formatEvent(event),
+                         r"^POST /v1/embeddings 200 [0-9.]+ms -$")
+
+    def test_off(self):
+        self.assertEqual(self.siteEvents("off"), [])
 
 
 

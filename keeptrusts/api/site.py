@@ -115,10 +115,14 @@ def logRequest(request, asJSON):
         if started is not None else None,
         "verdict": getattr(request, "ktVerdict", None)}
     if asJSON:
-        log.info("{line}", line=json.dumps(line, sort_keys=True))
+        text = json.dumps(line, sort_keys=True)
     else:
-        log.info("{method} {path} {status} {ms}ms {verdict}",
-                 **dict(line, verdict=line["verdict"] or "-"))
+        # Formatted here, once: a logger format of five fields costs more
+        # than the rest of the line's work.
+        text = "%s %s %s %sms %s" % (line["method"], line["path"],
+                                     line["status"], line["ms"],
+                                     line["verdict"] or "-")
+    log.info("{line}", line=text, **line)
 
 
 class ActiveRequests:
