@@ -65,6 +65,7 @@ class Parts:
     targets: tuple
     targetsByHost: dict
     identify: object
+    proxy: object = None
 
 
 class Current:
@@ -109,7 +110,10 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ):
         limits=Limits(config, MemoryCounters(), reactor))
     identify = Identify(config.gateway.access_keys, environ,
                         config.gateway.default_user)
-    return Parts(config, gateway, targets, targetsByHost(targets), identify)
+    proxy = ProxyPolicy.fromConfig(config, identify,
+                                   isLoopback(config.gateway.listen))
+    return Parts(config, gateway, targets, targetsByHost(targets), identify,
+                 proxy)
 
 
 def targetsByHost(targets):
@@ -163,13 +167,6 @@ def buildFront(config, reactor, site, current, certificates, journal,
     @param tunnels: a Prometheus gauge of open CONNECTs, or L{None}.
     """
     limits = config.gateway.limits
-    loopback = isLoopback(config.gateway.listen)
-    # Proxy credentials are checked against the keys in force (a reload
-    # may change them); the rest of the proxy policy is read at start.
-    policy = attr.evolve(
-        ProxyPolicy.fromConfig(config, current.parts.identify, loopback),
-        authenticate=lambda value: current.parts.identify
-        .fromProxyAuthorization(value, required=not loopback))
     interceptor = Interceptor(current, certificates, limits.max_body_bytes,
                               limits.client_idle_timeout_s, reactor, active)
 
@@ -183,7 +180,10 @@ def buildFront(config, reactor, site, current, certificates, journal,
                                          "{error}",
                                          error=reason.type.__name__))
 
-    handler = ConnectHandler(reactor, policy, record, intercept=interceptor)
+    # Each CONNECT follows the proxy policy in force: a reload may change
+    # the allowed ports, the hosts intercepted and the access keys.
+    handler = ConnectHandler(reactor, lambda: current.parts.proxy, record,
+                             intercept=interceptor)
     if tunnels is not None:
         handler = _GaugedConnects(handler, tunnels)
     return FrontFactory(site, handler, reactor,

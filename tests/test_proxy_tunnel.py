@@ -206,7 +206,8 @@ class ConnectHandlerTests(SynchronousTestCase):
     def handler(self, intercept=None, **kwargs):
         kwargs.setdefault("allowedPorts", [443])
         kwargs.setdefault("interceptHost", hostMatcher(["*.openai.com"]))
-        return ConnectHandler(self.reactor, policy(**kwargs),
+        inForce = policy(**kwargs)
+        return ConnectHandler(self.reactor, lambda: inForce,
                               self.events.append, intercept,
                               FixedResolver(["192.0.2.7"]))
 
@@ -250,7 +251,8 @@ class ConnectHandlerTests(SynchronousTestCase):
             protocol, transport = self.connect(handler, target)
             self.assertRefused(transport, 403, "forbidden", "loop")
         # A name is checked once resolved, before connecting.
-        handler = ConnectHandler(self.reactor, policy(allowedPorts=[41002]),
+        inForce = policy(allowedPorts=[41002])
+        handler = ConnectHandler(self.reactor, lambda: inForce,
                                  self.events.append,
                                  resolver=FixedResolver(["10.9.9.9",
                                                          "127.0.0.1"]))
@@ -259,7 +261,9 @@ class ConnectHandlerTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpClients, [])
 
     def test_unknownName(self):
-        handler = ConnectHandler(self.reactor, policy(), self.events.append,
+        inForce = policy()
+        handler = ConnectHandler(self.reactor, lambda: inForce,
+                                 self.events.append,
                                  resolver=FixedResolver([]))
         protocol, transport = self.connect(handler, b"nowhere.example:443")
         self.assertRefused(transport, 502, "upstream_error")
@@ -585,7 +589,8 @@ class GatewayCase(TestCase):
         return port.getHost().port
 
     def configure(self, intercept=None, resolver=None, **kwargs):
-        self.handler = CapturingHandler(reactor, policy(**kwargs),
+        inForce = policy(**kwargs)
+        self.handler = CapturingHandler(reactor, lambda: inForce,
                                         self.events.append, intercept,
                                         resolver)
         self.factory.connectHandler = self.handler

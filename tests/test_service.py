@@ -5,9 +5,12 @@ reload (good and bad configurations) and drain on stop.
 
 import hashlib
 import json
+from urllib.parse import urlsplit
 
 import treq
 from twisted.internet import defer, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,7 +23,7 @@ from keeptrusts.config import loadConfig
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.schema import ConfigError
 from keeptrusts.service import GatewayService
-from keeptrusts.testing import FakeProvider, Script, listenFake
+from keeptrusts.testing import FakeProvider, Script, listenFake, waitUntil
 
 CONFIG = """
 pack: {name: service-test, version: %(version)s, enabled: true}
@@ -159,6 +162,40 @@ class ServiceTests(TestCase):
         self.assertEqual(records[0]["phase"], "config")
         self.assertEqual(records[0]["config"], "service-test@2.0.0")
         self.assertEqual(records[-1]["config"], "service-test@2.0.0")
+
+    @defer.inlineCallbacks
+    def connectStatus(self, target):
+        """
+        The status a CONNECT to C{target} (C{host:port}) gets.
+        """
+        class Head(Protocol):
+            data = b""
+
+            def connectionMade(self):
+                self.transport.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n"
+                                     % (target, target))
+
+            def dataReceived(self, data):
+                self.data += data
+        head = yield connectProtocol(TCP4ClientEndpoint(
+            reactor, "127.0.0.1", self.service.port.getHost().port), Head())
+        yield waitUntil(reactor, lambda: b"\r\n\r\n" in head.data)
+        head.transport.abortConnection()
+        return int(head.data.split(b" ", 2)[1])
+
+    @defer.inlineCallbacks
+    def test_reloadChangesProxyPolicy(self):
+        """
+        A reload changes what CONNECT allows: the ports (and with them the
+        rest of the proxy policy) of the configuration in force.
+        """
+        target = b"127.0.0.1:%d" % (urlsplit(self.base).port,)
+        self.start(keys="  proxy: {allowed_ports: [443]}")
+        self.assertEqual((yield self.connectStatus(target)), 403)
+        self.writeConfig(keys="  proxy: {allowed_ports: [%d]}"
+                         % (urlsplit(self.base).port,))
+        self.assertIsNone(self.service.reload())
+        self.assertEqual((yield self.connectStatus(target)), 200)
 
     def test_readyzBeforeReady(self):
         class Starting:

@@ -142,7 +142,8 @@ class ConnectHandler:
     The C{connectHandler} of L{keeptrusts.front.FrontFactory}.
 
     @param reactor: for connections, timeouts and name resolution.
-    @param policy: a L{ProxyPolicy}.
+    @param policyInForce: C{() -> }L{ProxyPolicy}, asked once per CONNECT
+        (a reload may change it).
     @param record: called with a L{ConnectEvent} when each CONNECT ends.
     @param intercept: the interception hook, or L{None} to tunnel every
         host: C{intercept(request, transport, leftover)} gets the
@@ -153,23 +154,24 @@ class ConnectHandler:
     @param resolver: an L{IHostnameResolver}; the reactor's by default.
     """
 
-    def __init__(self, reactor, policy, record, intercept=None,
+    def __init__(self, reactor, policyInForce, record, intercept=None,
                  resolver=None):
         self._reactor = reactor
-        self._policy = policy
+        self._policyInForce = policyInForce
         self._record = record
         self._intercept = intercept
         self._resolver = resolver
 
     def handleConnect(self, request, transport, leftover):
         started = self._reactor.seconds()
+        policy = self._policyInForce()
         intercepting = (self._intercept is not None
-                        and self._policy.interceptHost(request.host))
+                        and policy.interceptHost(request.host))
         mode = "intercept" if intercepting else "tunnel"
         try:
-            request = attr.evolve(request, user=self._policy.authenticate(
+            request = attr.evolve(request, user=policy.authenticate(
                 request.header(b"proxy-authorization")))
-            if request.port not in self._policy.allowedPorts:
+            if request.port not in policy.allowedPorts:
                 raise _forbidden("CONNECT to port %d is not allowed"
                                  % (request.port,), "port_not_allowed")
             # Names are checked again once resolved, just before connecting.
@@ -182,7 +184,7 @@ class ConnectHandler:
             self._done(request, mode, started, TunnelOutcome(error.status,
                                                              0, 0))
             return None
-        return self._tunnel(request, transport, leftover, started)
+        return self._tunnel(request, transport, leftover, started, policy)
 
     def _interceptWith(self, request, transport, leftover, started):
         meter = _Metered(transport, len(leftover))
@@ -202,9 +204,7 @@ class ConnectHandler:
             TunnelOutcome(200, meter.bytesUp, meter.bytesDown))
         return meter
 
-    def _tunnel(self, request, transport, leftover, started):
-        policy = self._policy
-
+    def _tunnel(self, request, transport, leftover, started, policy):
         def connect(factory):
             d = resolve(self._resolver or self._reactor.nameResolver,
                         request.host, request.port)
