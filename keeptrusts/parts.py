@@ -78,7 +78,14 @@ class Current:
         self.parts = parts
 
 
-def buildParts(config, reactor, journal, pool, policyFactories, environ):
+def buildParts(config, reactor, journal, pool, policyFactories, environ,
+               counters=None):
+    """
+    The L{Parts} that C{config} builds.
+
+    @param counters: the L{ICounters} of rate limits and budgets; the
+        service keeps one across reloads (a reload must not reset them).
+    """
     limits = config.gateway.limits
     # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
     agent = Agent.usingEndpointFactory(reactor, KeptEndpoints(
@@ -107,7 +114,8 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ):
                           "audit-logger" in config.chain and
                           audit.log_all_access),
         router=router,
-        limits=Limits(config, MemoryCounters(), reactor))
+        limits=Limits(config, MemoryCounters() if counters is None
+                      else counters, reactor))
     identify = Identify(config.gateway.access_keys, environ,
                         config.gateway.default_user)
     proxy = ProxyPolicy.fromConfig(config, identify,

@@ -18,6 +18,7 @@ from keeptrusts.admin import adminRoot, healthReport
 from keeptrusts.api.site import ActiveRequests
 from keeptrusts.events import eventRecord
 from keeptrusts.journal import Journal
+from keeptrusts.limits import MemoryCounters
 from keeptrusts.metrics import MeteredJournal, Metrics
 from keeptrusts.parts import Current, buildFront, buildParts, buildSite
 from keeptrusts.tls import TLSSetupError
@@ -65,6 +66,7 @@ class GatewayService(service.Service):
         self.ready = False
         self.startedAt = None
         self._pool = None
+        self._counters = MemoryCounters()
         self.retention = None
         self._reloading = False
 
@@ -115,7 +117,7 @@ class GatewayService(service.Service):
 
     def _build(self, config):
         return buildParts(config, self._reactor, self.journal, self._pool,
-                          self._factories, self._environ)
+                          self._factories, self._environ, self._counters)
 
     def startService(self):
         service.Service.startService(self)

@@ -56,10 +56,10 @@ class ServiceTests(TestCase):
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(self.pool.closeCachedConnections)
 
-    def writeConfig(self, version="1.0.0", keys=""):
+    def writeConfig(self, version="1.0.0", keys="", extra=""):
         self.configFile.setContent((CONFIG % dict(
             version=version, state=self.state.path, base=self.base,
-            keys=keys)).encode())
+            keys=keys) + extra).encode())
 
     def load(self):
         try:
@@ -67,8 +67,8 @@ class ServiceTests(TestCase):
         except ConfigError as e:
             raise SystemExit(str(e))
 
-    def start(self, keys=""):
-        self.writeConfig(keys=keys)
+    def start(self, keys="", extra=""):
+        self.writeConfig(keys=keys, extra=extra)
         self.service = GatewayService(self.load(), reactor, policyFactories(),
                                       environ={"KT_KEY": "kt-secret"},
                                       loadConfig=self.load)
@@ -196,6 +196,23 @@ class ServiceTests(TestCase):
                          % (urlsplit(self.base).port,))
         self.assertIsNone(self.service.reload())
         self.assertEqual((yield self.connectStatus(target)), 200)
+
+    @defer.inlineCallbacks
+    def test_reloadKeepsCounts(self):
+        """
+        Rate-limit windows (and budgets) go on across a reload: a reload is
+        no way around a limit.
+        """
+        limit = "global_rate_limit: {max_requests: 1, window_seconds: 600}\n"
+        self.start(extra=limit)
+        response = yield self.chat()
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        self.writeConfig(version="2.0.0", extra=limit)
+        self.assertIsNone(self.service.reload())
+        response = yield self.chat()
+        yield response.content()
+        self.assertEqual(response.code, 429)
 
     def test_readyzBeforeReady(self):
         class Starting:
