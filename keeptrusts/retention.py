@@ -34,7 +34,8 @@ from twisted.logger import Logger
 from keeptrusts.journalformat import (
     lastRecord, parseRecord, parseTimestamp, segmentName, segmentNumbers)
 from keeptrusts.journalread import (
-    INCOMPLETE, PREV_HASH_MISMATCH, RETENTION_PHASE, UNPARSABLE, ChainCheck)
+    INCOMPLETE, PREV_HASH_MISMATCH, RETENTION_PHASE, UNPARSABLE, ChainCheck,
+    JournalError)
 
 DAY = 86400
 DEFAULT_DAYS = 365
@@ -43,16 +44,10 @@ DEFAULT_INTERVAL = 6 * 3600
 log = Logger()
 
 
-class RetentionError(Exception):
+class RetentionError(JournalError):
     """
     An expired segment does not verify: nothing is removed.
     """
-
-    def __init__(self, segment, line, reason):
-        Exception.__init__(self, "%s line %d: %s" % (segment, line, reason))
-        self.segment = segment
-        self.line = line
-        self.reason = reason
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
