@@ -205,7 +205,9 @@ class LeadingLiteralTests(SynchronousTestCase):
         for source, literals in [
                 (r"cat|dog", ("cat", "dog")), (r"(?:a|b)c", ("a", "b")),
                 (r"\b(?:AKIA|ASIA)[0-9]", ("akia", "asia")), (r"x(?:a|b)|y", ("x", "y")),
-                (r"(?i:Cat|dog)s", ("cat", "dog")), (r"ab|ab", ("ab",))]:
+                (r"(?i:Cat|dog)s", ("cat", "dog")), (r"ab|ab", ("ab",)),
+                # A ] first in a class is a literal: the | after it too.
+                (r"x[]|]y|z", ("x", "z")), (r"x[^]|]y|z", ("x", "z"))]:
             self.assertEqual(leadingLiterals(source), literals, source)
         for source in [r"(?:a|b)?c", r"(?:ab|\d)", r"a|\d", r"(?i)cat|dog"]:
             self.assertEqual(leadingLiterals(source), (), source)

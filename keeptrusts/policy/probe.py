@@ -20,36 +20,46 @@ _END_ASSERTIONS = {
 }
 
 
+def _pieces(source, i=0):
+    """
+    Walk C{source} from C{i}: yield C{(index, piece, inClass)} for each
+    escape (a backslash and what follows), character class opening (C{[}
+    or C{[^}, with a C{]} first in it, which is a literal one) and other
+    character; C{inClass} tells whether the piece is part of a character
+    class (its opening and closing C{]} included).
+    """
+    inClass = False
+    while i < len(source):
+        c = source[i]
+        if c == "\\":
+            piece, part = source[i:i + 2], inClass
+        elif inClass:
+            piece, part, inClass = c, True, c != "]"
+        elif c == "[":
+            piece = "[^]" if source.startswith("[^]", i) else (
+                "[]" if source.startswith("[]", i) else "[")
+            part = inClass = True
+        else:
+            piece, part = c, False
+        yield i, piece, part
+        i += len(piece)
+
+
 def _readingEnd(source):
     """
     C{source} with C{\\b}, C{\\B}, C{\\Z} and C{$} written as lookarounds
     (outside character classes).
     """
     out = []
-    i = 0
-    inClass = False
-    while i < len(source):
-        c = source[i]
-        if c == "\\" and i + 1 < len(source):
-            escaped = source[i + 1]
-            out.append(_END_ASSERTIONS.get(escaped, c + escaped)
-                       if not inClass and escaped != "$" else c + escaped)
-            i += 2
-            continue
+    for _, piece, inClass in _pieces(source):
         if inClass:
-            inClass = c != "]"
-        elif c == "[":
-            inClass = True
-            # A ] first in a class is a literal one.
-            head = "[^]" if source.startswith("[^]", i) else (
-                "[]" if source.startswith("[]", i) else "[")
-            out.append(head)
-            i += len(head)
-            continue
-        elif c == "$":
-            c = _END_ASSERTIONS["$"]
-        out.append(c)
-        i += 1
+            out.append(piece)
+        elif piece == "$":
+            out.append(_END_ASSERTIONS["$"])
+        elif len(piece) == 2 and piece[0] == "\\" and piece[1] != "$":
+            out.append(_END_ASSERTIONS.get(piece[1], piece))
+        else:
+            out.append(piece)
     return "".join(out)
 
 
@@ -76,23 +86,14 @@ def _structure(source, i=0):
     the group depth after that character.
     """
     depth = 0
-    inClass = False
-    while i < len(source):
-        c = source[i]
-        if c == "\\":
-            i += 2
+    for index, piece, inClass in _pieces(source, i):
+        if inClass or piece[0] == "\\":
             continue
-        if inClass:
-            inClass = c != "]"
-        elif c == "[":
-            inClass = True
-        else:
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-            yield i, c, depth
-        i += 1
+        if piece == "(":
+            depth += 1
+        elif piece == ")":
+            depth -= 1
+        yield index, piece, depth
 
 
 def _skipGroup(source, i):
