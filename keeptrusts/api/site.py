@@ -59,9 +59,7 @@ class LimitedRequest(Request):
     def gotLength(self, length):
         self._headDone()
         if length is not None and length > self.maxBodyBytes:
-            self._refuse(413, b"Payload Too Large", validationError(
-                "the request body exceeds %d bytes" % (self.maxBodyBytes,),
-                status=413))
+            self._refuseTooLarge()
             return
         Request.gotLength(self, length)
 
@@ -70,9 +68,7 @@ class LimitedRequest(Request):
             return
         self._received += len(data)
         if self._received > self.maxBodyBytes:
-            self._refuse(413, b"Payload Too Large", validationError(
-                "the request body exceeds %d bytes" % (self.maxBodyBytes,),
-                status=413))
+            self._refuseTooLarge()
             return
         Request.handleContentChunk(self, data)
 
@@ -85,6 +81,11 @@ class LimitedRequest(Request):
                 505, "validation_error", "HTTP/1.0 or HTTP/1.1 only"))
             return
         Request.requestReceived(self, command, path, version)
+
+    def _refuseTooLarge(self):
+        self._refuse(413, b"Payload Too Large", validationError(
+            "the request body exceeds %d bytes" % (self.maxBodyBytes,),
+            status=413))
 
     def _refuse(self, status, phrase, error):
         """
