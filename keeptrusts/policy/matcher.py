@@ -117,16 +117,20 @@ class Matcher:
     def __bool__(self):
         return bool(self.patterns)
 
-    def hits(self, text, pos=0):
+    def hits(self, text, pos=0, candidates=None):
         """
         The validated matches in C{text} from C{pos}, in order, none
         overlapping.
 
+        @param candidates: the L{candidates} of C{text} from C{pos}, when
+            the caller has them already.
         @rtype: iterator of L{Hit}
         """
         compiled = self._compiled
+        if candidates is None:
+            candidates = self.candidates(text, pos, beginnings=False)
         heap = []
-        for index in self._candidates(text[pos:].lower(), beginnings=False):
+        for index in candidates:
             match = compiled[index].search(text, pos)
             if match is not None:
                 heap.append((match.start(), index, match))
@@ -170,25 +174,31 @@ class Matcher:
         out.append(text[pos:])
         return "".join(out), types
 
-    def holdPoint(self, text, pos):
+    def holdPoint(self, text, pos, candidates=None):
         """
         The first place from C{pos} where a match could still begin, grow
         or change if more text came: where some way of matching some
         pattern reads the end of C{text}.  Before it, every pattern's
         outcome at every place is what it would be in a longer text.
+
+        @param candidates: the L{candidates} of C{text} from C{pos}, with
+            C{beginnings}, when the caller has them already.
         """
         hold = len(text)
-        for index in self._candidates(text[pos:].lower()):
+        if candidates is None:
+            candidates = self.candidates(text, pos)
+        for index in candidates:
             match = self._probes[index].search(text, pos, partial=True)
             if match is not None and match.start() < hold:
                 hold = match.start()
         return hold
 
-    def _candidates(self, region, beginnings=True):
+    def candidates(self, text, pos=0, beginnings=True):
         """
-        The patterns that could match in C{region} (lower-cased), or
-        (C{beginnings}) be partly matched at its end.
+        The indexes, in order, of the patterns that could match in C{text}
+        from C{pos}, or (C{beginnings}) be partly matched at its end.
         """
+        region = text[pos:].lower()
         found = set(self._always)
         if self._literals is not None:
             for _, indexes in self._literals.iter(region):
@@ -251,11 +261,15 @@ class StreamScanner:
         """
         text = self._context + buf
         start = len(self._context)
-        holdFrom = len(text) if final else self._matcher.holdPoint(text, start)
+        # One candidate search serves both the hold point and the hits.
+        candidates = self._matcher.candidates(text, start,
+                                              beginnings=not final)
+        holdFrom = len(text) if final else self._matcher.holdPoint(
+            text, start, candidates)
         out = []
         types = []
         pos = start
-        for hit in self._matcher.hits(text, start):
+        for hit in self._matcher.hits(text, start, candidates):
             if hit.start >= holdFrom:
                 break
             if hit.end > holdFrom:
