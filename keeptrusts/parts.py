@@ -25,6 +25,7 @@ from keeptrusts.front import FrontFactory
 from keeptrusts.proxy.connect import ConnectHandler, ProxyPolicy, accessRecord
 from keeptrusts.proxy.forward import ForwardProxy
 from keeptrusts.proxy.intercept import Interceptor
+from keeptrusts.proxy.splice import Splicer, descriptorLimit
 from keeptrusts.tls.trust import upstreamPolicy
 
 
@@ -191,7 +192,8 @@ def buildFront(config, reactor, site, current, certificates, journal,
     # Each CONNECT follows the proxy policy in force: a reload may change
     # the allowed ports, the hosts intercepted and the access keys.
     handler = ConnectHandler(reactor, lambda: current.parts.proxy, record,
-                             intercept=interceptor)
+                             intercept=interceptor,
+                             splice=Splicer(reactor, descriptorLimit()))
     if tunnels is not None:
         handler = _GaugedConnects(handler, tunnels)
     return FrontFactory(site, handler, reactor,

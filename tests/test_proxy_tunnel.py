@@ -42,6 +42,7 @@ from keeptrusts.identity import Identify
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.proxy.connect import (
     ConnectEvent, ConnectHandler, ProxyPolicy, accessRecord, hostMatcher)
+from keeptrusts.proxy.splice import Splicer
 from keeptrusts.proxy.tunnel import (
     ESTABLISHED, FixedResolver, TunnelClient, TunnelOutcome)
 from keeptrusts.testing import waitUntil
@@ -588,11 +589,13 @@ class GatewayCase(TestCase):
         self.addCleanup(port.stopListening)
         return port.getHost().port
 
+    splicer = None  # set: the kernel moves the tunnels' bytes
+
     def configure(self, intercept=None, resolver=None, **kwargs):
         inForce = policy(**kwargs)
         self.handler = CapturingHandler(reactor, lambda: inForce,
                                         self.events.append, intercept,
-                                        resolver)
+                                        resolver, self.splicer)
         self.factory.connectHandler = self.handler
 
     @inlineCallbacks
@@ -605,6 +608,8 @@ class GatewayCase(TestCase):
             yield peer.lost
         # Each CONNECT is recorded once both of the gateway's sockets closed.
         yield until(lambda: len(self.events) == len(self.handler.calls))
+        if self.splicer is not None:
+            self.assertEqual(self.splicer.active, 0)
 
     def client(self, head, peer=None):
         peer = peer or Peer(head)
@@ -620,6 +625,8 @@ class GatewayCase(TestCase):
         yield until(client.answer)
         self.assertEqual(client.answer()[0], 200)
         del client.received[:len(ESTABLISHED)]
+        if self.splicer is not None:
+            self.assertTrue(self.handler.calls[-1][2]._pump)
         return client
 
     @inlineCallbacks
@@ -681,17 +688,26 @@ class LoopbackTests(GatewayCase):
         # the transport it reads the sender from.  (Until the kernel's
         # buffers stop growing, it may resume and pause again.)
         tunnel = self.handler.calls[0][2]
+        yield from self.stalled(tunnel, consumerTransport)
+        self.assertLess(tunnel.bytesUp + tunnel.bytesDown, total // 2)
+        receiver.transport.resumeProducing()
+        yield until(lambda: receiver.count == total)
+        self.assertEqual(receiver.digest.hexdigest(), source.digest.hexdigest())
+
+    def stalled(self, tunnel, consumerTransport):
+        """
+        Wait until the gateway stops reading the sender: its buffer
+        towards the receiver filled up and paused the sender's transport.
+        (Until the kernel's buffers stop growing, it may resume and pause
+        again.)
+        """
         for _ in range(3):
             yield until(lambda: consumerTransport().producerPaused)
             yield deferLater(reactor, 0.1, lambda: None)
         yield until(lambda: consumerTransport().producerPaused)
-        self.assertLess(tunnel.bytesUp + tunnel.bytesDown, total // 2)
         buffered = consumerTransport()
         self.assertLess(len(buffered.dataBuffer) - buffered.offset
                         + buffered._tempDataLen, 1 * MB)
-        receiver.transport.resumeProducing()
-        yield until(lambda: receiver.count == total)
-        self.assertEqual(receiver.digest.hexdigest(), source.digest.hexdigest())
 
     @inlineCallbacks
     def test_largeDownloadBounded(self):
@@ -815,6 +831,30 @@ class LoopbackTests(GatewayCase):
         yield self.upstreams.peers[0].lost
         yield until(lambda: self.events)
         self.assertEqual(self.events[0].status, 200)
+
+
+class SplicedLoopbackTests(LoopbackTests):
+    """
+    The same, the bytes moved by splice(2).
+    """
+
+    if not hasattr(os, "splice"):
+        skip = "no os.splice here (Linux, Python 3.10 and later)"
+
+    def setUp(self):
+        self.splicer = Splicer(reactor, 8)
+        LoopbackTests.setUp(self)
+
+    def stalled(self, tunnel, consumerTransport):
+        """
+        Wait until the tunnel stops moving bytes: the kernel's buffers
+        towards the receiver are full, and a pipe holds the rest.
+        """
+        moved = -1
+        while moved != tunnel.bytesUp + tunnel.bytesDown:
+            moved = tunnel.bytesUp + tunnel.bytesDown
+            yield deferLater(reactor, 0.3, lambda: None)
+        self.assertTrue(tunnel._pump)
 
 
 class TunnelledTLS(Protocol):
@@ -1006,3 +1046,16 @@ class TLSTests(GatewayCase):
         self.assertEqual((out, code), (b"hello over tls", 0), err)
         yield until(lambda: len(self.events) == 2)
         self.assertEqual([e.user for e in self.events], [None, "alice"])
+
+
+class SplicedTLSTests(TLSTests):
+    """
+    The same through a tunnel whose bytes splice(2) moves.
+    """
+
+    skip = SplicedLoopbackTests.skip if hasattr(
+        SplicedLoopbackTests, "skip") else None
+
+    def setUp(self):
+        self.splicer = Splicer(reactor, 8)
+        TLSTests.setUp(self)

@@ -152,11 +152,14 @@ class ConnectHandler:
         protocol to C{transport}, feeds it C{leftover} and returns it; or it
         raises a L{GatewayError} to refuse.
     @param resolver: an L{IHostnameResolver}; the reactor's by default.
+    @param splice: a L{keeptrusts.proxy.splice.Splicer} for the tunnels'
+        bytes, or L{None} to move them through Twisted.
     """
 
     def __init__(self, reactor, policyInForce, record, intercept=None,
-                 resolver=None):
+                 resolver=None, splice=None):
         self._reactor = reactor
+        self._splice = splice
         self._policyInForce = policyInForce
         self._record = record
         self._intercept = intercept
@@ -215,7 +218,7 @@ class ConnectHandler:
             return d
         client = TunnelClient(self._reactor, connect, "%s:%d" % (
             request.host, request.port), leftover, policy.connectTimeout,
-            policy.idleTimeout)
+            policy.idleTimeout, self._splice)
         client.makeConnection(transport)
         client.finished.addCallback(
             lambda outcome: self._done(request, "tunnel", started, outcome))

@@ -9,6 +9,7 @@ other's streaming producer, so a slow reader on either side slows the
 writer on the other side instead of filling the gateway's memory.
 """
 
+import errno
 from typing import Optional
 
 import attr
@@ -58,6 +59,8 @@ class TunnelClient(Protocol, TimeoutMixin):
     @param connectTimeout: seconds for C{connect}; then 504.
     @param idleTimeout: seconds without a byte either way before both
         connections are aborted.
+    @param splice: a L{keeptrusts.proxy.splice.Splicer}, to have the kernel
+        move the bytes when it can, or L{None}.
     @ivar finished: a L{Deferred} firing with a L{TunnelOutcome} once both
         connections are closed.
     """
@@ -68,9 +71,10 @@ class TunnelClient(Protocol, TimeoutMixin):
     _clientDone = _upstreamDone = False  # a FIN came from that side
     _lost = _upstreamLost = False
     _producing = frozenset()  # the transports that have a producer
+    _pump = None  # a SplicePump while the kernel moves the bytes
 
     def __init__(self, clock, connect, target, leftover, connectTimeout,
-                 idleTimeout):
+                 idleTimeout, splice=None):
         self.callLater = clock.callLater
         self.finished = Deferred()
         self._connect = connect
@@ -78,6 +82,7 @@ class TunnelClient(Protocol, TimeoutMixin):
         self._pending = [leftover] if leftover else []
         self._connectTimeout = connectTimeout
         self._idleTimeout = idleTimeout
+        self._splice = splice
         self._opening = None
 
     def connectionMade(self):
@@ -96,10 +101,21 @@ class TunnelClient(Protocol, TimeoutMixin):
             return
         self.status = 200
         self.setTimeout(self._idleTimeout)
-        self.transport.write(ESTABLISHED)
         pending, self._pending = self._pending, None
+        self.bytesUp += sum(len(data) for data in pending)
+        if self._splice is not None and not self._clientDone:
+            # The sockets go to the kernel while neither transport reads
+            # (the client's is paused) or has anything to write.
+            upstream.transport.pauseProducing()
+            self._pump = self._splice(
+                self.transport, upstream.transport, b"".join(pending),
+                ESTABLISHED, self._spliced, self._spliceEnded)
+            if self._pump is not None:
+                self._pump.start()
+                return
+            upstream.transport.resumeProducing()
+        self.transport.write(ESTABLISHED)
         for data in pending:  # an eager TLS ClientHello goes first
-            self.bytesUp += len(data)
             upstream.transport.write(data)
         upstream.transport.registerProducer(self.transport, True)
         self.transport.registerProducer(upstream.transport, True)
@@ -108,6 +124,19 @@ class TunnelClient(Protocol, TimeoutMixin):
             self._passFIN(upstream.transport)
         else:
             self.transport.resumeProducing()
+
+    def _spliced(self, up, down):
+        self.bytesUp += up
+        self.bytesDown += down
+        self.resetTimeout()
+
+    def _spliceEnded(self, error):
+        self._pump = None
+        for transport in (self.transport, self.upstream.transport):
+            if error is None:
+                transport.loseConnection()
+            else:
+                transport.abortConnection()
 
     def _failed(self, reason):
         self._opening = None
@@ -134,6 +163,8 @@ class TunnelClient(Protocol, TimeoutMixin):
             self._refuse(upstreamTimeout("%s did not accept the connection "
                                          "in time" % (self._target,)))
             self._opening.cancel()
+        elif self._pump is not None:
+            self._pump.stop(OSError(errno.ETIMEDOUT, "idle"))
         else:
             # Idle both ways.  Abort: a close would wait for a peer that
             # may never read what is still buffered for it.

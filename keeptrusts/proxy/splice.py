@@ -1,0 +1,268 @@
+# -*- test-case-name: tests.test_proxy_splice -*-
+"""
+A blind tunnel's bytes moved by the kernel: C{splice(2)} from one socket
+into a pipe, then from the pipe into the other socket, so no byte is copied
+through Python (Linux, Python 3.10 and later; elsewhere, and for any socket
+that is not plain TCP, the tunnel moves its bytes through Twisted).
+
+Flow control is the kernel's: a direction holds at most one pipe (64 KB);
+while the pipe cannot drain into a socket that does not read, nothing more
+is taken from the other socket, whose sender then waits on its own window.
+"""
+
+import errno
+import os
+import socket
+
+from twisted.internet.interfaces import IReadWriteDescriptor, ISSLTransport
+from twisted.internet.interfaces import ISystemHandle
+from twisted.logger import Logger
+from zope.interface import implementer
+
+log = Logger()
+
+_FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
+_CHUNK = 65536  # a pipe's default capacity
+_TURNS = 16  # moves per readiness event before other connections' turn
+
+
+def splicePossible(transport):
+    """
+    Whether C{transport} is a plain TCP socket that the kernel can splice.
+    """
+    return (hasattr(os, "splice") and ISystemHandle.providedBy(transport)
+            and not ISSLTransport.providedBy(transport)
+            and isinstance(transport.getHandle(), socket.socket))
+
+
+class Splicer:
+    """
+    Starts L{SplicePump}s, as many at a time as the descriptors allow: each
+    uses two pipes (four descriptors) beside its two sockets.
+
+    @param reactor: an L{IReactorFDSet}.
+    @param limit: the most tunnels spliced at once; the rest go through
+        Twisted.
+    """
+
+    def __init__(self, reactor, limit):
+        self._reactor = reactor
+        self._limit = limit
+        self.active = 0
+
+    def __call__(self, client, upstream, toUpstream, toClient, moved, ended):
+        """
+        A pump between two transports that are reading nothing and hold
+        nothing to write; the arguments are L{SplicePump}'s.
+
+        @return: the L{SplicePump}, to start, or L{None} when these
+            transports or this process cannot be spliced now (go through
+            Twisted instead).
+        """
+        if (self.active >= self._limit or not splicePossible(client)
+                or not splicePossible(upstream)):
+            return None
+
+        def done(error):
+            self.active -= 1
+            ended(error)
+        try:
+            pump = SplicePump(self._reactor, client.getHandle(),
+                              upstream.getHandle(), toUpstream, toClient,
+                              moved, done)
+        except OSError as e:  # out of descriptors: Twisted copes
+            log.warn("cannot splice a tunnel ({error}); copying it",
+                     error=os.strerror(e.errno) if e.errno else e)
+            return None
+        self.active += 1
+        return pump
+
+
+def descriptorLimit():
+    """
+    The tunnels to splice at once: so many that their pipes take at most an
+    eighth of the open files allowed (four each), and 4,096 at most.
+    """
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 0
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 15
+    return min(4096, soft // 32)
+
+
+class _Direction:
+    """
+    One way through the tunnel: C{head} first, then what the pipe carries
+    from C{source} to C{sink}.
+    """
+
+    def __init__(self, source, sink, head, up):
+        self.source = source
+        self.sink = sink
+        self.head = head
+        self.up = up
+        self.held = 0
+        self.eof = self.done = False
+        self.wants = "read"  # "read" from the source, "write" to the sink
+        self.pipeOut, self.pipeIn = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def move(self):
+        """
+        Move what can be moved now.
+
+        @return: the bytes spliced into the sink.
+        @raise OSError: the connection failed (a reset, mostly).
+        """
+        moved = 0
+        for _ in range(_TURNS):
+            try:
+                if self.head:
+                    sent = self.sink.socket.send(self.head)
+                    self.head = self.head[sent:]
+                elif self.held:
+                    n = os.splice(self.pipeOut, self.sink.fd, self.held,
+                                  flags=_FLAGS)
+                    self.held -= n
+                    moved += n
+                elif self.eof:
+                    self.sink.socket.shutdown(socket.SHUT_WR)
+                    self.done = True
+                    self.wants = None
+                    return moved
+                else:
+                    n = os.splice(self.source.fd, self.pipeIn, _CHUNK,
+                                  flags=_FLAGS)
+                    if n == 0:
+                        self.eof = True
+                    self.held += n
+            except BlockingIOError:
+                self.wants = "write" if self.head or self.held else "read"
+                return moved
+        # Its turn is over; a level-triggered reactor calls again.
+        self.wants = "write" if self.head or self.held else "read"
+        return moved
+
+    def close(self):
+        os.close(self.pipeOut)
+        os.close(self.pipeIn)
+
+
+@implementer(IReadWriteDescriptor)
+class _End:
+    """
+    One of the tunnel's sockets, as the reactor sees it while it is
+    spliced: readable feeds the direction out of it, writable drains the
+    direction into it.
+    """
+
+    def __init__(self, pump, sock):
+        self._pump = pump
+        self.socket = sock
+        self.fd = sock.fileno()
+        self.outgoing = self.incoming = None
+
+    def fileno(self):
+        return self.fd
+
+    def logPrefix(self):
+        return "SplicePump"
+
+    def doRead(self):
+        self._pump.move(self.outgoing)
+
+    def doWrite(self):
+        self._pump.move(self.incoming)
+
+    def connectionLost(self, reason):
+        # The reactor is shutting down: abort rather than close politely.
+        self._pump.stop(OSError(errno.ECONNABORTED, "the gateway stopped"))
+
+
+class SplicePump:
+    """
+    Moves a tunnel's bytes both ways until each side has sent its FIN
+    (each is passed on as it comes), or until one side fails.
+
+    @param reactor: an L{IReactorFDSet}.
+    @param client: the client's socket; C{upstream}: the target's.
+    @param toUpstream: bytes the target gets first; C{toClient}: the same
+        for the client.
+    @param moved: called with C{(up, down)}, the bytes spliced each way by
+        a move.
+    @param ended: called once: with L{None} after both FINs, with the
+        L{OSError} when a side failed; the pump has left the reactor and
+        closed its pipes by then, and the sockets are the caller's to close.
+    """
+
+    def __init__(self, reactor, client, upstream, toUpstream, toClient,
+                 moved, ended):
+        self._reactor = reactor
+        self._moved = moved
+        self._ended = ended
+        self._client = _End(self, client)
+        self._upstream = _End(self, upstream)
+        self._up = _Direction(self._client, self._upstream, toUpstream, True)
+        try:
+            self._down = _Direction(self._upstream, self._client, toClient,
+                                    False)
+        except OSError:
+            self._up.close()
+            raise
+        self._client.outgoing = self._upstream.incoming = self._up
+        self._upstream.outgoing = self._client.incoming = self._down
+        self._stopped = False
+
+    def start(self):
+        for direction in (self._up, self._down):
+            self.move(direction)
+
+    def move(self, direction):
+        if self._stopped:
+            return
+        try:
+            n = direction.move()
+        except OSError as e:
+            self.stop(e)
+            return
+        if n:
+            self._moved(n if direction.up else 0, 0 if direction.up else n)
+        if self._up.done and self._down.done:
+            self.stop()
+        elif not self._stopped:
+            self._interest(direction)
+
+    def _interest(self, direction):
+        reactor = self._reactor
+        if direction.wants == "read":
+            reactor.removeWriter(direction.sink)
+            reactor.addReader(direction.source)
+        elif direction.wants == "write":
+            reactor.removeReader(direction.source)
+            reactor.addWriter(direction.sink)
+        else:
+            reactor.removeReader(direction.source)
+            reactor.removeWriter(direction.sink)
+
+    def stop(self, error=None):
+        """
+        Leave the reactor and close the pipes; what they held is dropped.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        for end in (self._client, self._upstream):
+            self._reactor.removeReader(end)
+            self._reactor.removeWriter(end)
+        self._up.close()
+        self._down.close()
+        if error is not None and error.errno not in _EXPECTED:
+            log.info("tunnel closed: {error}", error=os.strerror(error.errno)
+                     if error.errno else error)
+        self._ended(error)
+
+
+_EXPECTED = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED,
+             errno.ETIMEDOUT}

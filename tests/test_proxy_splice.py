@@ -1,0 +1,106 @@
+"""
+The tunnel's bytes moved by splice(2): what the L{Splicer} accepts, and
+what a spliced tunnel does when a side fails or no pipe can be had.  The
+tunnel's own behaviour, spliced, is tests.test_proxy_tunnel's
+SplicedLoopbackTests and SplicedTLSTests.
+"""
+
+import errno
+import os
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from keeptrusts.proxy import splice
+from keeptrusts.proxy.splice import Splicer, descriptorLimit
+from tests.test_proxy_tunnel import GatewayCase, until
+
+
+class SplicerTests(SynchronousTestCase):
+    def test_plainTCPOnly(self):
+        """
+        A transport without a socket (a TLS one, a test double) is not
+        spliced: the tunnel copies through Twisted.
+        """
+        splicer = Splicer(reactor, 8)
+        self.assertIsNone(splicer(StringTransport(), StringTransport(), b"",
+                                  b"", None, None))
+        self.assertEqual(splicer.active, 0)
+
+    def test_descriptorLimit(self):
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        expected = min(4096, (1 << 15 if soft == resource.RLIM_INFINITY
+                              else soft) // 32)
+        self.assertEqual(descriptorLimit(), expected)
+        self.assertGreater(descriptorLimit(), 0)
+
+
+class SplicedFailureTests(GatewayCase):
+    """
+    Failures and limits, over loopback.
+    """
+
+    if not hasattr(os, "splice"):
+        skip = "no os.splice here (Linux, Python 3.10 and later)"
+
+    def setUp(self):
+        self.splicer = Splicer(reactor, 8)
+        GatewayCase.setUp(self)
+
+    @inlineCallbacks
+    def test_clientResetAbortsTheTarget(self):
+        client = yield self.tunnel()
+        client.transport.write(b"ping")
+        yield until(lambda: client.received == b"ping")
+        [upstream] = self.upstreams.peers
+        client.transport.abortConnection()
+        yield upstream.lost
+        yield until(lambda: self.events)
+        self.assertEqual((self.events[0].status, self.events[0].bytesUp,
+                          self.events[0].bytesDown), (200, 4, 4))
+        self.assertEqual(self.splicer.active, 0)
+
+    @inlineCallbacks
+    def test_limitReachedCopies(self):
+        """
+        Beyond the splicer's limit, tunnels copy through Twisted, and
+        work the same.
+        """
+        self.splicer = Splicer(reactor, 1)
+        self.configure(allowedPorts=[self.upPort])
+        first = yield self.tunnel()
+        second = yield self.client(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n"
+                                   % (self.upPort,))
+        yield until(second.answer)
+        self.assertEqual(self.splicer.active, 1)
+        self.assertIsNone(self.handler.calls[1][2]._pump)
+        for peer in (first, second):
+            peer.transport.write(b"both")
+        yield until(lambda: first.received == b"both"
+                    and second.received.endswith(b"both"))
+
+    @inlineCallbacks
+    def test_noPipeCopies(self):
+        """
+        Out of descriptors for a pipe: a warning, and the tunnel copies.
+        """
+        def pipe2(flags):
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        self.patch(splice.os, "pipe2", pipe2)
+        logged = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        client = yield self.client(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n"
+                                   % (self.upPort,))
+        yield until(client.answer)
+        self.assertIsNone(self.handler.calls[0][2]._pump)
+        self.assertEqual(self.splicer.active, 0)
+        client.transport.write(b"still")
+        yield until(lambda: client.received.endswith(b"still"))
+        self.assertIn("cannot splice a tunnel (Too many open files); copying it",
+                      [e.get("log_format", "").format(**e) for e in logged
+                       if e.get("log_namespace") == splice.__name__])
