@@ -134,9 +134,12 @@ class Call:
 
     def _send(self):
         target, path = self.attempts[len(self.tried)]
-        self.exchange = attr.evolve(
-            self.exchange, target=target.id, provider=self.endpoint.provider
-            or target.provider or self.exchange.provider)
+        provider = (self.endpoint.provider or target.provider
+                    or self.exchange.provider)
+        if (target.id, provider) != (self.exchange.target,
+                                     self.exchange.provider):
+            self.exchange = attr.evolve(self.exchange, target=target.id,
+                                        provider=provider)
         headers = outgoingHeaders(self.request.requestHeaders, target,
                                   self.passClientAuth)
         payload = self.payload
