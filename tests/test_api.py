@@ -5,6 +5,7 @@ provider behind it.
 """
 
 import json
+import socket
 import time
 from types import SimpleNamespace
 
@@ -669,6 +670,76 @@ class AccessLogTests(TestCase):
     def test_off(self):
         self.assertEqual(self.siteEvents("off"), [])
 
+
+
+class SentBeforeBookkeepingTests(TestCase):
+    """
+    The last bytes of an answer leave before the work that follows them in
+    the same turn: the output record of a stream, the access-log line.
+    What the client holds at that moment is read off a raw socket.
+    """
+
+    def rawClient(self, gw, body):
+        sock = socket.create_connection(("127.0.0.1", gw.port.getHost().port))
+        self.addCleanup(sock.close)
+        sock.setblocking(False)
+        data = json.dumps(body).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\n"
+                     b"Content-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+        return sock
+
+    def received(self, sock, kept):
+        """
+        Append what the client's socket has now to C{kept}.
+        """
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return kept
+            if not data:
+                return kept
+            kept += data
+
+    @defer.inlineCallbacks
+    def test_streamEndBeforeItsRecord(self):
+        gw = Gateway(self)
+        gw.provider.script = Script(chunks=["Hel", "lo"])
+        sock = self.rawClient(gw, chat("hi", stream=True))
+        kept = bytearray()
+        heldAtRecord = []
+        append = gw.journal.append
+
+        def recording(record):
+            if record["phase"] == "output":
+                heldAtRecord.append(bytes(self.received(sock, kept)))
+            return append(record)
+        gw.journal.append = recording
+        yield waitUntil(reactor, lambda: heldAtRecord, timeout=10)
+        self.assertIn(b"data: [DONE]", heldAtRecord[0])
+        # The end of the HTTP answer itself still follows the record.
+        self.assertFalse(heldAtRecord[0].endswith(b"0\r\n\r\n"))
+        yield waitUntil(reactor, lambda: self.received(sock, kept).endswith(
+            b"0\r\n\r\n"), timeout=10)
+
+    @defer.inlineCallbacks
+    def test_answerBeforeAccessLog(self):
+        from twisted.logger import globalLogPublisher
+        gw = Gateway(self)
+        sock = self.rawClient(gw, chat("hi"))
+        kept = bytearray()
+        heldAtLog = []
+
+        def observe(event):
+            if event.get("log_namespace") == "keeptrusts.api.site":
+                heldAtLog.append(bytes(self.received(sock, kept)))
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        yield waitUntil(reactor, lambda: heldAtLog, timeout=10)
+        head, _, body = heldAtLog[0].partition(b"\r\n\r\n")
+        self.assertIn(b"HTTP/1.1 200", head)
+        self.assertEqual(json.loads(body)["object"], "chat.completion")
 
 
 class KeptEndpointsTests(SynchronousTestCase):

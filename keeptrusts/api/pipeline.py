@@ -15,6 +15,7 @@ from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.routing import trigger
+from keeptrusts.api.site import sendNow
 from keeptrusts.api.translate import (
     ANTHROPIC_VERSION, TranslatedStream, answerToChat, requestToMessages,
     translates)
@@ -334,6 +335,7 @@ class Call:
                 return
             if write is not None:
                 write()
+                sendNow(self.request)
             self.request.finish()
         if self.lastWrite is not None and self.gateway.waitForJournal:
             self.lastWrite.addBoth(complete)

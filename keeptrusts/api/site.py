@@ -9,6 +9,7 @@ import json
 import time
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReadWriteDescriptor
 from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
@@ -100,6 +101,23 @@ class LimitedRequest(Request):
             b"Content-Length: %d\r\nConnection: close\r\n\r\n"
             % (status, phrase, len(body)) + body)
         transport.loseConnection()
+
+
+def sendNow(request):
+    """
+    Hand what was written of C{request}'s answer to the kernel now, not when
+    the reactor next finds the socket writable: the work that follows in
+    this turn (the journal, metrics, the access log) then does not hold the
+    client's bytes back.  Only a plain socket that is open and not closing
+    is flushed this way; a TLS one sends as usual.
+    """
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    if (IReadWriteDescriptor.providedBy(transport)
+            and getattr(transport, "connected", False)
+            and not getattr(transport, "disconnecting", True)):
+        # A failure is not lost: the socket is still registered for
+        # writing, and the reactor meets the same error and closes it.
+        transport.doWrite()
 
 
 def logRequest(request, asJSON):

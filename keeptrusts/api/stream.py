@@ -11,6 +11,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
+from keeptrusts.api.site import sendNow
 from keeptrusts.policy.values import Blocked
 
 
@@ -133,6 +134,8 @@ class ResponseBridge(Protocol):
                 self._request.channel.transport.abortConnection()
             else:
                 self._write(tail)
+        # The last events go out before the journal records the answer.
+        sendNow(self._request)
         self.finished.callback(outcome)
 
     def _write(self, data):
