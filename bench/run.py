@@ -1169,9 +1169,6 @@ def main(argv=None):
         clientCpus = set(cpus[2:]) or {cpus[1]}
         pinning = "gateway pinned to CPU %d, provider to %s, clients to %s" % (
             cpus[0], sorted(providerCpus), sorted(clientCpus))
-        # This process is a client too (streams, large prompts, CONNECT):
-        # on the gateway's core it would take turns with the gateway.
-        os.sched_setaffinity(0, clientCpus)
 
     wrk = None if options.loadgen == "python" else findWrk(not options.no_install)
     if options.loadgen == "wrk" and not wrk:
@@ -1185,6 +1182,10 @@ def main(argv=None):
                "pinning": pinning, "scenarios": {}, "workdir": workdir,
                "gap_ms": options.gap_ms}
     log("work dir %s; load generator %s; %s", workdir, load.name, pinning)
+    if clientCpus:
+        # This process is a client too (streams, large prompts, CONNECT):
+        # on the gateway's core it would take turns with the gateway.
+        os.sched_setaffinity(0, clientCpus)
 
     tls = makeTLS(workdir) if "connect" in wanted else None
     provider, ports = startProvider(options.python, workdir, providerCpus,
