@@ -43,8 +43,8 @@ from keeptrusts.policy.registry import policyFactories
 from keeptrusts.proxy.connect import (
     ConnectEvent, ConnectHandler, ProxyPolicy, accessRecord, hostMatcher)
 from keeptrusts.proxy.splice import Splicer
-from keeptrusts.proxy.tunnel import (
-    ESTABLISHED, FixedResolver, TunnelClient, TunnelOutcome)
+from keeptrusts.proxy.resolve import FixedResolver
+from keeptrusts.proxy.tunnel import ESTABLISHED, TunnelClient, TunnelOutcome
 from keeptrusts.testing import waitUntil
 
 CURL = "/usr/bin/curl"

@@ -21,8 +21,8 @@ from keeptrusts.api.errors import GatewayError, upstreamError
 from keeptrusts.events import eventRecord
 from keeptrusts.front import refuse
 from keeptrusts.policy.values import Exchange
-from keeptrusts.proxy.tunnel import (
-    TunnelClient, TunnelOutcome, pinnedEndpoint, resolve)
+from keeptrusts.proxy.resolve import pinnedEndpoint, resolve
+from keeptrusts.proxy.tunnel import TunnelClient, TunnelOutcome
 
 log = Logger()
 
