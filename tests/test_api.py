@@ -16,14 +16,19 @@ except ImportError:  # Debian 12 has no python3-openai
     OpenAI = None
 from twisted.internet import defer, reactor, task, threads
 from twisted.internet.protocol import Protocol, ClientFactory
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IReadWriteDescriptor
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import URI, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
 from twisted.web.resource import Resource
 
-from keeptrusts.api.site import GatewaySite
+from zope.interface import implementer
+
+from keeptrusts.api.site import GatewaySite, sendNow
 from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -740,6 +745,54 @@ class SentBeforeBookkeepingTests(TestCase):
         head, _, body = heldAtLog[0].partition(b"\r\n\r\n")
         self.assertIn(b"HTTP/1.1 200", head)
         self.assertEqual(json.loads(body)["object"], "chat.completion")
+
+
+class SendNowTests(SynchronousTestCase):
+    """
+    L{sendNow} flushes a socket's own transport, nothing else.
+    """
+
+    def request(self, transport):
+        return SimpleNamespace(channel=SimpleNamespace(transport=transport))
+
+    def test_notASocket(self):
+        """
+        A TLS transport provides its socket's interfaces, but writing its
+        socket directly would skip its own state: left alone.
+        """
+        @implementer(IReadWriteDescriptor)
+        class Wrapper:
+            connected = True
+            disconnecting = False
+
+            def doWrite(self):
+                raise AssertionError("flushed through a wrapper")
+        sendNow(self.request(Wrapper()))
+        sendNow(SimpleNamespace(channel=None))
+
+    def test_failureLeftToTheReactor(self):
+        """
+        A write that fails is left registered, for the reactor to meet the
+        failure again and close the connection.
+        """
+        class Failing(FileDescriptor):
+            connected = True
+
+            def doWrite(self):
+                return ConnectionLost()
+        clock = MemoryReactorClock()
+        transport = Failing(clock)
+        sendNow(self.request(transport))
+        self.assertIn(transport, clock.getWriters())
+
+    def test_closingLeftAlone(self):
+        class Closing(FileDescriptor):
+            connected = True
+            disconnecting = True
+
+            def doWrite(self):
+                raise AssertionError("flushed while closing")
+        sendNow(self.request(Closing(MemoryReactorClock())))
 
 
 class KeptEndpointsTests(SynchronousTestCase):

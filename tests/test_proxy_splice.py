@@ -10,8 +10,10 @@ import os
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.error import ConnectionLost
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.proxy import splice
@@ -104,3 +106,25 @@ class SplicedFailureTests(GatewayCase):
         self.assertIn("cannot splice a tunnel (Too many open files); copying it",
                       [e.get("log_format", "").format(**e) for e in logged
                        if e.get("log_namespace") == splice.__name__])
+
+    @inlineCallbacks
+    def test_reactorDropsTheSockets(self):
+        """
+        A stopping reactor calls C{connectionLost} on what it watches, the
+        pump's sockets: both close, and the tunnel is recorded, in that call
+        (no later turn may come).
+        """
+        client = yield self.tunnel()
+        client.transport.write(b"ping")
+        yield until(lambda: client.received == b"ping")
+        ends = [r for r in reactor.getReaders()
+                if r.logPrefix() == "SplicePump"]
+        self.assertEqual(len(ends), 2)
+        for end in ends:  # as ReactorBase.disconnectAll does
+            reactor.removeReader(end)
+            reactor.removeWriter(end)
+            end.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual([(e.status, e.bytesUp, e.bytesDown)
+                          for e in self.events], [(200, 4, 4)])
+        self.assertEqual(self.splicer.active, 0)
+        yield client.lost

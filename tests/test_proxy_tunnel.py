@@ -12,12 +12,13 @@ import ipaddress
 import json
 import os
 import socket
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from twisted.internet import reactor, ssl
+from twisted.internet import reactor, ssl, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -26,6 +27,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.filepath import FilePath
@@ -751,6 +753,81 @@ class LoopbackTests(GatewayCase):
         client.transport.loseConnection()
         yield until(lambda: self.events)
         self.assertEqual(self.events[0].bytesDown, 16)
+
+    @inlineCallbacks
+    def test_targetResetAfterData(self):
+        """
+        A target that resets after sending: the client still gets all the
+        gateway had taken, then a FIN, not a reset.
+        """
+        total = 1 * MB
+        client = yield self.tunnel()
+        client.transport.getHandle().setsockopt(socket.SOL_SOCKET,
+                                                socket.SO_RCVBUF, 65536)
+        client.transport.pauseProducing()
+        [upstream] = self.upstreams.peers
+        upstream.echo = False
+        upstream.transport.write(b"r" * total)
+        tunnel = self.handler.calls[0][2]
+        yield until(lambda: tunnel.bytesDown == total)
+        upstream.transport.abortConnection()
+        yield upstream.lost
+        client.transport.resumeProducing()
+        yield client.lost
+        self.assertEqual(len(client.received), total)
+        self.assertTrue(client.eof)
+
+    @inlineCallbacks
+    def test_targetSpeaksFirstWhileTheReactorIsBusy(self):
+        """
+        The connection to the target completes, and its first bytes arrive,
+        while the reactor is busy: one event says both.  An eager upload
+        still reaches the target whole.
+        """
+        total = 1 * MB
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+        port = listener.getsockname()[1]
+        received = []
+
+        def serve():
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"220 hello\r\n")
+                conn.settimeout(WAIT)
+                count = 0
+                while count < total:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    count += len(data)
+                received.append(count)
+        self.configure(allowedPorts=[port])
+        doConnect = tcp.BaseClient.doConnect
+
+        def busy(transport):
+            first = "doRead" not in transport.__dict__
+            result = doConnect(transport)
+            if first:
+                time.sleep(0.2)  # the reactor is busy: both events pile up
+            return result
+        def upload():
+            # In one go, so that the gateway reads a large first part with
+            # the head (the bytes to send before splicing).
+            with socket.create_connection(("127.0.0.1", self.gateway)) as c:
+                c.sendall(connectHead(b"127.0.0.1:%d" % (port,))
+                          + b"u" * total)
+                c.settimeout(WAIT)
+                while received == [] and c.recv(65536):
+                    pass
+        self.patch(tcp.BaseClient, "doConnect", busy)
+        served = deferToThread(serve)
+        uploaded = deferToThread(upload)
+        yield served
+        self.assertEqual(received, [total])
+        yield uploaded
 
     @inlineCallbacks
     def test_targetHalfClose(self):

@@ -9,7 +9,7 @@ import json
 import time
 
 from twisted.internet import defer
-from twisted.internet.interfaces import IReadWriteDescriptor
+from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
@@ -112,12 +112,14 @@ def sendNow(request):
     is flushed this way; a TLS one sends as usual.
     """
     transport = getattr(getattr(request, "channel", None), "transport", None)
-    if (IReadWriteDescriptor.providedBy(transport)
-            and getattr(transport, "connected", False)
-            and not getattr(transport, "disconnecting", True)):
-        # A failure is not lost: the socket is still registered for
-        # writing, and the reactor meets the same error and closes it.
-        transport.doWrite()
+    # A TLS transport copies its socket's interfaces: only the socket's own
+    # descriptor says whether it is open.
+    if (isinstance(transport, FileDescriptor) and transport.connected
+            and not transport.disconnecting):
+        if transport.doWrite() is not None:
+            # Failed (or closing): leave it to the reactor, which meets the
+            # same outcome on the next turn and closes the connection.
+            transport.startWriting()
 
 
 def logRequest(request, asJSON):

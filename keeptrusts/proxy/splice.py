@@ -13,7 +13,9 @@ is taken from the other socket, whose sender then waits on its own window.
 import errno
 import os
 import socket
+from typing import Optional
 
+import attr
 from twisted.internet.interfaces import IReadWriteDescriptor, ISSLTransport
 from twisted.internet.interfaces import ISystemHandle
 from twisted.logger import Logger
@@ -114,36 +116,60 @@ class _Direction:
         Move what can be moved now.
 
         @return: the bytes spliced into the sink.
-        @raise OSError: the connection failed (a reset, mostly).
+        @raise _SideFailed: a socket failed (a reset, mostly).
         """
         moved = 0
         for _ in range(_TURNS):
-            try:
-                if self.head:
-                    sent = self.sink.socket.send(self.head)
-                    self.head = self.head[sent:]
-                elif self.held:
-                    n = os.splice(self.pipeOut, self.sink.fd, self.held,
-                                  flags=_FLAGS)
-                    self.held -= n
-                    moved += n
-                elif self.eof:
+            if self.head or self.held or self.eof:
+                try:
+                    if self.head:
+                        sent = self.sink.socket.send(self.head)
+                        self.head = self.head[sent:]
+                        continue
+                    if self.held:
+                        n = os.splice(self.pipeOut, self.sink.fd, self.held,
+                                      flags=_FLAGS)
+                        self.held -= n
+                        moved += n
+                        continue
                     self.sink.socket.shutdown(socket.SHUT_WR)
-                    self.done = True
-                    self.wants = None
+                except BlockingIOError:
+                    self.wants = "write"
                     return moved
-                else:
-                    n = os.splice(self.source.fd, self.pipeIn, _CHUNK,
-                                  flags=_FLAGS)
-                    if n == 0:
-                        self.eof = True
-                    self.held += n
-            except BlockingIOError:
-                self.wants = "write" if self.head or self.held else "read"
+                except OSError as e:
+                    raise _SideFailed(self.sink, e)
+                self.done = True
+                self.wants = None
                 return moved
+            try:
+                n = os.splice(self.source.fd, self.pipeIn, _CHUNK,
+                              flags=_FLAGS)
+            except BlockingIOError:
+                self.wants = "read"
+                return moved
+            except OSError as e:
+                raise _SideFailed(self.source, e)
+            self.eof = n == 0
+            self.held += n
         # Its turn is over; a level-triggered reactor calls again.
         self.wants = "write" if self.head or self.held else "read"
         return moved
+
+    def rest(self):
+        """
+        What this direction still holds for its sink, out of the pipe.
+        """
+        chunks = [self.head]
+        while self.held:
+            try:
+                data = os.read(self.pipeOut, self.held)
+            except OSError:
+                break
+            if not data:
+                break
+            self.held -= len(data)
+            chunks.append(data)
+        return b"".join(chunks)
 
     def close(self):
         os.close(self.pipeOut)
@@ -177,8 +203,36 @@ class _End:
         self._pump.move(self.incoming)
 
     def connectionLost(self, reason):
-        # The reactor is shutting down: abort rather than close politely.
-        self._pump.stop(OSError(errno.ECONNABORTED, "the gateway stopped"))
+        # The reactor dropped the socket: it is stopping (or the socket hung
+        # up while only written to), and no later turn would close the rest.
+        self._pump.stop(reason.value, now=True)
+
+
+class _SideFailed(Exception):
+    def __init__(self, end, error):
+        Exception.__init__(self, end, error)
+        self.end = end
+        self.error = error
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class SpliceEnd:
+    """
+    How a spliced tunnel ended.
+
+    @ivar error: L{None} once each side had sent its FIN; else what ended it.
+    @ivar failed: C{"client"} or C{"upstream"}, the side whose socket
+        failed: the other is sound, and gets C{rest} before it is closed;
+        L{None}: both are to be closed as they are.
+    @ivar rest: the bytes the pump still held for the sound side.
+    @ivar now: the reactor dropped the sockets: close them at once, without
+        waiting for another turn (there may be none).
+    """
+
+    error: Optional[BaseException] = None
+    failed: Optional[str] = None
+    rest: bytes = b""
+    now: bool = False
 
 
 class SplicePump:
@@ -192,9 +246,9 @@ class SplicePump:
         for the client.
     @param moved: called with C{(up, down)}, the bytes spliced each way by
         a move.
-    @param ended: called once: with L{None} after both FINs, with the
-        L{OSError} when a side failed; the pump has left the reactor and
-        closed its pipes by then, and the sockets are the caller's to close.
+    @param ended: called once, with a L{SpliceEnd}; the pump has left the
+        reactor and closed its pipes by then, and the sockets are the
+        caller's to close.
     """
 
     def __init__(self, reactor, client, upstream, toUpstream, toClient,
@@ -224,13 +278,17 @@ class SplicePump:
             return
         try:
             n = direction.move()
-        except OSError as e:
-            self.stop(e)
+        except _SideFailed as failed:
+            self._fail(failed.end, failed.error)
+            return
+        except Exception as error:
+            log.failure("splicing a tunnel")
+            self.stop(error)
             return
         if n:
             self._moved(n if direction.up else 0, 0 if direction.up else n)
         if self._up.done and self._down.done:
-            self.stop()
+            self._finish(SpliceEnd())
         elif not self._stopped:
             self._interest(direction)
 
@@ -246,22 +304,32 @@ class SplicePump:
             reactor.removeReader(direction.source)
             reactor.removeWriter(direction.sink)
 
-    def stop(self, error=None):
+    def _fail(self, end, error):
+        if error.errno not in _EXPECTED:
+            log.info("tunnel closed: {error}", error=os.strerror(error.errno)
+                     if error.errno else error)
+        sound = self._upstream if end is self._client else self._client
+        self._finish(SpliceEnd(
+            error, "client" if end is self._client else "upstream",
+            sound.incoming.rest()))
+
+    def stop(self, error, now=False):
         """
-        Leave the reactor and close the pipes; what they held is dropped.
+        End now, both sides to be closed (a timeout, the reactor stopping);
+        what the pipes hold is dropped.
         """
+        self._finish(SpliceEnd(error, now=now))
+
+    def _finish(self, end):
         if self._stopped:
             return
         self._stopped = True
-        for end in (self._client, self._upstream):
-            self._reactor.removeReader(end)
-            self._reactor.removeWriter(end)
+        for socketEnd in (self._client, self._upstream):
+            self._reactor.removeReader(socketEnd)
+            self._reactor.removeWriter(socketEnd)
         self._up.close()
         self._down.close()
-        if error is not None and error.errno not in _EXPECTED:
-            log.info("tunnel closed: {error}", error=os.strerror(error.errno)
-                     if error.errno else error)
-        self._ended(error)
+        self._ended(end)
 
 
 _EXPECTED = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED,

@@ -19,6 +19,7 @@ from twisted.internet.error import TimeoutError
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
@@ -107,7 +108,9 @@ class TunnelClient(Protocol, TimeoutMixin):
                 self.transport, upstream.transport, b"".join(pending),
                 ESTABLISHED, self._spliced, self._spliceEnded)
             if self._pump is not None:
-                self._pump.start()
+                # Not in this turn: the reactor may still be about to call
+                # the upstream transport for the event that connected it.
+                self.callLater(0, self._pump.start)
                 return
             upstream.transport.resumeProducing()
         self.transport.write(ESTABLISHED)
@@ -126,13 +129,33 @@ class TunnelClient(Protocol, TimeoutMixin):
         self.bytesDown += down
         self.resetTimeout()
 
-    def _spliceEnded(self, error):
+    def _spliceEnded(self, end):
         self._pump = None
-        for transport in (self.transport, self.upstream.transport):
-            if error is None:
-                transport.loseConnection()
-            else:
-                transport.abortConnection()
+        client, upstream = self.transport, self.upstream.transport
+        if end.error is None:
+            client.loseConnection()
+            upstream.loseConnection()
+        elif end.now:
+            # The reactor dropped the sockets (it is stopping); the pump had
+            # them, so it is for us to tell the transports, in this turn.
+            reason = Failure(end.error)
+            client.connectionLost(reason)
+            upstream.connectionLost(reason)
+        elif end.failed is None:
+            client.abortConnection()
+            upstream.abortConnection()
+        else:
+            # One side failed: the other still gets what was on its way.
+            broken, sound = ((client, upstream) if end.failed == "client"
+                             else (upstream, client))
+            broken.abortConnection()
+            if end.rest:
+                if sound is client:
+                    self.bytesDown += len(end.rest)
+                else:
+                    self.bytesUp += len(end.rest)
+                sound.write(end.rest)
+            sound.loseConnection()
 
     def _failed(self, reason):
         self._opening = None
