@@ -7,6 +7,7 @@ SplicedLoopbackTests and SplicedTLSTests.
 
 import errno
 import os
+import stat
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
@@ -128,3 +129,30 @@ class SplicedFailureTests(GatewayCase):
                           for e in self.events], [(200, 4, 4)])
         self.assertEqual(self.splicer.active, 0)
         yield client.lost
+
+    @inlineCallbacks
+    def test_secondPipeMissing(self):
+        """
+        The first pipe is had, the second is not: the first is closed
+        again, and the tunnel copies.
+        """
+        made = []
+        pipe2 = os.pipe2
+
+        def once(flags):
+            if made:
+                raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+            made.append(pipe2(flags))
+            return made[-1]
+        self.patch(splice.os, "pipe2", once)
+        client = yield self.client(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n"
+                                   % (self.upPort,))
+        yield until(client.answer)
+        self.assertIsNone(self.handler.calls[0][2]._pump)
+        for fd in made[0]:  # closed (or its number reused since)
+            try:
+                self.assertFalse(stat.S_ISFIFO(os.fstat(fd).st_mode))
+            except OSError:
+                pass
+        client.transport.write(b"still")
+        yield until(lambda: client.received.endswith(b"still"))

@@ -278,19 +278,17 @@ class SplicePump:
             return
         try:
             n = direction.move()
+            if n:
+                self._moved(n if direction.up else 0, 0 if direction.up else n)
+            if self._up.done and self._down.done:
+                self._finish(SpliceEnd())
+            elif not self._stopped:
+                self._interest(direction)
         except _SideFailed as failed:
             self._fail(failed.end, failed.error)
-            return
         except Exception as error:
             log.failure("splicing a tunnel")
             self.stop(error)
-            return
-        if n:
-            self._moved(n if direction.up else 0, 0 if direction.up else n)
-        if self._up.done and self._down.done:
-            self._finish(SpliceEnd())
-        elif not self._stopped:
-            self._interest(direction)
 
     def _interest(self, direction):
         reactor = self._reactor
