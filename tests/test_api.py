@@ -729,6 +729,27 @@ class SentBeforeBookkeepingTests(TestCase):
             b"0\r\n\r\n"), timeout=10)
 
     @defer.inlineCallbacks
+    def test_streamHeadBeforeItsFirstEvent(self):
+        """
+        The provider's head reaches the client while the provider still
+        thinks about its first event.
+        """
+        gw = Gateway(self)
+        gw.provider.script = Script(chunks=["late"], pauses=2.0)
+        sock = self.rawClient(gw, chat("hi", stream=True))
+        kept = bytearray()
+        yield waitUntil(reactor, lambda: b"\r\n\r\n" in self.received(
+            sock, kept), timeout=10)
+        head, _, body = bytes(kept).partition(b"\r\n\r\n")
+        self.assertIn(b"HTTP/1.1 200", head)
+        self.assertIn(b"text/event-stream", head.lower())
+        self.assertNotIn(b"data:", body)
+        self.assertTrue(gw.provider.requests)
+        yield waitUntil(reactor, lambda: self.received(sock, kept).endswith(
+            b"0\r\n\r\n"), timeout=10)
+        self.assertIn(b"late", kept)
+
+    @defer.inlineCallbacks
     def test_answerBeforeAccessLog(self):
         from twisted.logger import globalLogPublisher
         gw = Gateway(self)

@@ -368,8 +368,12 @@ class FakeRequest:
         self.producer = None
         self.unregistrations += 1
 
+    startedWriting = False  # the head went out (an empty write sends it)
+
     def write(self, data):
-        self.written.append(data)
+        self.startedWriting = True
+        if data:
+            self.written.append(data)
 
     @property
     def data(self):
@@ -425,6 +429,7 @@ class ResponseBridgeTests(SynchronousTestCase):
 
     def test_registersTransportAsStreamingProducer(self):
         self.bridge()
+        self.assertTrue(self.request.startedWriting)
         self.assertIs(self.request.producer, self.transport)
         self.assertTrue(self.request.streaming)
         self.assertEqual(self.request.registrations, 1)

@@ -69,6 +69,10 @@ class ResponseBridge(Protocol):
     def connectionMade(self):
         self._request.registerProducer(self.transport, True)
         self._idle = self._clock.callLater(self._idleTimeout, self._timedOut)
+        # The head goes on as the provider sent it, before its first event:
+        # that may be a long time coming (a model thinking), and clients wait
+        # for the head with a timeout of their own.
+        self._request.write(b"")
 
     def dataReceived(self, data):
         if self.outcome.ending is not None:
