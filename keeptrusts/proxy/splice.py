@@ -16,8 +16,8 @@ import socket
 from typing import Optional
 
 import attr
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IReadWriteDescriptor, ISSLTransport
-from twisted.internet.interfaces import ISystemHandle
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -30,9 +30,10 @@ _TURNS = 16  # moves per readiness event before other connections' turn
 
 def splicePossible(transport):
     """
-    Whether C{transport} is a plain TCP socket that the kernel can splice.
+    Whether C{transport} is a socket's own transport (a wrapper, such as
+    TLS, may copy its interfaces), plain, that the kernel can splice.
     """
-    return (hasattr(os, "splice") and ISystemHandle.providedBy(transport)
+    return (hasattr(os, "splice") and isinstance(transport, FileDescriptor)
             and not ISSLTransport.providedBy(transport)
             and isinstance(transport.getHandle(), socket.socket))
 
@@ -65,9 +66,9 @@ class Splicer:
                 or not splicePossible(upstream)):
             return None
 
-        def done(error):
+        def done(end):
             self.active -= 1
-            ended(error)
+            ended(end)
         try:
             pump = SplicePump(self._reactor, client.getHandle(),
                               upstream.getHandle(), toUpstream, toClient,
