@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.proxy import splice
 from keeptrusts.proxy.splice import Splicer, descriptorLimit
-from tests.test_proxy_tunnel import GatewayCase, until
+from tests.test_proxy_tunnel import GatewayCase, Spliced, until
 
 
 class SplicerTests(SynchronousTestCase):
@@ -34,25 +34,29 @@ class SplicerTests(SynchronousTestCase):
         self.assertEqual(splicer.active, 0)
 
     def test_descriptorLimit(self):
+        """
+        The spliced tunnels' pipes (four descriptors each) may take an
+        eighth of the open files allowed, for 4,096 tunnels at most.
+        """
         import resource
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        expected = min(4096, (1 << 15 if soft == resource.RLIM_INFINITY
-                              else soft) // 32)
-        self.assertEqual(descriptorLimit(), expected)
-        self.assertGreater(descriptorLimit(), 0)
+        limits = []
+
+        def getrlimit(which):
+            self.assertEqual(which, resource.RLIMIT_NOFILE)
+            return limits[-1], resource.RLIM_INFINITY
+        self.patch(resource, "getrlimit", getrlimit)
+        found = {}
+        for soft in (1024, 65536, 1 << 20, resource.RLIM_INFINITY):
+            limits.append(soft)
+            found[soft] = descriptorLimit()
+        self.assertEqual(found, {1024: 32, 65536: 2048, 1 << 20: 4096,
+                                 resource.RLIM_INFINITY: 1024})
 
 
-class SplicedFailureTests(GatewayCase):
+class SplicedFailureTests(Spliced, GatewayCase):
     """
     Failures and limits, over loopback.
     """
-
-    if not hasattr(os, "splice"):
-        skip = "no os.splice here (Linux, Python 3.10 and later)"
-
-    def setUp(self):
-        self.splicer = Splicer(reactor, 8)
-        GatewayCase.setUp(self)
 
     @inlineCallbacks
     def test_clientResetAbortsTheTarget(self):

@@ -910,9 +910,9 @@ class LoopbackTests(GatewayCase):
         self.assertEqual(self.events[0].status, 200)
 
 
-class SplicedLoopbackTests(LoopbackTests):
+class Spliced:
     """
-    The same, the bytes moved by splice(2).
+    For a L{GatewayCase}: the tunnels' bytes moved by splice(2).
     """
 
     if not hasattr(os, "splice"):
@@ -920,7 +920,13 @@ class SplicedLoopbackTests(LoopbackTests):
 
     def setUp(self):
         self.splicer = Splicer(reactor, 8)
-        LoopbackTests.setUp(self)
+        super().setUp()
+
+
+class SplicedLoopbackTests(Spliced, LoopbackTests):
+    """
+    The same, the bytes moved by splice(2).
+    """
 
     def stalled(self, tunnel, consumerTransport):
         """
@@ -1125,14 +1131,7 @@ class TLSTests(GatewayCase):
         self.assertEqual([e.user for e in self.events], [None, "alice"])
 
 
-class SplicedTLSTests(TLSTests):
+class SplicedTLSTests(Spliced, TLSTests):
     """
     The same through a tunnel whose bytes splice(2) moves.
     """
-
-    skip = SplicedLoopbackTests.skip if hasattr(
-        SplicedLoopbackTests, "skip") else None
-
-    def setUp(self):
-        self.splicer = Splicer(reactor, 8)
-        TLSTests.setUp(self)

@@ -109,7 +109,6 @@ class _Direction:
         self.up = up
         self.held = 0
         self.eof = self.done = False
-        self.wants = "read"  # "read" from the source, "write" to the sink
         self.pipeOut, self.pipeIn = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def move(self):
@@ -135,26 +134,32 @@ class _Direction:
                         continue
                     self.sink.socket.shutdown(socket.SHUT_WR)
                 except BlockingIOError:
-                    self.wants = "write"
                     return moved
                 except OSError as e:
                     raise _SideFailed(self.sink, e)
                 self.done = True
-                self.wants = None
                 return moved
             try:
                 n = os.splice(self.source.fd, self.pipeIn, _CHUNK,
                               flags=_FLAGS)
             except BlockingIOError:
-                self.wants = "read"
                 return moved
             except OSError as e:
                 raise _SideFailed(self.source, e)
             self.eof = n == 0
             self.held += n
         # Its turn is over; a level-triggered reactor calls again.
-        self.wants = "write" if self.head or self.held else "read"
         return moved
+
+    @property
+    def wants(self):
+        """
+        C{"write"} to the sink while something waits for it, C{"read"} from
+        the source otherwise, L{None} once the FIN was passed on.
+        """
+        if self.done:
+            return None
+        return "write" if self.head or self.held else "read"
 
     def rest(self):
         """
@@ -245,8 +250,8 @@ class SplicePump:
     @param client: the client's socket; C{upstream}: the target's.
     @param toUpstream: bytes the target gets first; C{toClient}: the same
         for the client.
-    @param moved: called with C{(up, down)}, the bytes spliced each way by
-        a move.
+    @param moved: called with C{(up, down)}, the bytes handed on each way
+        by a move (and, when a side fails, the bytes left for the other).
     @param ended: called once, with a L{SpliceEnd}; the pump has left the
         reactor and closed its pipes by then, and the sockets are the
         caller's to close.
@@ -278,9 +283,7 @@ class SplicePump:
         if self._stopped:
             return
         try:
-            n = direction.move()
-            if n:
-                self._moved(n if direction.up else 0, 0 if direction.up else n)
+            self._count(direction, direction.move())
             if self._up.done and self._down.done:
                 self._finish(SpliceEnd())
             elif not self._stopped:
@@ -290,6 +293,10 @@ class SplicePump:
         except Exception as error:
             log.failure("splicing a tunnel")
             self.stop(error)
+
+    def _count(self, direction, n):
+        if n:
+            self._moved(n if direction.up else 0, 0 if direction.up else n)
 
     def _interest(self, direction):
         reactor = self._reactor
@@ -308,9 +315,10 @@ class SplicePump:
             log.info("tunnel closed: {error}", error=os.strerror(error.errno)
                      if error.errno else error)
         sound = self._upstream if end is self._client else self._client
+        rest = sound.incoming.rest()
+        self._count(sound.incoming, len(rest))
         self._finish(SpliceEnd(
-            error, "client" if end is self._client else "upstream",
-            sound.incoming.rest()))
+            error, "client" if end is self._client else "upstream", rest))
 
     def stop(self, error, now=False):
         """

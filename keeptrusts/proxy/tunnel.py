@@ -149,12 +149,7 @@ class TunnelClient(Protocol, TimeoutMixin):
             broken, sound = ((client, upstream) if end.failed == "client"
                              else (upstream, client))
             broken.abortConnection()
-            if end.rest:
-                if sound is client:
-                    self.bytesDown += len(end.rest)
-                else:
-                    self.bytesUp += len(end.rest)
-                sound.write(end.rest)
+            sound.write(end.rest)
             sound.loseConnection()
 
     def _failed(self, reason):
