@@ -4,6 +4,7 @@ What serves requests, built from one configuration: the policy chains and
 routes, the router, the limits, the identities; and the site made of them.
 """
 
+import ipaddress
 import re
 from urllib.parse import urlsplit
 
@@ -37,22 +38,30 @@ def buildChain(config, policyFactories, clock, names=None):
 
 log = Logger()
 
-_LOOPBACK = ("127.", "::1", "localhost")
-
 def isLoopback(description):
     """
     Whether a server endpoint description listens on loopback only (or a
     UNIX socket).  A socket-activated listener (C{systemd:}) may be on any
-    address: it counts as open, and needs access keys.
+    address: it counts as open, and needs access keys.  The interface is
+    read as Twisted reads it (the last C{interface=} wins) and must be a
+    loopback address, or C{localhost} itself: any other name may resolve
+    anywhere.
     """
     kind, _, rest = description.partition(":")
     if kind == "unix":
         return True
+    if kind not in ("tcp", "tcp6", "ssl"):
+        return False
+    interface = ""
     for part in re.split(r"(?<!\\):", rest):
         if part.startswith("interface="):
-            address = part[len("interface="):].replace("\\:", ":")
-            return address.strip("[]").startswith(_LOOPBACK)
-    return False
+            interface = part[len("interface="):].replace("\\:", ":")
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

@@ -105,6 +105,24 @@ class ConfigureTests(SynchronousTestCase):
         self.assertTrue(isLoopback("unix:/run/keeptrusts.sock"))
         self.assertFalse(isLoopback("tcp:41002"))
         self.assertFalse(isLoopback("tcp:41002:interface=0.0.0.0"))
+        self.assertTrue(isLoopback("tcp:41002:interface=127.0.0.2"))
+        self.assertTrue(isLoopback("tcp:41002:interface=localhost"))
+
+    def test_isLoopbackReadsAsTwistedDoes(self):
+        """
+        Twisted binds the last C{interface=}; a name or an address that
+        only begins like a loopback one is not loopback.
+        """
+        for description in [
+                "tcp:41002:interface=127.0.0.1:interface=0.0.0.0",
+                "tcp6:41002:interface=\\:\\:10",
+                "tcp:41002:interface=localhost.example.com",
+                "tcp:41002:interface=127.0.0.1.nip.io",
+                "tcp:41002:interface=",
+                "stdio:"]:
+            self.assertFalse(isLoopback(description), description)
+        self.assertTrue(isLoopback(
+            "tcp:41002:interface=0.0.0.0:interface=127.0.0.1"))
 
 
 class GatewayProcess(protocol.ProcessProtocol):
