@@ -408,6 +408,74 @@ class FaultTests(TestCase):
         yield gw.assertServes()
 
     @defer.inlineCallbacks
+    def test_answerReadWhateverItsMediaType(self):
+        """
+        A JSON answer is read and redacted however its type is spelled, and
+        when it says it is something else: never passed on unread.
+        """
+        secret = "AKIA1234567890EXAMPLE"
+        for contentType in ["APPLICATION/JSON; charset=utf-8",
+                            "application/json;charset=UTF-8", "text/plain"]:
+            gw = Gateway(self)
+            gw.provider.script = Script(answer="key " + secret,
+                                        headers={"Content-Type": contentType})
+            response = yield gw.post("/v1/chat/completions", chat())
+            text = yield response.text()
+            self.assertEqual(response.code, 200, contentType)
+            self.assertNotIn(secret, text)
+            self.assertIn("[REDACTED:AWS_ACCESS_KEY_ID]", text)
+            self.assertEvents(gw, [("input", "allow", None),
+                                   ("output", "redact", 200)])
+
+    @defer.inlineCallbacks
+    def test_streamReadWhateverTheCaseOfItsType(self):
+        """
+        A stream whose type is spelled in capitals is a stream: scanned.
+        """
+        gw = Gateway(self)
+        gw.provider.script = Script(
+            chunks=["key AKIA12345", "67890EXAMPLE done"],
+            headers={"Content-Type": "Text/Event-Stream; charset=utf-8"})
+        response = yield gw.post("/v1/chat/completions", chat(stream=True))
+        text = yield response.text()
+        self.assertEqual(response.code, 200)
+        self.assertNotIn("AKIA12345", text)
+        self.assertNotIn("67890EXAMPLE", text)
+        self.assertIn("[REDACTED:AWS_ACCESS_KEY_ID]", text)
+        self.assertEvents(gw, [("input", "allow", None),
+                               ("output", "redact", 200)])
+
+    @defer.inlineCallbacks
+    def test_compressedAnswerRefused(self):
+        """
+        The gateway asks for no compression; an answer its policies must
+        read that comes compressed anyway is refused (502), whole or
+        streamed, not passed on unread.
+        """
+        for stream in (False, True):
+            gw = Gateway(self)
+            gw.provider.script = Script(headers={"Content-Encoding": "gzip"})
+            response = yield gw.post("/v1/chat/completions",
+                                     chat(stream=stream))
+            yield self.assertGatewayError(response, 502, "upstream_error")
+            self.assertEvents(gw, [("input", "allow", None),
+                                   ("output", "error", 502)])
+            yield gw.assertServes()
+
+    @defer.inlineCallbacks
+    def test_invalidStatusRefused(self):
+        """
+        A status HTTP does not have is not passed on: 502.
+        """
+        gw = Gateway(self)
+        gw.provider.script = Script(status=999)
+        response = yield gw.post("/v1/chat/completions", chat())
+        yield self.assertGatewayError(response, 502, "upstream_error")
+        self.assertEvents(gw, [("input", "allow", None),
+                               ("output", "error", 502)])
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
     def test_provider500(self):
         """
         A provider's own 500 passes through unchanged (DESIGN.md section 4)

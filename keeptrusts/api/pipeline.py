@@ -10,6 +10,7 @@ import time
 import attr
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readSlots, writeSlots
@@ -171,6 +172,11 @@ class Call:
 
     def _answered(self, response):
         self.pending = None
+        if not 200 <= response.code <= 599:
+            _discard(response)
+            return self._upstreamFailed(Failure(GatewayError(
+                502, "upstream_error", "the provider answered with an "
+                "invalid status (%d)" % (response.code,))))
         if response.code == 429 or response.code >= 500:
             if self._attemptFailed(response.code):
                 _discard(response)
@@ -182,17 +188,22 @@ class Call:
             if self.gateway.router is not None:
                 self.gateway.router.breaker.succeeded(target.id)
         request = self.request
-        request.setResponseCode(response.code, response.phrase)
-        contentType = (response.headers.getRawHeaders(b"content-type")
-                       or [b""])[0]
-        isStream = contentType.startswith(b"text/event-stream")
+        isStream = _mediaType(response) == b"text/event-stream"
         ok = 200 <= response.code < 300
-        if (ok and not isStream and self.endpoint.answerSlots
-                and contentType.startswith(b"application/json")):
-            return self._collect(response)
+        # An answer the policies must read is read, whatever it says it is:
+        # what cannot be read is refused (502), never passed on unread.
+        collect = ok and not isStream and self.endpoint.answerSlots
         # Every answered stream is read: for the policies' scanners, its
         # usage, and the usage chunk the gateway asked for.
         rewrite = ok and isStream and self.endpoint.rewriter is not None
+        if (collect or rewrite) and _encoded(response):
+            _discard(response)
+            return self._upstreamFailed(Failure(GatewayError(
+                502, "upstream_error", "the provider's answer is "
+                "compressed, which the gateway asked it not to be")))
+        request.setResponseCode(response.code, response.phrase)
+        if collect:
+            return self._collect(response)
         copyResponseHeaders(response.headers, request.responseHeaders,
                             keepLength=not rewrite)
         outcome = Outcome()
@@ -251,9 +262,11 @@ class Call:
             return
         try:
             answer = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
+            answer = None
+        if not isinstance(answer, dict):
             raise GatewayError(502, "upstream_error",
-                               "the provider's answer is not valid JSON")
+                               "the provider's answer is not a JSON object")
         if self.translated:
             answer = answerToChat(answer)
             data = json.dumps(answer).encode("utf-8")
@@ -423,6 +436,19 @@ def _policyError(result, code):
                             code=code, policy=result.policy)
     return GatewayError(503, "policy_error", result.message,
                         code="policy_failed", policy=result.policy)
+
+
+def _mediaType(response):
+    contentType = (response.headers.getRawHeaders(b"content-type")
+                   or [b""])[0]
+    return contentType.split(b";", 1)[0].strip().lower()
+
+
+def _encoded(response):
+    return any(coding.strip().lower() not in (b"", b"identity")
+               for value in response.headers.getRawHeaders(
+                   b"content-encoding", [])
+               for coding in value.split(b","))
 
 
 def _query(request):

@@ -71,7 +71,7 @@ class Reply:
 
     def sendBytes(self, status, contentType, data):
         self.request.setResponseCode(status)
-        self.request.setHeader(b"content-type", contentType)
+        self._contentType(contentType)
         self.request.setHeader(b"content-length", b"%d" % (len(data),))
         self.write(data)
         self.finish()
@@ -84,16 +84,21 @@ class Reply:
         Send the headers and half the body of a JSON answer, then reset.
         """
         data = json.dumps(obj).encode("utf-8")
-        self.request.setHeader(b"content-type", b"application/json")
+        self._contentType(b"application/json")
         self.request.setHeader(b"content-length", b"%d" % (len(data),))
         self.write(data[: len(data) // 2])
         self.reset()
 
     def startStream(self):
-        self.request.setHeader(b"content-type", b"text/event-stream")
+        self._contentType(b"text/event-stream")
         self.request.setHeader(b"cache-control", b"no-cache")
         # An empty write sends the headers now, as providers do.
         self.write(b"")
+
+    def _contentType(self, value):
+        # One the script gives wins.
+        if not self.request.responseHeaders.hasHeader(b"content-type"):
+            self.request.setHeader(b"content-type", value)
 
     def reset(self):
         """

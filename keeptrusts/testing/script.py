@@ -58,7 +58,8 @@ class Script:
         L{FakeProvider.release}; a JSON answer waits whole.
     @ivar status: anything but 200 answers that status with an OpenAI
         error body (L{errorBody}).
-    @ivar headers: extra response headers, a mapping or pairs.
+    @ivar headers: extra response headers, a mapping or pairs; a
+        C{Content-Type} among them replaces the answer's own.
     @ivar reset: abort the TCP connection instead of answering.
     @ivar resetMidStream: abort the TCP connection after this many stream
         chunks (0: right after the headers); a JSON answer sends its headers
