@@ -747,6 +747,41 @@ class ClientFaultTests(TestCase):
         yield gw.assertServes()
 
     @defer.inlineCallbacks
+    def test_bodiesTwoParsersReadDifferently(self):
+        """
+        A body the policies and the provider could read differently is
+        refused (422) before anything is sent: a key given twice (Python
+        keeps the last, so a secret in the first went out unscanned), a
+        lone surrogate (the journal and the metrics cannot encode it), a
+        nesting deeper than the parser goes.
+        """
+        gw = Gateway(self)
+        secret = "AKIA1234567890EXAMPLE"
+        bodies = [
+            b'{"model": "gpt-fake", "messages": [{"role": "user", "content": '
+            b'"' + secret.encode() + b'"}], "messages": [{"role": "user", '
+            b'"content": "hi"}]}',
+            b'{"model": "gpt-fake", "messages": [{"role": "user", "content": '
+            b'"' + secret.encode() + b'", "content": "hi"}]}',
+            b'{"model": "gpt-fake\\ud800", "messages": [{"role": "user", '
+            b'"content": "hi"}]}',
+            b'{"model": "gpt-fake", "messages": ' + b"[" * 5000
+            + b"]" * 5000 + b"}"]
+        for data in bodies:
+            response = yield gw.post("/v1/chat/completions", data)
+            body = yield response.json()
+            self.assertEqual(response.code, 422, data[:80])
+            self.assertEqual(body["error"]["type"], "validation_error")
+        self.assertEqual(gw.provider.requests, [])
+        self.assertEqual(gw.events(), [])
+        response = yield gw.post("/v1/chat/completions",
+                                 b'{"model": "gpt-fake", "messages": [{"role":'
+                                 b' "user", "content": "\\ud83d\\ude00"}]}')
+        self.assertEqual(response.code, 200)
+        yield response.text()
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
     def assertBadRequest(self, gw, data):
         client = yield gw.raw()
         client.write(data)

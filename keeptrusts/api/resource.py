@@ -5,6 +5,7 @@ The C{/v1} resource: OpenAI-format requests in, L{Call}s out.
 
 import json
 import os
+import re
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -151,8 +152,19 @@ def _notAllowed():
 
 
 def parseBody(raw):
+    """
+    The request's JSON object, read as strictly as the provider may read
+    it: a body that two parsers could read differently (a key given twice,
+    a lone surrogate) is refused, since the policies would read one text
+    and the provider another.
+    """
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=_uniqueKeys)
+    except _DuplicateKey as e:
+        raise validationError("the request body gives the key %s twice"
+                              % (json.dumps(e.key)[:64],))
+    except RecursionError:
+        raise validationError("the request body is nested too deeply")
     except ValueError as e:
         raise validationError("the request body is not valid JSON: line %d "
                               "column %d" % (e.lineno, e.colno)
@@ -160,4 +172,36 @@ def parseBody(raw):
                               "the request body is not valid JSON")
     if not isinstance(body, dict):
         raise validationError("the request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw) and _hasLoneSurrogate(body):
+        raise validationError("the request body has a lone UTF-16 surrogate "
+                              "(\\ud800-\\udfff), which is not text")
     return body
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key):
+        ValueError.__init__(self, key)
+        self.key = key
+
+
+def _uniqueKeys(pairs):
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return body
+
+
+# Only an escape can put a surrogate in a parsed string (UTF-8 has none).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _hasLoneSurrogate(body):
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
