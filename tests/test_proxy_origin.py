@@ -5,6 +5,7 @@ through the policies, and other traffic relayed as it is.
 """
 
 import json
+from types import SimpleNamespace
 
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -14,9 +15,9 @@ from twisted.web.client import ProxyAgent, readBody
 from twisted.web.http_headers import Headers
 
 from keeptrusts.api.paths import llmEndpoint
-from keeptrusts.api.upstream import BytesProducer
+from keeptrusts.api.upstream import BytesProducer, UsableTarget
 from keeptrusts.proxy.origin import OriginTarget
-from keeptrusts.testing import Script, echoPrompt
+from keeptrusts.testing import FakeProvider, Script, echoPrompt, listenFake
 from tests.test_api import Gateway
 
 
@@ -50,6 +51,45 @@ class PathTests(SynchronousTestCase):
                          b"http://127.0.0.1:8080/a")
         self.assertEqual(OriginTarget("https", "::1", 8443).url(b"/"),
                          b"https://[::1]:8443/")
+
+
+class OriginCredentialTests(SynchronousTestCase):
+    """
+    Which proxied requests get a configured target's key.
+    """
+
+    def origin(self, scheme, host, port, baseURL, kind="openai"):
+        target = SimpleNamespace(id="t", type=kind, base_url=baseURL)
+        return OriginTarget(scheme, host, port, UsableTarget(
+            target, (b"authorization", b"Bearer sk-key")))
+
+    def test_overTLS(self):
+        self.assertEqual(self.origin(
+            "https", "api.openai.com", 443,
+            "https://api.openai.com/v1").credential,
+            (b"authorization", b"Bearer sk-key"))
+
+    def test_notInClearToATLSTarget(self):
+        """
+        A plain-HTTP request to a TLS target's host gets no key: it would
+        cross the network in clear.
+        """
+        for port in (80, 443):
+            self.assertIsNone(self.origin(
+                "http", "api.openai.com", port,
+                "https://api.openai.com/v1").credential)
+
+    def test_inClearOnlyWhereTheTargetIs(self):
+        base = "http://llm.internal:8080/v1"
+        self.assertIsNotNone(
+            self.origin("http", "llm.internal", 8080, base).credential)
+        self.assertIsNotNone(
+            self.origin("http", "LLM.internal", 8080, base).credential)
+        self.assertIsNone(
+            self.origin("http", "llm.internal", 8081, base).credential)
+        self.assertIsNone(
+            self.origin("http", "llm.internal", 8080, base,
+                        kind="passthrough").credential)
 
 
 class ForwardProxyTests(TestCase):
@@ -91,6 +131,25 @@ class ForwardProxyTests(TestCase):
         self.assertEqual((event["mode"], event["host"], event["verdict"],
                           event["provider"], event["target"]),
                          ("proxy", "127.0.0.1", "redact", "openai", "fake"))
+
+    @defer.inlineCallbacks
+    def test_noKeyToAnotherPortOfTheTargetsHost(self):
+        """
+        The target's host on another port is not the target: its key stays
+        out (a plain-HTTP request there would carry it in clear).
+        """
+        other = FakeProvider(reactor)
+        _, otherURL = listenFake(reactor, other, self.addCleanup)
+        other.script = Script(answer=echoPrompt)
+        response = yield self.agent.request(
+            b"POST", otherURL.encode() + b"/chat/completions",
+            Headers({b"content-type": [b"application/json"]}),
+            BytesProducer(json.dumps({"model": "gpt-fake", "messages": [
+                {"role": "user", "content": "hi"}]}).encode()))
+        yield readBody(response)
+        self.assertEqual(response.code, 200)
+        self.assertNotIn("authorization", other.requests[-1].headers)
+        self.assertEqual(self.gw.provider.requests, [])
 
     @defer.inlineCallbacks
     def test_otherTrafficRelayed(self):

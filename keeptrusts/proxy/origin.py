@@ -46,7 +46,17 @@ class OriginTarget:
         configured = self.configured
         if configured is None or configured.target.type == "passthrough":
             return None
+        if self.scheme != "https" and not self._isBaseURL():
+            # A key goes in clear only where the target itself says so:
+            # never to http://api.openai.com because its host matched.
+            return None
         return configured.credential
+
+    def _isBaseURL(self):
+        base = urlsplit(self.configured.target.base_url)
+        port = base.port or {"https": 443, "http": 80}.get(base.scheme)
+        return (base.scheme, base.hostname, port) == (
+            self.scheme, self.host.lower(), self.port)
 
     @property
     def provider(self):
