@@ -28,7 +28,7 @@ from twisted.web.resource import Resource
 
 from zope.interface import implementer
 
-from keeptrusts.api.site import GatewaySite, sendNow
+from keeptrusts.api.site import GatewaySite, sendNow, shownTarget
 from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -674,6 +674,18 @@ class AccessLogTests(TestCase):
 
     def test_off(self):
         self.assertEqual(self.siteEvents("off"), [])
+
+    def test_shownTarget(self):
+        """
+        Logs show a target without its query, fragment or userinfo.
+        """
+        for target, shown in [
+                (b"/v1/models?key=sk-1", "/v1/models"),
+                (b"http://deploy:S3cret@pypi.internal:8080/simple/?t=1",
+                 "http://pypi.internal:8080/simple/"),
+                (b"http://user@host", "http://host"),
+                (b"http://host/a@b/c#frag", "http://host/a@b/c")]:
+            self.assertEqual(shownTarget(target), shown)
 
 
 

@@ -782,6 +782,35 @@ class ClientFaultTests(TestCase):
         yield gw.assertServes()
 
     @defer.inlineCallbacks
+    def test_targetWithBytesAURLMayNotCarry(self):
+        """
+        A request target with a byte outside RFC 3986's (Twisted's client
+        refused it with an error quoting the whole URL, query and all, into
+        the log) is refused at once: 400 in the envelope, nothing logged of
+        it, nothing sent.
+        """
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        gw = Gateway(self)
+        for target in [b"/v1/chat/completions?key=AKIA1234567890EXAMPLE&x=\x80",
+                       b"/v1/models?key=AKIA1234567890EXAMPLE&x=\x7f"]:
+            client = yield gw.raw()
+            client.write(b"POST " + target + b" HTTP/1.1\r\nHost: gw\r\n"
+                         b"Content-Type: application/json\r\n"
+                         b"Content-Length: 2\r\n\r\n{}")
+            yield client.whenClosed(5)
+            status, _, body = parseResponse(client.data)
+            self.assertEqual(status, 400)
+            self.assertEqual(json.loads(body)["error"]["type"],
+                             "validation_error")
+        self.assertEqual(gw.provider.requests, [])
+        self.assertEqual(gw.events(), [])
+        logged = " ".join(str(e) for e in events)
+        self.assertNotIn("AKIA", logged)
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
     def assertBadRequest(self, gw, data):
         client = yield gw.raw()
         client.write(data)

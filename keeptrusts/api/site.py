@@ -6,6 +6,7 @@ Twisted's access log.
 """
 
 import json
+import re
 import time
 
 from twisted.internet import defer
@@ -19,6 +20,9 @@ log = Logger()
 
 
 _VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
+# What a request target may hold (RFC 3986; Twisted's client refuses the
+# rest with an error that quotes the whole URL, query and all).
+_TARGET = re.compile(rb"[\x21-\x7e]+")
 
 
 class LimitedRequest(Request):
@@ -81,6 +85,11 @@ class LimitedRequest(Request):
             self._refuse(505, b"HTTP Version Not Supported", GatewayError(
                 505, "validation_error", "HTTP/1.0 or HTTP/1.1 only"))
             return
+        if not _TARGET.fullmatch(path):
+            self._refuse(400, b"Bad Request", validationError(
+                "the request target has bytes a URL may not carry "
+                "(percent-encode them)", status=400))
+            return
         Request.requestReceived(self, command, path, version)
 
     def _refuseTooLarge(self):
@@ -130,7 +139,7 @@ def logRequest(request, asJSON):
     started = getattr(request, "ktStarted", None)
     line = {
         "method": request.method.decode("ascii", "replace"),
-        "path": request.path.split(b"?", 1)[0].decode("utf-8", "replace")[:200],
+        "path": shownTarget(request.path),
         "status": request.code,
         "ms": round((time.monotonic() - started) * 1000.0, 1)
         if started is not None else None,
@@ -144,6 +153,19 @@ def logRequest(request, asJSON):
                                      line["status"], line["ms"],
                                      line["verdict"] or "-")
     log.info("{line}", line=text, **line)
+
+
+def shownTarget(target):
+    """
+    A request target as logs show it: without its query or the userinfo of
+    an absolute URL, either of which may carry a key.
+    """
+    target = target.split(b"?", 1)[0].split(b"#", 1)[0]
+    scheme, sep, rest = target.partition(b"://")
+    if sep:
+        authority, slash, path = rest.partition(b"/")
+        target = scheme + sep + authority.rpartition(b"@")[2] + slash + path
+    return target.decode("utf-8", "replace")[:200]
 
 
 class ActiveRequests:
