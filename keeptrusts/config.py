@@ -10,6 +10,7 @@ check their own C{policy.<kind>} blocks with it.
 """
 
 import os
+import re
 from types import MappingProxyType
 from typing import Any, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
@@ -41,6 +42,18 @@ _semver = matching(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"  # MAJOR.MINOR.PA
                     r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?",  # -prerelease +build
                     "a SemVer version like 1.0.0")
 _name = matching(r"[A-Za-z0-9_.-]+", "a name of ASCII letters, digits, '_', '-' and '.'")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _envName(value):
+    # Never echoed: a key pasted where its variable's name goes is still a
+    # key, and would be logged as "$<key> is not set" if it were taken.
+    if _ENV_NAME.fullmatch(value):
+        return None
+    return ("expected the name of an environment variable (letters, digits "
+            "and '_'), not the key itself")
+
+
 _sha256 = matching(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 _hostName = matching(rf"{_LABEL}(\.{_LABEL})*", "a host name like api.openai.com")
@@ -153,7 +166,7 @@ class Gateway:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class SecretKeyRef:
-    env: Optional[str] = setting(str, None, check=_name)
+    env: Optional[str] = setting(str, None, check=_envName)
     store: Optional[str] = setting(str, None, check=_name)
 
 

@@ -233,8 +233,15 @@ BAD_CONFIGS = [
      ["providers.targets[0].secret_key_ref: expected exactly one of env or store, got both"]),
     ("secret_key_ref_bad_name",
      HEAD + "providers: {targets: [{id: a, provider: openai, secret_key_ref: {env: 'MY KEY'}}]}\n",
-     ["providers.targets[0].secret_key_ref.env: expected a name of ASCII letters, digits, "
-      "'_', '-' and '.', got 'MY KEY'"]),
+     ["providers.targets[0].secret_key_ref.env: expected the name of an environment "
+      "variable (letters, digits and '_'), not the key itself"]),
+    # The key itself where its variable's name goes: refused, never echoed
+    # (nor, later, logged as "$sk-proj-... is not set").
+    ("secret_key_ref_the_key_itself",
+     HEAD + "providers: {targets: [{id: a, provider: openai, secret_key_ref: "
+     "{env: sk-proj-Abc123Def456Ghi789Jkl012}}]}\n",
+     ["providers.targets[0].secret_key_ref.env: expected the name of an environment "
+      "variable (letters, digits and '_'), not the key itself"]),
     ("openai_compatible_without_base_url",
      HEAD + "providers: {targets: [{id: local, provider: openai-compatible}]}\n",
      ["providers.targets[0].base_url: required key missing "
