@@ -110,6 +110,44 @@ class StreamPropertyTests(SynchronousTestCase):
             fed += len(piece)
             self.assertLessEqual(fed - released, MAX_HOLD)
 
+    def test_keyArrivingAsTheHoldOverflows(self):
+        """
+        A match begun long ago (an armour line that never ends) overflows
+        the hold just as a key begins to arrive: the old match is given up,
+        the key's beginning stays held and is redacted once it ends.
+        """
+        scanner = StreamScanner(MATCHER, "dlp-filter", False)
+        pieces = ["-----BEGIN RSA PRIVATE KEY-----\n",
+                  "QUJD" * ((MAX_HOLD - 100) // 4),
+                  "QUJD" * 40 + " then AKIA12345",
+                  "67890EXAMPLE and more text"]
+        released = scanAll(scanner, pieces)
+        self.assertNotIn("AKIA12345", released)
+        self.assertNotIn("67890EXAMPLE", released)
+        self.assertIn("[REDACTED:AWS_ACCESS_KEY_ID] and more text", released)
+        self.assertEqual(countFindings(["aws_access_key_id"]),
+                         scanner.findings)
+
+    def test_longestKeyBlockHeldWhole(self):
+        """
+        The longest key block a pattern takes, streamed in small pieces, is
+        redacted whole: none of its lines goes out first.
+        """
+        rng = random.Random(3)
+        alphabet = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                    "0123456789+/")
+        lines = ["".join(rng.choice(alphabet) for _ in range(64))
+                 for _ in range(245)]
+        body = "\n".join(lines)
+        self.assertGreater(len(body), 15000)
+        text = ("key:\n-----BEGIN RSA PRIVATE KEY-----\n" + body
+                + "\n-----END RSA PRIVATE KEY-----\nend")
+        scanner = StreamScanner(MATCHER, "dlp-filter", False)
+        released = scanAll(scanner, [text[i:i + 500]
+                                     for i in range(0, len(text), 500)])
+        self.assertEqual([line for line in lines if line in released], [])
+        self.assertEqual(released, "key:\n[REDACTED:PRIVATE_KEY]\nend")
+
     @settings(PROFILE, max_examples=150)
     @given(st.text(alphabet="aAk1-_.:=@ \n\"'/+eyJKIS~Q", max_size=300),
            st.integers(0, 300))

@@ -26,8 +26,9 @@ from keeptrusts.policy.probe import leadingLiterals, probe
 from keeptrusts.policy.values import Blocked, countFindings
 
 # A streamed match may grow until this many characters are held back; past
-# it the held text is judged as it stands (a PEM key block fits well within).
-MAX_HOLD = 8192
+# it the match begun first is given up (no pattern's bound is longer: the
+# longest, a PEM key block, has at most 16,384 characters of body).
+MAX_HOLD = 17 * 1024
 # Released characters kept in front of the held text, so that lookbehinds
 # and word boundaries see what came before (no pattern looks further back).
 CONTEXT = 64
@@ -235,6 +236,13 @@ class StreamScanner:
         buf = self._held + text
         released, holdFrom, types = self._scan(buf, final=False)
         if len(buf) - holdFrom > MAX_HOLD:
+            # Give up the matches begun before the last MAX_HOLD characters,
+            # not what may still begin or grow after them (a key arriving
+            # at the end stays held).
+            released, holdFrom, types = self._scan(
+                buf, final=False, since=len(buf) - MAX_HOLD)
+        if len(buf) - holdFrom > MAX_HOLD:
+            # One match grew past MAX_HOLD: it is judged as it stands.
             released, holdFrom, types = self._scan(buf, final=True)
         self._commit(types)
         self._context = (self._context + buf[:holdFrom])[-CONTEXT:]
@@ -254,8 +262,10 @@ class StreamScanner:
                           "Answer blocked by %s: %s detected"
                           % (self._policyName, types[0]))
 
-    def _scan(self, buf, final):
+    def _scan(self, buf, final, since=0):
         """
+        @param since: where in C{buf} a match that is still incomplete may
+            begin and be held; one begun before is given up.
         @return: the redacted text before the hold point, the hold point
             (in C{buf}), and the types of the matches redacted.
         """
@@ -265,7 +275,7 @@ class StreamScanner:
         candidates = self._matcher.candidates(text, start,
                                               beginnings=not final)
         holdFrom = len(text) if final else self._matcher.holdPoint(
-            text, start, candidates)
+            text, start + since, candidates)
         out = []
         types = []
         pos = start
