@@ -594,11 +594,25 @@ class StreamScannerTests(SynchronousTestCase):
         self.assertGreater(released, fed - MAX_HOLD - 1)
 
     def test_holdReleasedExactlyPastMaxHold(self):
-        scanner = self.scanner()
-        head = "-----BEGIN RSA PRIVATE KEY-----"
+        # A pattern without a bound: only MAX_HOLD ends its hold.
+        scanner = self.scanner(matcher=Matcher([
+            Pattern("custom_pattern", r"BEGIN[A-Z]*END")]))
+        head = "BEGIN"
         filler = "A" * (MAX_HOLD - len(head))
         self.assertEqual(scanner.feed(head + filler), "")
-        self.assertEqual(scanner.feed("B"), head + filler + "B")
+        self.assertEqual(scanner.feed("C"), head + filler + "C")
+
+    def test_boundedMatchReleasedPastItsBound(self):
+        """
+        Armour whose body outgrows what a key block may hold cannot be
+        one: released before MAX_HOLD.
+        """
+        scanner = self.scanner()
+        head = "-----BEGIN RSA PRIVATE KEY-----\n"
+        self.assertEqual(scanner.feed(head + "A" * 16000), "")
+        released = scanner.feed("A" * 1000)
+        # (The last A may begin a key: it alone may stay.)
+        self.assertTrue(released.startswith(head + "A" * 16999))
 
     def test_findingsNotDoubleCountedPastMaxHold(self):
         # Regression (found while writing these tests, fixed by _commit):
