@@ -476,6 +476,50 @@ class FaultTests(TestCase):
         yield gw.assertServes()
 
     @defer.inlineCallbacks
+    def test_oddUsageFigures(self):
+        """
+        Token figures that are not counts (strings, floats, negatives,
+        astronomical) are not taken: the answer goes out, its output event
+        is journaled with the figures that are counts (else an estimate).
+        """
+        odd = [{"prompt_tokens": "3", "completion_tokens": 2},
+               {"prompt_tokens": 1e308, "completion_tokens": 10 ** 400},
+               {"prompt_tokens": -5, "completion_tokens": True},
+               "lots", [1, 2]]
+        for usage in odd:
+            for stream in (False, True):
+                gw = Gateway(self)
+                gw.provider.script = Script(usage=usage)
+                response = yield gw.post("/v1/chat/completions",
+                                         chat(stream=stream))
+                text = yield response.text()
+                self.assertEqual(response.code, 200, (usage, stream))
+                self.assertIn("Hello", text)
+                [output] = gw.events("output")
+                self.assertEqual((output["verdict"], output["status"]),
+                                 ("allow", 200))
+                tokens = output["tokens"]
+                for name in ("input", "output"):
+                    count = tokens.get(name)
+                    self.assertTrue(count is None or (
+                        type(count) is int and 0 <= count < 10 ** 9),
+                        (usage, stream, tokens))
+                self.assertNotEqual(output.get("cost_usd"), float("inf"))
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
+    def test_streamOptionsOfAnotherType(self):
+        gw = Gateway(self)
+        for options in ["yes", [1], 5, True]:
+            response = yield gw.post("/v1/chat/completions", chat(
+                stream=True, stream_options=options))
+            body = yield response.json()
+            self.assertEqual(response.code, 422, options)
+            self.assertEqual(body["error"]["type"], "validation_error")
+        self.assertEqual(gw.provider.requests, [])
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
     def test_provider500(self):
         """
         A provider's own 500 passes through unchanged (DESIGN.md section 4)

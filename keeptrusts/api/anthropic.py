@@ -6,6 +6,7 @@ the texts are in requests, answers and named stream events.
 
 import json
 
+from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
 from keeptrusts.api.rewrite import EventRewriter
@@ -86,14 +87,7 @@ def usageOf(value):
     usage = value.get("usage")
     if usage is None and isinstance(value.get("message"), dict):
         usage = value["message"].get("usage")
-    if not isinstance(usage, dict):
-        return None
-    tokens = {}
-    if isinstance(usage.get("input_tokens"), int):
-        tokens["input"] = usage["input_tokens"]
-    if isinstance(usage.get("output_tokens"), int):
-        tokens["output"] = usage["output_tokens"]
-    return tokens or None
+    return usageTokens(usage, "input_tokens", "output_tokens")
 
 
 def errorEvent(error):

@@ -34,6 +34,38 @@ PRICES = {
 _CHARS_PER_TOKEN = 4
 
 
+# Beyond any real answer's usage: a larger figure is a provider's mistake
+# (and 1e308 tokens would cost an infinity the journal cannot hold).
+_MOST_TOKENS = 10 ** 9
+
+
+def tokenCount(value):
+    """
+    A provider's token figure if it is one: a whole number from 0 (not a
+    bool, a string or a float) within reason; else L{None}.
+    """
+    if type(value) is int and 0 <= value <= _MOST_TOKENS:
+        return value
+    return None
+
+
+def usageTokens(usage, inputKey, outputKey, both=False):
+    """
+    C{{"input": n, "output": n}} of a provider's usage object, leaving out
+    what is not a token count (or, C{both}, giving it as L{None}); L{None}
+    when neither is.
+    """
+    if not isinstance(usage, dict):
+        return None
+    tokens = {"input": tokenCount(usage.get(inputKey)),
+              "output": tokenCount(usage.get(outputKey))}
+    if tokens["input"] is None and tokens["output"] is None:
+        return None
+    if both:
+        return tokens
+    return {name: n for name, n in tokens.items() if n is not None}
+
+
 def estimateTokens(texts):
     return sum(len(text) for text in texts) // _CHARS_PER_TOKEN + (
         1 if any(texts) else 0)

@@ -4,6 +4,7 @@ The OpenAI surface: where the texts are in requests, answers and streamed
 chunks, so that policies can read and rewrite them.
 """
 
+from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
 from keeptrusts.api.rewrite import SseRewriter
@@ -90,6 +91,8 @@ def _validateChat(body):
         if not isinstance(message.get("tool_calls", []), list):
             raise validationError(
                 "'messages[%d].tool_calls' must be a list" % (i,))
+    if not isinstance(body.get("stream_options", {}), (dict, type(None))):
+        raise validationError("'stream_options' must be an object")
 
 
 def _validateField(name):
@@ -107,10 +110,8 @@ def usageOf(answer):
         L{None}.
     """
     usage = answer.get("usage") if isinstance(answer, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    return {"input": usage.get("prompt_tokens"),
-            "output": usage.get("completion_tokens")}
+    return usageTokens(usage, "prompt_tokens", "completion_tokens",
+                       both=True)
 
 
 def errorEvent(error):

@@ -12,6 +12,7 @@ unredacted text never follows the deltas.
 
 import json
 
+from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
 from keeptrusts.api.rewrite import EventRewriter
@@ -69,10 +70,8 @@ def usageOf(value):
     usage = value.get("usage")
     if usage is None and isinstance(value.get("response"), dict):
         usage = value["response"].get("usage")
-    if not isinstance(usage, dict):
-        return None
-    return {"input": usage.get("input_tokens"),
-            "output": usage.get("output_tokens")}
+    return usageTokens(usage, "input_tokens", "output_tokens",
+                       both=True)
 
 
 def errorEvent(error):

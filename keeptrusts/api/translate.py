@@ -9,6 +9,7 @@ speaking OpenAI.
 import json
 
 from keeptrusts.api.anthropic import MESSAGES
+from keeptrusts.api.cost import tokenCount
 from keeptrusts.api.sse import EventSplitter, eventData
 
 ANTHROPIC_VERSION = b"2023-06-01"
@@ -105,9 +106,9 @@ def requestToMessages(body):
 
 
 def _usage(usage):
-    usage = usage or {}
-    prompt = usage.get("input_tokens") or 0
-    completion = usage.get("output_tokens") or 0
+    usage = usage if isinstance(usage, dict) else {}
+    prompt = tokenCount(usage.get("input_tokens")) or 0
+    completion = tokenCount(usage.get("output_tokens")) or 0
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
 

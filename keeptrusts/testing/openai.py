@@ -20,7 +20,7 @@ def chat(provider, received, script):
     ident = "chatcmpl-fake%d" % (len(provider.requests),)
     model, created, choices = body.get("model"), provider.now(), _choiceCount(body)
     text, pieces = script.compose(received)
-    usage = chatUsage(body, text)
+    usage = script.usage if script.usage is not None else chatUsage(body, text)
     if not (body.get("stream") or script.bigStream):
         return {
             "id": ident,
@@ -92,7 +92,7 @@ def completions(provider, received, script):
     ident = "cmpl-fake%d" % (len(provider.requests),)
     model, created, choices = body.get("model"), provider.now(), _choiceCount(body)
     text, pieces = script.compose(received)
-    usage = chatUsage(body, text)
+    usage = script.usage if script.usage is not None else chatUsage(body, text)
 
     def choice(piece, finish, index):
         return {"text": piece, "index": index, "logprobs": None, "finish_reason": finish}

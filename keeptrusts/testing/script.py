@@ -68,6 +68,9 @@ class Script:
         leaves or L{FakeProvider.stop} cuts it.
     @ivar malformed: a JSON answer that is not JSON; a stream gets a broken
         event after its first chunk.
+    @ivar usage: the C{usage} object an OpenAI chat or completions answer
+        carries (whole, or in a stream's usage chunk) instead of the
+        counted one: odd figures, for tests.
     @ivar bigStream: answer every (chat or legacy) completion as a stream of
         about this many body bytes, produced as fast as the transport takes them, pausing
         when it pushes back (see L{FakeProvider.bytesProduced},
@@ -87,6 +90,7 @@ class Script:
     malformed: bool = False
     cumulative: bool = False
     bigStream: Optional[int] = None
+    usage: Any = None
 
     def pauseBefore(self, index):
         """
