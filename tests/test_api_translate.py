@@ -53,6 +53,56 @@ class TranslationTests(SynchronousTestCase):
             "tools": [{"name": "ls", "description": "",
                        "input_schema": {"type": "object"}}]})
 
+    def test_oddRequestShapes(self):
+        """
+        Fields of another type than the chat format gives them are left
+        out of the translation, never a crash (each was a 500).
+        """
+        odd = [
+            {"role": "user", "content": 5},
+            {"role": "system", "content": [{"type": "text", "text": 5}]},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": "https://x/y.png"},
+                {"type": "image_url", "image_url": 5}, "part", None]},
+            {"role": "assistant", "tool_calls": [
+                {"function": "f"}, {"function": {"arguments": 5}},
+                {"function": {"arguments": "[" * 5000}}, 7]},
+            {"role": "user", "content": "ok"}]
+        out = requestToMessages({"model": "claude-fake", "messages": odd,
+                                 "tools": 5})
+        self.assertEqual(out["system"], "")
+        self.assertEqual(out["messages"][0]["content"][0],
+                         {"type": "image", "source": {
+                             "type": "url", "url": "https://x/y.png"}})
+        self.assertEqual(out["messages"][-1]["content"][-1],
+                         {"type": "text", "text": "ok"})
+        self.assertNotIn("tools", out)
+
+    def test_oddAnswerShapes(self):
+        for answer in [{"content": 5}, {"content": [{"type": "text",
+                                                     "text": 5}]},
+                       {"stop_reason": ["x"], "usage": [1]},
+                       {"content": "text", "usage": {"input_tokens": "3"}}]:
+            chat = answerToChat(answer)
+            self.assertEqual(chat["choices"][0]["finish_reason"], "stop")
+            self.assertIsNone(chat["choices"][0]["message"]["content"])
+
+    def test_oddStreamShapes(self):
+        translate = StreamToChat()
+        events = [{"type": "message_start", "message": [1]},
+                  {"type": "message_start", "message": {"usage": 5}},
+                  {"type": "content_block_start", "index": [0],
+                   "content_block": {"type": "tool_use"}},
+                  {"type": "content_block_delta", "delta": [1]},
+                  {"type": "content_block_delta", "index": {},
+                   "delta": {"type": "text_delta", "text": 5}},
+                  {"type": "message_delta", "usage": "x",
+                   "delta": {"stop_reason": {"a": 1}}},
+                  {"type": "error", "error": "boom"}]
+        out = b"".join(translate.feed(
+            b"data: " + json.dumps(e).encode() + b"\n\n") for e in events)
+        self.assertIn(b'"finish_reason": "stop"', out)
+
     def test_answer(self):
         chat = answerToChat({
             "id": "msg_1", "model": "claude-fake", "stop_reason": "max_tokens",

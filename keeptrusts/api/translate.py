@@ -17,24 +17,47 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop",
            "max_tokens": "length", "tool_use": "tool_calls"}
 
 
+# Whatever a client or a provider sends, of whatever type: what is not of
+# the shape a field should have is left out, never a crash.
+
 def _text(content):
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content
-                       if isinstance(part, dict) and part.get("type") == "text")
+        return "".join(part["text"] for part in content
+                       if isinstance(part, dict) and part.get("type") == "text"
+                       and isinstance(part.get("text"), str))
     return ""
+
+
+def _mapping(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
+def _string(value):
+    return value if isinstance(value, str) else ""
 
 
 def _blocks(content):
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks = []
-    for part in content or ():
-        if isinstance(part, dict) and part.get("type") == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
-        elif isinstance(part, dict) and part.get("type") == "image_url":
-            url = (part.get("image_url") or {}).get("url", "")
+    for part in _list(content):
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text" and isinstance(part.get("text"), str):
+            blocks.append({"type": "text", "text": part["text"]})
+        elif part.get("type") == "image_url":
+            image = part.get("image_url")
+            # The chat format takes an object or, in older clients, the URL.
+            url = image if isinstance(image, str) else _mapping(image).get(
+                "url")
+            if not isinstance(url, str):
+                continue
             if url.startswith("data:") and ";base64," in url:
                 media, data = url[5:].split(";base64,", 1)
                 blocks.append({"type": "image", "source": {
@@ -46,11 +69,12 @@ def _blocks(content):
 
 
 def _toolUse(call):
-    function = call.get("function") or {}
+    function = _mapping(call.get("function"))
+    text = function.get("arguments")
     try:
-        arguments = json.loads(function.get("arguments") or "{}")
-    except ValueError:
-        arguments = {"arguments": function.get("arguments")}
+        arguments = json.loads(text) if isinstance(text, str) and text else {}
+    except (ValueError, RecursionError):
+        arguments = {"arguments": text}
     return {"type": "tool_use", "id": call.get("id"),
             "name": function.get("name"), "input": arguments}
 
@@ -95,7 +119,7 @@ def requestToMessages(body):
     stop = body.get("stop")
     if stop:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else stop
-    tools = [t.get("function") for t in body.get("tools") or ()
+    tools = [t.get("function") for t in _list(body.get("tools"))
              if isinstance(t, dict) and isinstance(t.get("function"), dict)]
     if tools:
         out["tools"] = [{"name": f.get("name"),
@@ -103,6 +127,16 @@ def requestToMessages(body):
                          "input_schema": f.get("parameters") or {
                              "type": "object"}} for f in tools]
     return out
+
+
+def _finish(stopReason):
+    return _FINISH.get(stopReason, "stop") if isinstance(
+        stopReason, str) else "stop"
+
+
+def _blockIndex(payload):
+    index = payload.get("index")
+    return index if isinstance(index, int) else None
 
 
 def _usage(usage):
@@ -117,7 +151,7 @@ def answerToChat(message):
     """
     An Anthropic message -> an OpenAI chat completion.
     """
-    content = message.get("content") or []
+    content = _list(message.get("content"))
     calls = [{"id": b.get("id"), "type": "function", "function": {
         "name": b.get("name"), "arguments": json.dumps(b.get("input"))}}
         for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
@@ -127,8 +161,8 @@ def answerToChat(message):
     return {"id": message.get("id"), "object": "chat.completion",
             "created": 0, "model": message.get("model"),
             "choices": [{"index": 0, "message": reply,
-                         "finish_reason": _FINISH.get(
-                             message.get("stop_reason"), "stop")}],
+                         "finish_reason": _finish(
+                             message.get("stop_reason"))}],
             "usage": _usage(message.get("usage"))}
 
 
@@ -169,38 +203,39 @@ class StreamToChat:
             return event + b"\n\n"  # the rewriter reports it as invalid
         kind = payload.get("type") if isinstance(payload, dict) else None
         if kind == "message_start":
-            message = payload.get("message") or {}
+            message = _mapping(payload.get("message"))
             self._id, self._model = message.get("id"), message.get("model")
-            self._usage.update(message.get("usage") or {})
+            self._usage.update(_mapping(message.get("usage")))
             return self._chunk({"role": "assistant", "content": ""})
         if kind == "content_block_start":
-            block = payload.get("content_block") or {}
+            block = _mapping(payload.get("content_block"))
             if block.get("type") == "tool_use":
                 index = len(self._tools)
-                self._tools[payload.get("index")] = index
+                self._tools[_blockIndex(payload)] = index
                 return self._chunk({"tool_calls": [{
                     "index": index, "id": block.get("id"), "type": "function",
                     "function": {"name": block.get("name"),
                                  "arguments": ""}}]})
             return b""
         if kind == "content_block_delta":
-            delta = payload.get("delta") or {}
+            delta = _mapping(payload.get("delta"))
             if delta.get("type") == "text_delta":
-                return self._chunk({"content": delta.get("text", "")})
+                return self._chunk({"content": _string(delta.get("text"))})
             if delta.get("type") == "input_json_delta":
                 return self._chunk({"tool_calls": [{
-                    "index": self._tools.get(payload.get("index"), 0),
-                    "function": {"arguments": delta.get("partial_json", "")}}]})
+                    "index": self._tools.get(_blockIndex(payload), 0),
+                    "function": {
+                        "arguments": _string(delta.get("partial_json"))}}]})
             return b""
         if kind == "message_delta":
-            self._usage.update(payload.get("usage") or {})
-            stop = (payload.get("delta") or {}).get("stop_reason")
-            return self._chunk(finish=_FINISH.get(stop, "stop")) + \
+            self._usage.update(_mapping(payload.get("usage")))
+            stop = _mapping(payload.get("delta")).get("stop_reason")
+            return self._chunk(finish=_finish(stop)) + \
                 self._chunk(usage=_usage(self._usage))
         if kind == "message_stop":
             return b"data: [DONE]\n\n"
         if kind == "error" or name == b"error":
-            error = payload.get("error") or {}
+            error = _mapping(payload.get("error"))
             return b"data: " + json.dumps({"error": {
                 "type": error.get("type", "upstream_error"),
                 "message": error.get("message", "")}}).encode() + b"\n\n"
