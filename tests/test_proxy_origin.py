@@ -51,6 +51,14 @@ class PathTests(SynchronousTestCase):
                          b"http://127.0.0.1:8080/a")
         self.assertEqual(OriginTarget("https", "::1", 8443).url(b"/"),
                          b"https://[::1]:8443/")
+        # Only the host is IDNA-encoded (the whole URL was: a long first
+        # label failed, a name became "xn--http://...").
+        self.assertEqual(
+            OriginTarget("http", "münchen.example", 80).url(b"/x"),
+            b"http://xn--mnchen-3ya.example/x")
+        self.assertEqual(OriginTarget("https", "a" * 60 + ".example",
+                                      443).url(b"/"),
+                         b"https://" + b"a" * 60 + b".example/")
 
 
 class OriginCredentialTests(SynchronousTestCase):
@@ -213,6 +221,22 @@ class ForwardProxyTests(TestCase):
             b"POST", "/.api/completions/code", sourcegraphBody("def f():"))
         self.assertEqual(json.loads(content)["completion"],
                          "x = '[REDACTED:CUSTOM_PATTERN]'")
+
+    @defer.inlineCallbacks
+    def test_portZeroRefused(self):
+        """
+        Port 0 (it went to port 80) is refused with a 400 in the envelope.
+        """
+        for url in ["http://127.0.0.1:0/x"]:
+            out, err, code = yield getProcessOutputAndValue(
+                "/usr/bin/curl", ["-s", "-o", "-", "-w", "\n%{http_code}",
+                                  "--proxy", "http://127.0.0.1:%d" % (
+                                      self.gw.port.getHost().port,), url])
+            body, status = out.rsplit(b"\n", 1)
+            self.assertEqual(status, b"400", (url, out, err))
+            self.assertEqual(json.loads(body)["error"]["type"],
+                             "validation_error")
+        self.assertEqual(self.gw.provider.requests, [])
 
     @defer.inlineCallbacks
     def test_curl(self):

@@ -51,14 +51,15 @@ class ForwardProxy:
         try:
             parts = urlsplit(request.uri)
             host = parts.hostname.decode("idna") if parts.hostname else None
-            port = parts.port or 80
-        except (ValueError, UnicodeError):
+            port = 80 if parts.port is None else parts.port
+            origin = OriginTarget("http", host, port,
+                                  self._current.parts.targetsByHost.get(host))
+            origin.url(b"/")
+        except (ValueError, UnicodeError, AttributeError):
             parts, host = None, None
-        if parts is None or parts.scheme != b"http" or not host:
+        if parts is None or parts.scheme != b"http" or not host or not port:
             return _Refusal(GatewayError(
                 400, "validation_error",
-                "a forward-proxy request needs an http:// URL "
-                "(https goes through CONNECT)"))
-        origin = OriginTarget("http", host, port,
-                              self._current.parts.targetsByHost.get(host))
+                "a forward-proxy request needs an http:// URL with a valid "
+                "host and port (https goes through CONNECT)"))
         return OriginResource(self._current, origin, "proxy", self._identify)

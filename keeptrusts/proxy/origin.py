@@ -67,13 +67,17 @@ class OriginTarget:
         return self.configured.target.pricing if self.configured else None
 
     def url(self, path, query=b""):
+        """
+        @raise UnicodeError: the host is not ASCII, nor a name IDNA can
+            encode.
+        """
         default = {"https": 443, "http": 80}[self.scheme]
-        netloc = self.host if self.port == default else "%s:%d" % (
-            self.host, self.port)
-        if ":" in self.host and not self.host.startswith("["):
-            netloc = "[%s]" % (self.host,) if self.port == default else (
-                "[%s]:%d" % (self.host, self.port))
-        url = ("%s://%s" % (self.scheme, netloc)).encode("idna") + path
+        host = self.host.encode("ascii" if self.host.isascii() else "idna")
+        if b":" in host and not host.startswith(b"["):
+            host = b"[" + host + b"]"
+        netloc = host if self.port == default else b"%s:%d" % (host,
+                                                               self.port)
+        url = self.scheme.encode("ascii") + b"://" + netloc + path
         return url + b"?" + query if query else url
 
 
