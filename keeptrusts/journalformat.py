@@ -30,9 +30,16 @@ def canonical(record):
 def recordHash(record):
     """
     Recompute the hash of a parsed record: everything but C{hash}.
+
+    @return: the hex digest, or L{None} when the record has what the
+        journal never writes (NaN, a lone surrogate): it cannot be one.
     """
     body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical(body).encode("utf-8")).hexdigest()
+    try:
+        text = canonical(body).encode("utf-8")
+    except ValueError:  # UnicodeEncodeError is one
+        return None
+    return hashlib.sha256(text).hexdigest()
 
 
 _lastSecond = (None, "")

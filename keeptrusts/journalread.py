@@ -206,7 +206,8 @@ def checkLink(record, prevHash, expectedSeq):
     C{expectedSeq} are L{None} for the first record, whose place is
     checked separately (L{ChainCheck}).
     """
-    if record.get("hash") != recordHash(record):
+    computed = recordHash(record)
+    if computed is None or record.get("hash") != computed:
         return HASH_MISMATCH
     if prevHash is not None and record.get("prev_hash") != prevHash:
         return PREV_HASH_MISMATCH

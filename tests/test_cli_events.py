@@ -227,6 +227,26 @@ class TailTests(EventsTestMixin, SynchronousTestCase):
             self.assertEqual((code, lines, err), (0, LINES[:1], ""))
 
 
+class OddRecordTests(EventsTestMixin, SynchronousTestCase):
+    """
+    What the gateway never writes but a journal may hold: shown, not a
+    crash.
+    """
+
+    def test_tailShowsOddValues(self):
+        self.writeJournal([{"phase": "input", "verdict": ["allow"],
+                            "user": "devX", "provider": {"a": 1}}])
+        path = os.path.join(self.directory, segmentName(1))
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data.replace(b'"devX"', b'"dev\\ud800"'))
+        [line] = self.tail()
+        self.assertIn("user:dev\\ud800", line)
+        self.assertIn("['ALLOW']", line)
+        self.assertIn("{'a': 1}", line)
+
+
 class FilterTests(EventsTestMixin, SynchronousTestCase):
 
     def setUp(self):
@@ -443,6 +463,24 @@ class VerifyTests(EventsTestMixin, SynchronousTestCase):
         self.assertEqual((code, lines, err), (1, [
             "FAIL: 00000001.jsonl line 2 (seq 2): hash mismatch "
             "(record edited)"], ""))
+
+    def test_editedToWhatJSONCannotCanonicalise(self):
+        """
+        An edit to a value the journal never writes (NaN, a lone
+        surrogate) is a hash mismatch like any other, not a crash.
+        """
+        for edited in [b'"user":NaN', b'"user":"\\ud800"', b'"user":Infinity']:
+            self.directory = self.mktemp()
+            self.writeJournal()
+            path = os.path.join(self.directory, segmentName(1))
+            with open(path, "rb") as f:
+                data = f.read()
+            with open(path, "wb") as f:
+                f.write(data.replace(b'"user":"dev2"', edited, 1))
+            code, lines, err = self.kt("events", "verify")
+            self.assertEqual((code, lines, err), (1, [
+                "FAIL: 00000001.jsonl line 2 (seq 2): hash mismatch "
+                "(record edited)"], ""), edited)
 
     def test_removed(self):
         self.writeJournal()

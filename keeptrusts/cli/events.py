@@ -125,7 +125,10 @@ def runVerify(options, runtime):
 
 def _print(out, lines):
     for line in lines:
-        out.write(line + "\n")
+        # A record may hold a lone surrogate (escaped in its JSON): shown
+        # escaped, not a crash of the terminal's encoder.
+        out.write(line.encode("utf-8", "backslashreplace").decode("utf-8")
+                  + "\n")
     out.flush()
 
 
@@ -150,7 +153,8 @@ def formatEvent(record):
         fieldText(record.get("provider")),
         fieldText(record.get("endpoint")),
         "user:" + fieldText(record.get("user")),
-        VERDICT_WORDS.get(verdict) or fieldText(verdict).upper(),
+        (VERDICT_WORDS.get(verdict) if isinstance(verdict, str) else None)
+        or fieldText(verdict).upper(),
     ]
     parts.extend(_details(record))
     if record.get("degraded") is True:
