@@ -256,6 +256,49 @@ class PolicyTests(TestCase):
         self.assertNotIn("luebird", journal)
 
     @defer.inlineCallbacks
+    def test_fieldsNoSurfaceNamesAreRead(self):
+        """
+        A text in a field the surfaces do not name (legacy function calls,
+        predictions, refusals, tool descriptions, a completion's suffix,
+        Codex's custom tool input and shell commands, reasoning summaries,
+        list tool outputs) is read and redacted like any other: none went
+        to the provider unread.
+        """
+        secret = "ACME-12345678"
+        bodies = [
+            ("/v1/chat/completions", {"model": "gpt-fake", "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "refusal", "refusal": "x " + secret}]},
+                {"role": "assistant", "content": None, "function_call": {
+                    "name": "f", "arguments": '{"k": "%s"}' % secret}}],
+                "prediction": {"type": "content", "content": secret},
+                "tools": [{"type": "function", "function": {
+                    "name": "ls", "description": "key " + secret}}]}),
+            ("/v1/completions", {"model": "gpt-fake", "prompt": "def f():",
+                                 "suffix": "  return '%s'" % secret}),
+            ("/v1/responses", {"model": "gpt-fake", "input": [
+                {"type": "message", "role": "user", "content": "go"},
+                {"type": "custom_tool_call", "call_id": "c1",
+                 "name": "apply_patch", "input": "+key = " + secret},
+                {"type": "local_shell_call", "call_id": "c2", "action": {
+                    "type": "exec", "command": ["echo", secret]}},
+                {"type": "reasoning", "id": "r1", "summary": [
+                    {"type": "summary_text", "text": "saw " + secret}]},
+                {"type": "function_call_output", "call_id": "c3",
+                 "output": [{"type": "input_text", "text": secret}]}]})]
+        gw = Gateway(self)
+        for path, body in bodies:
+            response = yield gw.post(path, body)
+            yield response.content()
+            self.assertEqual(response.code, 200, path)
+            received = gw.provider.requests[-1]
+            self.assertNotIn(b"12345678", received.body, path)
+            self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", received.body)
+        self.assertEqual([e["verdict"] for e in gw.events("input")],
+                         ["redact"] * 3)
+
+    @defer.inlineCallbacks
     def test_blockSendsNothing(self):
         gw = Gateway(self, action="block")
         response = yield gw.post("/v1/chat/completions",

@@ -10,7 +10,7 @@ try:
     from anthropic import Anthropic
 except ImportError:  # Debian 12 has no python3-anthropic
     Anthropic = None
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.anthropic import MESSAGES, MessagesRewriter, usageOf
@@ -91,6 +91,35 @@ class SlotTests(SynchronousTestCase):
         self.assertEqual("".join(texts), "id ACME-1234")
         self.assertTrue(out.rstrip().endswith(b'"index": 0}'))
         self.assertEqual(outcome.tokens, {"input": 3, "output": 1})
+
+
+class EveryTextTests(TestCase):
+    """
+    Blocks the Messages surface does not name are read all the same.
+    """
+
+    @defer.inlineCallbacks
+    def test_documentsAndSearchResults(self):
+        gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)
+        secret = "ACME-12345678"
+        response = yield gw.post("/v1/messages", {
+            "model": "claude-fake", "max_tokens": 10, "messages": [
+                {"role": "user", "content": [
+                    {"type": "document", "source": {
+                        "type": "text", "media_type": "text/plain",
+                        "data": "plain " + secret}},
+                    {"type": "document", "source": {
+                        "type": "content", "content": [
+                            {"type": "text", "text": secret}]}},
+                    {"type": "search_result", "source": "https://x",
+                     "title": "t", "content": [
+                         {"type": "text", "text": "found " + secret}]},
+                    {"type": "text", "text": "summarise"}]}]})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        received = gw.provider.requests[-1].body
+        self.assertNotIn(b"12345678", received)
+        self.assertEqual(gw.events("input")[0]["verdict"], "redact")
 
 
 class AnthropicSDKTests(TestCase):

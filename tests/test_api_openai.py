@@ -8,7 +8,7 @@ import copy
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
-from keeptrusts.api.endpoint import readSlots, writeSlots
+from keeptrusts.api.endpoint import readSlots, requestTextSlots, writeSlots
 from keeptrusts.api.openai import ENDPOINTS, usageOf
 
 CHAT = ENDPOINTS["chat/completions"]
@@ -115,6 +115,47 @@ class ChatRequestTests(SynchronousTestCase):
     def test_emptyStringIsASlot(self):
         body = {"model": "m", "messages": [{"role": "user", "content": ""}]}
         self.assertEqual(readSlots(list(CHAT.requestSlots(body))), ("",))
+
+
+class EveryTextTests(SynchronousTestCase):
+    """
+    L{requestTextSlots}: the surface's own slots first, then every other
+    string but identifiers, enumerations and encoded data.
+    """
+
+    def test_otherStringsRead(self):
+        body = {
+            "model": "gpt-4o", "user": "u1", "stop": ["END"],
+            "messages": [
+                {"role": "user", "name": "alice", "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "refusal", "refusal": "no"},
+                    {"type": "image_url", "image_url": {
+                        "url": "data:image/png;base64,AAAA", "detail": "low"}},
+                    {"type": "image_url", "image_url": {
+                        "url": "https://b.s3.amazonaws.com/x?X-Amz=1"}},
+                    {"type": "input_audio", "input_audio": {
+                        "data": "UklGRg==", "format": "wav"}}]},
+                {"role": "assistant", "function_call": {
+                    "name": "f", "arguments": "{\"k\": 1}"}}],
+            "prediction": {"type": "content", "content": "predicted"},
+            "tools": [{"type": "function", "function": {
+                "name": "ls", "description": "lists files",
+                "parameters": {"type": "object", "properties": {
+                    "dir": {"type": "string", "description": "where"}}}}}],
+            "tool_choice": "auto", "reasoning_effort": "low"}
+        texts = readSlots(requestTextSlots(
+            ENDPOINTS["chat/completions"], body))
+        self.assertEqual(texts[0], "hi")
+        self.assertEqual(sorted(texts[1:]), sorted([
+            "u1", "END", "predicted", "no", "{\"k\": 1}", "lists files",
+            "where", "https://b.s3.amazonaws.com/x?X-Amz=1"]))
+
+    def test_writesBack(self):
+        body = {"model": "m", "prompt": "p", "suffix": "s"}
+        slots = requestTextSlots(ENDPOINTS["completions"], body)
+        writeSlots(slots, ["P", "S"])
+        self.assertEqual(body, {"model": "m", "prompt": "P", "suffix": "S"})
 
 
 class ChatValidationTests(SynchronousTestCase):

@@ -7,6 +7,8 @@ JSON: reading the slots gives the texts, writing them back rewrites the body
 in place, whatever else it carries.
 """
 
+from collections import deque
+
 import attr
 
 
@@ -60,3 +62,49 @@ def readSlots(slots):
 def writeSlots(slots, texts):
     for (container, key), text in zip(slots, texts):
         container[key] = text
+
+
+# Strings of a request that are not text anyone wrote: identifiers, names
+# of formats and enumerations, and encoded data (base64 images, signed
+# reasoning) that a policy could only misread.
+_NOT_TEXT = frozenset([
+    "model", "role", "type", "id", "name", "object", "speaker", "status",
+    "tool_call_id", "tool_use_id", "call_id", "item_id", "file_id",
+    "previous_response_id", "finish_reason", "stop_reason", "media_type",
+    "mime_type", "detail", "format", "encoding_format", "service_tier",
+    "reasoning_effort", "effort", "voice", "tool_choice", "truncation",
+    "signature", "encrypted_content"])
+
+
+def _encoded(node, key):
+    # Base64 media: Anthropic's {"type": "base64", "data": ...}, OpenAI's
+    # input_audio {"data": ..., "format": "wav"}; a text source's data is
+    # text.
+    return key == "data" and (node.get("type") == "base64" or "format" in node)
+
+
+def requestTextSlots(endpoint, body):
+    """
+    The slots of every text a request carries: the surface's own, in its
+    order, then every other string of the body but identifiers,
+    enumerations and encoded data.  A field no surface names (a new one, a
+    rare one) is read all the same: what the policies do not see must not
+    reach the provider.
+    """
+    slots = list(endpoint.requestSlots(body))
+    known = {(id(container), key) for container, key in slots}
+    queue = deque([body])
+    while queue:
+        node = queue.popleft()
+        for key, value in (node.items() if isinstance(node, dict)
+                           else enumerate(node)):
+            if key in _NOT_TEXT or (isinstance(node, dict)
+                                    and _encoded(node, key)):
+                continue
+            if isinstance(value, (dict, list)):
+                queue.append(value)
+            elif (isinstance(value, str) and value
+                  and (id(node), key) not in known
+                  and not value.startswith("data:")):
+                slots.append((node, key))
+    return slots

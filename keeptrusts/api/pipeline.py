@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
-from keeptrusts.api.endpoint import readSlots, writeSlots
+from keeptrusts.api.endpoint import readSlots, requestTextSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.site import sendNow
@@ -94,7 +94,7 @@ class Call:
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self):
-        slots = list(self.endpoint.requestSlots(self.body))
+        slots = requestTextSlots(self.endpoint, self.body)
         self.exchange = attr.evolve(self.exchange, texts=readSlots(slots))
         d = self.chain.checkInput(self.exchange)
         d.addCallback(self._inputDecided, slots)

@@ -138,12 +138,13 @@ def requestTexts(body):
     The endpoint and texts of a request body, as the gateway's OpenAI
     request adapter reads them.
     """
+    from keeptrusts.api.endpoint import readSlots, requestTextSlots
     from keeptrusts.api.openai import ENDPOINTS
     name = ("chat/completions" if "messages" in body else
             "completions" if "prompt" in body else "embeddings")
     endpoint = ENDPOINTS[name]
     endpoint.validate(body)
-    return name, tuple(container[key] for container, key in endpoint.requestSlots(body))
+    return name, readSlots(requestTextSlots(endpoint, body))
 
 
 def _cases(options, path, config, factories):
