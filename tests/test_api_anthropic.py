@@ -122,6 +122,30 @@ class EveryTextTests(TestCase):
         self.assertEqual(gw.events("input")[0]["verdict"], "redact")
 
 
+class CountTokensTests(TestCase):
+
+    @defer.inlineCallbacks
+    def test_promptReadAnswerPassed(self):
+        """
+        Counting tokens sends the prompt: it is read like a message's; the
+        count comes back as it is.
+        """
+        gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)
+        response = yield gw.post("/v1/messages/count_tokens", {
+            "model": "claude-fake", "system": "key ACME-12345678",
+            "messages": [{"role": "user", "content": "one two three"}]})
+        body = yield response.json()
+        self.assertEqual(response.code, 200)
+        received = gw.provider.requests[-1]
+        self.assertEqual(received.path, "/v1/messages/count_tokens")
+        self.assertNotIn(b"12345678", received.body)
+        self.assertEqual(body, {"input_tokens": 5})
+        self.assertEqual([(e["phase"], e["verdict"], e["endpoint"])
+                          for e in gw.events()],
+                         [("input", "redact", "messages/count_tokens"),
+                          ("output", "allow", "messages/count_tokens")])
+
+
 class AnthropicSDKTests(TestCase):
     """
     The real anthropic SDK pointed at the gateway.

@@ -41,6 +41,20 @@ class PathTests(SynchronousTestCase):
         self.assertEqual(
             llmEndpoint(b"POST", b"/.api/completions/stream").provider,
             "sourcegraph")
+        # What a server may read as the call itself is the call.
+        for variant in [b"/v1//chat/completions", b"/v1/chat/completions/",
+                        b"/v1/chat%2Fcompletions", b"//v1/chat/completions",
+                        b"/openai/deployments/gpt4/chat/completions",
+                        b"/openai/v1/chat/completions",
+                        b"/.api/llm/chat/completions"]:
+            self.assertEqual(llmEndpoint(b"POST", variant).name,
+                             "chat/completions", variant)
+        self.assertEqual(
+            llmEndpoint(b"POST", b"/v1/messages/count_tokens").name,
+            "messages/count_tokens")
+        self.assertEqual(
+            llmEndpoint(b"POST", b"/openai/deployments/e/embeddings").name,
+            "embeddings")
         self.assertIsNone(llmEndpoint(b"GET", b"/v1/chat/completions"))
         self.assertIsNone(llmEndpoint(b"POST", b"/.api/graphql"))
 
@@ -139,6 +153,23 @@ class ForwardProxyTests(TestCase):
         self.assertEqual((event["mode"], event["host"], event["verdict"],
                           event["provider"], event["target"]),
                          ("proxy", "127.0.0.1", "redact", "openai", "fake"))
+
+    @defer.inlineCallbacks
+    def test_pathVariantsRead(self):
+        """
+        A call on a variant of its path (doubled or trailing slashes, an
+        encoded slash) goes through the policies, and out as it came.
+        """
+        for path in ["/v1//chat/completions", "/v1/chat%2Fcompletions",
+                     "/v1/chat/completions/"]:
+            response, content = yield self.request(
+                b"POST", path, {"model": "gpt-fake", "messages": [
+                    {"role": "user", "content": "id ACME-12345678"}]})
+            received = self.gw.provider.requests[-1]
+            self.assertEqual(received.uri, path)
+            self.assertNotIn(b"12345678", received.body, path)
+        self.assertEqual([e["verdict"] for e in self.gw.events("input")],
+                         ["redact"] * 3)
 
     @defer.inlineCallbacks
     def test_noKeyToAnotherPortOfTheTargetsHost(self):

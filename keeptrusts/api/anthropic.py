@@ -57,11 +57,15 @@ def _answerSlots(answer):
 
 
 def _validate(body):
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        raise validationError("'model' must be a non-empty string")
     if not isinstance(body.get("max_tokens"), int) or isinstance(
             body.get("max_tokens"), bool):
         raise validationError("'max_tokens' must be an integer")
+    _validateCount(body)
+
+
+def _validateCount(body):
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise validationError("'model' must be a non-empty string")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise validationError("'messages' must be a non-empty list")
@@ -152,3 +156,15 @@ MESSAGES = Endpoint(
     "messages", _validate, _requestSlots, _answerSlots,
     usage=usageOf, errorEvent=errorEvent, rewriter=MessagesRewriter,
     formats=("anthropic",), upstreamPath=_messagesPath)
+
+
+def _countTokensPath(baseURL):
+    return _messagesPath(baseURL) + b"/count_tokens"
+
+
+# The prompt goes to the provider to be counted: read like a message's; the
+# answer (a number) passes as it is.
+COUNT_TOKENS = Endpoint(
+    "messages/count_tokens", _validateCount, _requestSlots,
+    errorEvent=errorEvent, formats=("anthropic",),
+    upstreamPath=_countTokensPath)

@@ -20,6 +20,7 @@ from keeptrusts.policy.values import Exchange
 
 ENDPOINTS = dict(openai.ENDPOINTS, messages=anthropic.MESSAGES,
                  responses=responses.RESPONSES)
+ENDPOINTS["messages/count_tokens"] = anthropic.COUNT_TOKENS
 
 
 def header(request, name):

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_testing -*-
 """
-The fake provider's Anthropic endpoint: C{POST /v1/messages}, whole or
-streamed.
+The fake provider's Anthropic endpoints: C{POST /v1/messages}, whole or
+streamed, and C{POST /v1/messages/count_tokens}.
 """
 
 from keeptrusts.testing.answers import (
@@ -48,3 +48,8 @@ def messages(provider, received, script):
             + namedEvent(b"message_stop", {"type": "message_stop"}))
     return Stream(steps, tail, delta(FILLER),
                   b"event: content_block_delta\ndata: {\"type\n\n")
+
+
+def tokenCount(provider, received, script):
+    body = requireBody(received, "messages")
+    return {"input_tokens": countTokens(promptTexts(body))}

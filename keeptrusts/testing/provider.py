@@ -24,9 +24,12 @@ class FakeProvider(Resource):
     """
     An LLM provider speaking the OpenAI formats, for loopback tests.
 
-    Serves C{POST /v1/chat/completions}, C{POST /v1/completions} (both
-    streamable), C{POST /v1/embeddings}, C{GET /v1/models} and
-    C{GET /v1/models/<id>}; anything else is a 404 with an OpenAI error.
+    Serves OpenAI's C{POST /v1/chat/completions}, C{POST /v1/completions}
+    (both streamable), C{POST /v1/embeddings}, C{POST /v1/responses},
+    C{GET /v1/models} and C{GET /v1/models/<id>}; Anthropic's
+    C{POST /v1/messages} and C{/v1/messages/count_tokens}; Sourcegraph's
+    C{/.api/completions/stream} and C{/code}.  Anything else is a 404 with
+    an OpenAI error.
 
     @ivar script: the L{Script} used by every request, unless one was
         queued with L{enqueue}.
@@ -59,6 +62,7 @@ class FakeProvider(Resource):
             (b"POST", b"/v1/embeddings"): openai.embeddings,
             (b"GET", b"/v1/models"): openai.listModels,
             (b"POST", b"/v1/messages"): anthropic.messages,
+            (b"POST", b"/v1/messages/count_tokens"): anthropic.tokenCount,
             (b"POST", b"/v1/responses"): openai.responses,
             (b"POST", b"/.api/completions/stream"): sourcegraph.stream,
             (b"POST", b"/.api/completions/code"): sourcegraph.code,
