@@ -299,6 +299,26 @@ class PolicyTests(TestCase):
                          ["redact"] * 3)
 
     @defer.inlineCallbacks
+    def test_logprobsOfARedactedAnswerDropped(self):
+        """
+        The logprobs of a redacted answer spell out what was taken: gone.
+        """
+        gw = Gateway(self)
+        gw.provider.script = Script(
+            answer="id ACME-12345678",
+            logprobs={"content": [{"token": "ACME-12345678",
+                                   "logprob": -0.5}]})
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(body["choices"][0]["message"]["content"],
+                         "id [REDACTED:CUSTOM_PATTERN]")
+        self.assertIsNone(body["choices"][0]["logprobs"])
+        gw.provider.script = Script(answer="plain", logprobs={"content": []})
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(body["choices"][0]["logprobs"], {"content": []})
+
+    @defer.inlineCallbacks
     def test_blockSendsNothing(self):
         gw = Gateway(self, action="block")
         response = yield gw.post("/v1/chat/completions",

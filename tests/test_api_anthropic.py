@@ -93,6 +93,48 @@ class SlotTests(SynchronousTestCase):
         self.assertEqual(outcome.tokens, {"input": 3, "output": 1})
 
 
+    def test_toolInputAndThinkingScanned(self):
+        """
+        A tool call's streamed input (the JSON of, say, a file being
+        written) and the model's thinking are scanned like its text; what
+        is held goes out as the same kind of delta before the block stops.
+        """
+        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
+        rewriter = MessagesRewriter(Outcome(), MESSAGES,
+                                    lambda: policy.scanOutput(None))
+
+        def delta(index, kind, field, text):
+            return b"event: content_block_delta\ndata: %s\n\n" % (
+                json.dumps({"type": "content_block_delta", "index": index,
+                            "delta": {"type": kind, field: text}}).encode(),)
+
+        def stop(index):
+            return (b"event: content_block_stop\ndata: "
+                    b'{"type": "content_block_stop", "index": %d}\n\n'
+                    % (index,))
+        out = b"".join(rewriter.feed(e) for e in [
+            delta(0, "thinking_delta", "thinking", "the id ACME-1234"),
+            delta(0, "thinking_delta", "thinking", "5678 is"), stop(0),
+            delta(1, "input_json_delta", "partial_json",
+                  '{"content": "id ACME-12'),
+            delta(1, "input_json_delta", "partial_json", '345678"}'),
+            delta(2, "input_json_delta", "partial_json", '{"a": "ACME-1'),
+            stop(2), stop(1)])
+        self.assertNotIn(b"12345678", out)
+        deltas = [json.loads(e.split(b"data: ", 1)[1])
+                  for e in out.split(b"\n\n")
+                  if e.startswith(b"event: content_block_delta")]
+        joined = {}
+        for d in deltas:
+            field = {"thinking_delta": "thinking",
+                     "input_json_delta": "partial_json"}[d["delta"]["type"]]
+            joined[d["index"]] = joined.get(d["index"], "") + d["delta"][field]
+        self.assertEqual(joined, {
+            0: "the id [REDACTED:CUSTOM_PATTERN] is",
+            1: '{"content": "id [REDACTED:CUSTOM_PATTERN]"}',
+            2: '{"a": "ACME-1'})
+
+
 class EveryTextTests(TestCase):
     """
     Blocks the Messages surface does not name are read all the same.

@@ -254,6 +254,67 @@ class SseRewriterTests(SynchronousTestCase):
             PolicyOutcome("dlp-filter", REDACT, 0.0,
                           (Finding("aws_access_key_id", 2),)),))
 
+    def test_toolCallArgumentsScanned(self):
+        """
+        A tool call's streamed arguments are a text of their own: a key
+        split across their chunks is redacted, and what is held when the
+        choice finishes goes out as arguments, before the finish.
+        """
+        def call(arguments, index=0, **extra):
+            return chunk(index=0, choices=[{"index": 0, "delta": {
+                "tool_calls": [dict(extra, index=index, function={
+                    "arguments": arguments})]}, "finish_reason": None}])
+        first = chunk(index=0, choices=[{"index": 0, "delta": {
+            "role": "assistant", "content": "writing "}, "finish_reason": None}])
+        pieces = [event(first),
+                  event(call("", id="c1", type="function")),
+                  event(call('{"key": "AKIAIOSF')),
+                  event(call('ODNN7EXAMPLE", "n": 1}')),
+                  event(call('{"k": "AKIA', index=1)),
+                  event(chunk(finish="tool_calls")),
+                  b"data: [DONE]\n\n"]
+        rewriter = self.rewriter()
+        out = b"".join(rewriter.feed(p) for p in pieces) + rewriter.end()
+        self.assertNotIn(b"AKIAIOSF", out)
+        self.assertNotIn(b"ODNN7EXAMPLE", out)
+        events, _ = parse(out)
+        arguments = {}
+        for e in events:
+            for choice in (e.get("choices") or ()) if isinstance(e, dict) else ():
+                for c in choice["delta"].get("tool_calls") or ():
+                    arguments[c["index"]] = arguments.get(c["index"], "") + \
+                        c["function"]["arguments"]
+        self.assertEqual(arguments, {0: '{"key": "%s", "n": 1}' % (
+            REDACTED_AWS,), 1: '{"k": "AKIA'})
+        self.assertEqual(events[-2]["choices"][0]["finish_reason"],
+                         "tool_calls")
+        self.assertEqual(contentOf(events), "writing ")
+
+    def test_logprobsOfAlteredTextDropped(self):
+        """
+        The logprobs of a chunk whose text was redacted or held spell the
+        secret out: they are dropped; an untouched chunk keeps its own.
+        """
+        logprobs = {"content": [{"token": "t", "logprob": -0.1}]}
+        pieces = [event(dict(chunk("plain "), choices=[{
+                      "index": 0, "delta": {"content": "plain "},
+                      "logprobs": logprobs, "finish_reason": None}])),
+                  event(dict(chunk("k"), choices=[{
+                      "index": 0, "delta": {"content": "AKIAIOSF"},
+                      "logprobs": {"content": [{"token": "AKIAIOSF"}]},
+                      "finish_reason": None}])),
+                  event(dict(chunk("k"), choices=[{
+                      "index": 0, "delta": {"content": "ODNN7EXAMPLE"},
+                      "logprobs": {"content": [{"token": "ODNN7EXAMPLE"}]},
+                      "finish_reason": None}])),
+                  b"data: [DONE]\n\n"]
+        rewriter = self.rewriter()
+        out = b"".join(rewriter.feed(p) for p in pieces) + rewriter.end()
+        self.assertNotIn(b"AKIAIOSF", out)
+        self.assertNotIn(b"ODNN7EXAMPLE", out)
+        events, _ = parse(out)
+        self.assertEqual(events[0]["choices"][0]["logprobs"], logprobs)
+
     def test_outcomesNothingFound(self):
         self.runPieces([chatStream("hello")])
         self.assertEqual(self.rewriterUsed.outcomes(), (

@@ -107,11 +107,22 @@ def _event(name, payload):
             b"\n\n")
 
 
+# The streamed texts of a content block: an answer's text, its thinking, a
+# tool call's input (JSON, scanned as the text it is).
+_DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking",
+               "input_json_delta": "partial_json"}
+
+
 class MessagesRewriter(EventRewriter):
     """
     One scanner per text content block; what a scanner holds when its
     block stops goes out as one more delta just before the stop.
     """
+
+    def __init__(self, *args):
+        EventRewriter.__init__(self, *args)
+        # The delta type of each block's text, for what is released later.
+        self._kinds = {}
 
     def _rewritePayload(self, name, payload, event):
         if not isinstance(payload, dict):
@@ -121,11 +132,15 @@ class MessagesRewriter(EventRewriter):
         if tokens is not None:
             self.outcome.tokens = dict(self.outcome.tokens or {}, **tokens)
         index = payload.get("index", 0)
+        if not isinstance(index, int):
+            index = 0
         if kind == "content_block_delta":
             delta = payload.get("delta")
-            if isinstance(delta, dict) and delta.get("type") == "text_delta" \
-                    and isinstance(delta.get("text"), str):
-                delta["text"] = self._scanner(index).feed(delta["text"])
+            deltaKind = delta.get("type") if isinstance(delta, dict) else None
+            field = _DELTA_TEXT.get(deltaKind)
+            if field is not None and isinstance(delta.get(field), str):
+                self._kinds[index] = deltaKind
+                delta[field] = self._scanner(index).feed(delta[field])
                 return _event(b"content_block_delta", payload)
         elif kind == "content_block_stop":
             return self._heldDelta(index) + event + b"\n\n"
@@ -138,9 +153,10 @@ class MessagesRewriter(EventRewriter):
         held = scanner.end() if scanner is not None else ""
         if not held:
             return b""
+        kind = self._kinds.get(index, "text_delta")
         return _event(b"content_block_delta", {
             "type": "content_block_delta", "index": index,
-            "delta": {"type": "text_delta", "text": held}})
+            "delta": {"type": kind, _DELTA_TEXT[kind]: held}})
 
     def _flush(self):
         return b"".join(self._heldDelta(index)

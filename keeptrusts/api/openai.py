@@ -49,10 +49,47 @@ def _chatAnswerSlots(answer):
 
 
 def _chatDeltaSlots(chunk):
+    """
+    A choice's streamed texts, each its own: the content (keyed by the
+    choice's index), its reasoning, each tool call's arguments (keyed
+    C{(index, "reasoning")}, C{(index, "tool", call index)}).
+    """
     for choice in _choices(chunk):
+        index = _index(choice)
         delta = choice.get("delta")
-        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            yield choice.get("index", 0), delta, "content"
+        if not isinstance(delta, dict):
+            continue
+        if isinstance(delta.get("content"), str):
+            yield index, delta, "content"
+        if isinstance(delta.get("reasoning_content"), str):
+            yield (index, "reasoning"), delta, "reasoning_content"
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(
+                    function.get("arguments"), str):
+                yield (index, "tool", _index(call)), function, "arguments"
+
+
+def _chatDeltaChoice(key, text):
+    """
+    A choice carrying text the gateway releases itself, for its
+    L{_chatDeltaSlots} key.
+    """
+    if not isinstance(key, tuple):
+        return {"index": key, "delta": {"content": text},
+                "finish_reason": None}
+    if key[1] == "reasoning":
+        delta = {"reasoning_content": text}
+    else:
+        delta = {"tool_calls": [{"index": key[2],
+                                 "function": {"arguments": text}}]}
+    return {"index": key[0], "delta": delta, "finish_reason": None}
+
+
+def _index(value):
+    index = value.get("index", 0)
+    return index if isinstance(index, int) else 0
 
 
 def _textAnswerSlots(answer):
@@ -64,7 +101,7 @@ def _textAnswerSlots(answer):
 def _textDeltaSlots(chunk):
     for choice in _choices(chunk):
         if isinstance(choice.get("text"), str):
-            yield choice.get("index", 0), choice, "text"
+            yield _index(choice), choice, "text"
 
 
 def _choices(value):
@@ -129,10 +166,7 @@ def _promptAndSuffixSlots(body):
 ENDPOINTS = {
     e.name: e for e in [
         Endpoint("chat/completions", _validateChat, _chatRequestSlots,
-                 _chatAnswerSlots, _chatDeltaSlots,
-                 lambda index, text: {"index": index,
-                                      "delta": {"content": text},
-                                      "finish_reason": None},
+                 _chatAnswerSlots, _chatDeltaSlots, _chatDeltaChoice,
                  usageOf, errorEvent, SseRewriter,
                  # Anthropic targets are reached through translation.
                  formats=("openai", "openai-compatible", "anthropic")),

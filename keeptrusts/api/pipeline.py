@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readSlots, requestTextSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.site import sendNow
 from keeptrusts.api.translate import (
@@ -287,6 +288,7 @@ class Call:
             return
         if result.verdict == REDACT:
             writeSlots(slots, result.texts)
+            forgetLogprobs(answer)
             data = json.dumps(answer).encode("utf-8")
         request = self.request
         copyResponseHeaders(response.headers, request.responseHeaders,

@@ -122,38 +122,42 @@ class SseRewriter(EventRewriter):
             if self.dropUsageChunk and not chunk.get("choices"):
                 return b""
         slots = {}
-        changed = False
+        altered = set()
         for index, container, key in self._endpoint.deltaSlots(chunk):
             text = container[key]
             container[key] = released = self._scanner(index).feed(text)
-            changed = changed or released != text
+            if released != text:
+                altered.add(_choiceOf(index))
             slots[index] = (container, key)
         if slots:
             self._template = chunk
         before = []
-        for index in _finishedChoices(chunk):
-            scanner = self._scanners.pop(index, None)
-            held = scanner.end() if scanner is not None else ""
+        finished = _finishedChoices(chunk)
+        for index in sorted((k for k in self._scanners
+                             if _choiceOf(k) in finished), key=_order):
+            held = self._scanners.pop(index).end()
             if not held:
                 continue
+            altered.add(_choiceOf(index))
             if index in slots:
                 container, key = slots[index]
                 container[key] += held
-                changed = True
             else:
                 before.append(self._heldEvent(chunk, index, held))
-        if not changed and not before:
+        if not altered and not before:
             return None  # the event as it came: no re-encoding
+        forgetLogprobs(chunk, altered)
         return b"".join(before) + _chunkEvent(chunk)
 
     def _flush(self):
         """
-        Release what the scanners still hold, as one more chunk per choice.
+        Release what the scanners still hold, as one more chunk per text.
         """
         out = [self._heldEvent(self._template, index, text)
                for index, text in sorted(
-                   (index, scanner.end())
-                   for index, scanner in self._scanners.items())
+                   ((index, scanner.end())
+                    for index, scanner in self._scanners.items()),
+                   key=lambda pair: _order(pair[0]))
                if text]
         self._scanners.clear()
         return b"".join(out)
@@ -168,9 +172,37 @@ class SseRewriter(EventRewriter):
 def _finishedChoices(chunk):
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
     if not isinstance(choices, list):
-        return ()
-    return [c.get("index", 0) for c in choices
-            if isinstance(c, dict) and c.get("finish_reason") is not None]
+        return frozenset()
+    return frozenset(_choiceIndex(c) for c in choices
+                     if isinstance(c, dict) and c.get("finish_reason") is not None)
+
+
+def _choiceOf(index):
+    # A scanner's key: a choice's index, or (index, ...) for its other texts.
+    return index[0] if isinstance(index, tuple) else index
+
+
+def _order(index):
+    return index if isinstance(index, tuple) else (index,)
+
+
+def forgetLogprobs(answer, choices=None):
+    """
+    A choice whose text changed (redacted, or held back) loses its
+    logprobs: their tokens spell out what was taken.
+
+    @param choices: the indexes of the choices that changed; L{None}: all.
+    """
+    listed = answer.get("choices")
+    for choice in listed if isinstance(listed, list) else ():
+        if (isinstance(choice, dict) and choice.get("logprobs") is not None
+                and (choices is None or _choiceIndex(choice) in choices)):
+            choice["logprobs"] = None
+
+
+def _choiceIndex(choice):
+    index = choice.get("index", 0)
+    return index if isinstance(index, int) else None
 
 
 def _chunkEvent(chunk):

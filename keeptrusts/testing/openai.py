@@ -31,7 +31,7 @@ def chat(provider, received, script):
                 {
                     "index": index,
                     "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
+                    "logprobs": script.logprobs,
                     "finish_reason": "stop",
                 }
                 for index in range(choices)

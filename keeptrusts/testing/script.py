@@ -71,6 +71,8 @@ class Script:
     @ivar usage: the C{usage} object an OpenAI chat or completions answer
         carries (whole, or in a stream's usage chunk) instead of the
         counted one: odd figures, for tests.
+    @ivar logprobs: what each choice of a whole OpenAI chat answer carries
+        as its C{logprobs}.
     @ivar bigStream: answer every (chat or legacy) completion as a stream of
         about this many body bytes, produced as fast as the transport takes them, pausing
         when it pushes back (see L{FakeProvider.bytesProduced},
@@ -91,6 +93,7 @@ class Script:
     cumulative: bool = False
     bigStream: Optional[int] = None
     usage: Any = None
+    logprobs: Any = None
 
     def pauseBefore(self, index):
         """
