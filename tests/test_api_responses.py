@@ -9,7 +9,9 @@ from twisted.internet import threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.endpoint import readSlots
-from keeptrusts.api.responses import RESPONSES
+from keeptrusts.api.responses import RESPONSES, ResponsesRewriter
+from keeptrusts.api.stream import Outcome
+from keeptrusts.policy.dlp import DlpFilter, DlpOptions
 from keeptrusts.testing import Script, echoPrompt
 from tests.test_api import Gateway
 
@@ -29,6 +31,101 @@ class SlotTests(SynchronousTestCase):
                          ("be terse", "hello", "{\"x\": 1}", "result"))
         self.assertEqual(readSlots(list(RESPONSES.requestSlots(
             {"model": "m", "input": "just text"}))), ("just text",))
+
+    def test_answerSlots(self):
+        """
+        A whole answer's texts: messages' and calls' arguments or input.
+        """
+        answer = {"output": [
+            {"type": "message", "content": [
+                {"type": "output_text", "text": "hi"}]},
+            {"type": "function_call", "arguments": "{\"a\": 1}"},
+            {"type": "custom_tool_call", "input": "*** patch"}]}
+        self.assertEqual(readSlots(list(RESPONSES.answerSlots(answer))),
+                         ("hi", "{\"a\": 1}", "*** patch"))
+
+
+def _event(payload):
+    return b"event: %s\ndata: %s\n\n" % (payload["type"].encode(),
+                                         json.dumps(payload).encode())
+
+
+def _payloads(out):
+    return [json.loads(e.split(b"data: ", 1)[1])
+            for e in out.split(b"\n\n") if b"data: " in e]
+
+
+class RewriterTests(SynchronousTestCase):
+    """
+    L{ResponsesRewriter} over streams the fake provider does not send.
+    """
+
+    def rewriter(self, newScanner=None):
+        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
+        return ResponsesRewriter(Outcome(), RESPONSES, newScanner or (
+            lambda: policy.scanOutput(None)))
+
+    def test_callArgumentsScanned(self):
+        """
+        A function call's streamed arguments are scanned, and its closing
+        events (done, item done, completed) carry the redacted arguments,
+        never the ones the provider repeated.
+        """
+        raw = '{"key": "ACME-12345678"}'
+        item = {"type": "function_call", "id": "fc1", "call_id": "c1",
+                "name": "f", "arguments": raw}
+        events = [
+            {"type": "response.function_call_arguments.delta",
+             "item_id": "fc1", "output_index": 0, "delta": raw[:14]},
+            {"type": "response.function_call_arguments.delta",
+             "item_id": "fc1", "output_index": 0, "delta": raw[14:]},
+            {"type": "response.function_call_arguments.done",
+             "item_id": "fc1", "output_index": 0, "arguments": raw},
+            {"type": "response.output_item.done", "output_index": 0,
+             "item": item},
+            {"type": "response.completed", "response": {
+                "id": "r", "output": [dict(item)], "usage": None}}]
+        rewriter = self.rewriter()
+        out = b"".join(rewriter.feed(_event(e)) for e in events)
+        out += rewriter.end()
+        self.assertNotIn(b"12345678", out)
+        payloads = _payloads(out)
+        redacted = '{"key": "[REDACTED:CUSTOM_PATTERN]"}'
+        self.assertEqual("".join(
+            p["delta"] for p in payloads
+            if p["type"] == "response.function_call_arguments.delta"),
+            redacted)
+        self.assertEqual(payloads[-1]["response"]["output"][0]["arguments"],
+                         redacted)
+        self.assertEqual(rewriter.releasedChars(), len(redacted))
+
+    def test_incompleteResponseRewritten(self):
+        """
+        A response that ends incomplete repeats its text as the completed
+        one does: rewritten too.
+        """
+        message = {"type": "message", "content": [
+            {"type": "output_text", "text": "id ACME-12345678"}]}
+        rewriter = self.rewriter()
+        out = rewriter.feed(_event(
+            {"type": "response.output_text.delta", "output_index": 0,
+             "content_index": 0, "delta": "id ACME-12345678"}))
+        out += rewriter.feed(_event(
+            {"type": "response.incomplete", "response": {
+                "output": [message]}}))
+        self.assertNotIn(b"12345678", out)
+
+    def test_noOutputScanner(self):
+        """
+        A chain that scans no answers (the scanner is L{None}): texts that
+        come whole in closing events pass, counted.
+        """
+        rewriter = self.rewriter(newScanner=lambda: None)
+        out = rewriter.feed(_event(
+            {"type": "response.output_text.done", "output_index": 0,
+             "content_index": 0, "text": "hello"}))
+        self.assertEqual(_payloads(out)[0]["text"], "hello")
+        self.assertEqual(rewriter.releasedChars(), 5)
 
 
 class ResponsesSDKTests(TestCase):

@@ -53,6 +53,9 @@ def _outputSlots(response):
     for item in output if isinstance(output, list) else ():
         if isinstance(item, dict):
             yield from _contentSlots(item, "content")
+            field = _CALL_FIELDS.get(item.get("type"))
+            if field is not None and isinstance(item.get(field), str):
+                yield item, field
 
 
 def _validate(body):
@@ -86,10 +89,24 @@ def _event(name, payload):
             b"\n\n")
 
 
+# An output item's texts besides its content: a tool call's arguments (or a
+# custom tool's input), streamed by events of their own.
+_CALL_FIELDS = {"function_call": "arguments", "custom_tool_call": "input"}
+_CALL_DELTAS = {"arguments": "response.function_call_arguments.delta",
+                "input": "response.custom_tool_call_input.delta"}
+_CALL_DONES = {"response.function_call_arguments.done": "arguments",
+               "response.custom_tool_call_input.done": "input"}
+_DELTA_FIELDS = {kind: field for field, kind in _CALL_DELTAS.items()}
+# The closing events that repeat a whole response.
+_RESPONSE_ENDS = ("response.completed", "response.incomplete",
+                  "response.failed")
+
+
 class ResponsesRewriter(EventRewriter):
     """
-    One scanner per C{(output_index, content_index)}; the released text of
-    each is kept to rewrite the closing events.
+    One scanner per text: C{(output_index, content_index)} for a message's
+    content, C{(output_index, "arguments")} for a call's; the released text
+    of each is kept to rewrite the closing events.
     """
 
     def __init__(self, outcome, endpoint, newScanner):
@@ -100,34 +117,51 @@ class ResponsesRewriter(EventRewriter):
         if not isinstance(payload, dict):
             return None
         kind = payload.get("type")
-        key = (payload.get("output_index", 0), payload.get("content_index", 0))
-        if kind == "response.output_text.delta" and isinstance(
-                payload.get("delta"), str):
+        output = _int(payload.get("output_index"))
+        key = (output, _int(payload.get("content_index")))
+        name = name or (kind.encode() if isinstance(kind, str) else b"")
+        field = _DELTA_FIELDS.get(kind)
+        if field is not None:
+            key = (output, field)
+        if (kind == "response.output_text.delta" or field is not None) \
+                and isinstance(payload.get("delta"), str):
             payload["delta"] = self._release(key, self._scanner(key).feed(
                 payload["delta"]))
-            return _event(name or kind.encode(), payload)
+            return _event(name, payload)
         if kind == "response.output_text.done":
             held = self._heldDelta(payload, key)
             payload["text"] = self._textFor(key, payload.get("text"))
-            return held + _event(name or kind.encode(), payload)
+            return held + _event(name, payload)
+        field = _CALL_DONES.get(kind)
+        if field is not None:
+            key = (output, field)
+            held = self._heldDelta(payload, key)
+            payload[field] = self._textFor(key, payload.get(field))
+            return held + _event(name, payload)
         if kind == "response.content_part.done" and isinstance(
                 payload.get("part"), dict):
-            return self._closing(name, payload, payload["part"], key)
+            held = self._heldDelta(payload, key)
+            part = payload["part"]
+            if isinstance(part.get("text"), str):
+                part["text"] = self._textFor(key, part["text"])
+            return held + _event(name, payload)
         if kind == "response.output_item.done" and isinstance(
                 payload.get("item"), dict):
-            return self._closing(name, payload, payload["item"], key,
-                                 "content")
-        if kind == "response.completed" and isinstance(
+            held = self._flushAll(payload, output)
+            self._replaceTexts(payload["item"], output)
+            return held + _event(name, payload)
+        if kind in _RESPONSE_ENDS and isinstance(
                 payload.get("response"), dict):
             tokens = usageOf(payload)
             if tokens is not None:
                 self.outcome.tokens = tokens
             held = self._flushAll(payload)
-            for index, item in enumerate(payload["response"].get("output")
-                                         or ()):
+            items = payload["response"].get("output")
+            for index, item in enumerate(items if isinstance(items, list)
+                                         else ()):
                 if isinstance(item, dict):
-                    self._replaceTexts(item, "content", index)
-            return held + _event(name or kind.encode(), payload)
+                    self._replaceTexts(item, index)
+            return held + _event(name, payload)
         return None
 
     def _release(self, key, text):
@@ -139,31 +173,30 @@ class ResponsesRewriter(EventRewriter):
         held = scanner.end() if scanner is not None else ""
         if not held:
             return b""
-        payload = {k: template[k] for k in ("item_id", "output_index",
-                                            "content_index") if k in template}
-        payload.update(type="response.output_text.delta",
-                       delta=self._release(key, held))
-        return _event(b"response.output_text.delta", payload)
+        kind = _CALL_DELTAS.get(key[1], "response.output_text.delta")
+        payload = {k: template[k] for k in ("item_id",) if k in template}
+        payload.update(type=kind, output_index=key[0])
+        if kind == "response.output_text.delta":
+            payload["content_index"] = key[1]
+        payload["delta"] = self._release(key, held)
+        return _event(kind.encode(), payload)
 
-    def _flushAll(self, template):
-        return b"".join(self._heldDelta(dict(template, output_index=o,
-                                             content_index=c), (o, c))
-                        for o, c in sorted(list(self._scanners)))
+    def _flushAll(self, template, output=None):
+        """
+        What the scanners (of one output item, or all) still hold.
+        """
+        keys = sorted((k for k in self._scanners
+                       if output is None or k[0] == output), key=_order)
+        return b"".join(self._heldDelta(template, key) for key in keys)
 
-    def _closing(self, name, payload, holder, key, field=None):
-        held = self._heldDelta(payload, key)
-        if field is None:
-            if isinstance(holder.get("text"), str):
-                holder["text"] = self._textFor(key, holder["text"])
-        else:
-            self._replaceTexts(holder, field, key[0])
-        return held + _event(name or payload["type"].encode(), payload)
-
-    def _replaceTexts(self, holder, field, outputIndex):
+    def _replaceTexts(self, item, output):
         for contentIndex, (part, textKey) in enumerate(
-                _contentSlots(holder, field)):
-            part[textKey] = self._textFor((outputIndex, contentIndex),
+                _contentSlots(item, "content")):
+            part[textKey] = self._textFor((output, contentIndex),
                                           part[textKey])
+        field = _CALL_FIELDS.get(item.get("type"))
+        if field is not None and isinstance(item.get(field), str):
+            item[field] = self._textFor((output, field), item[field])
 
     def _textFor(self, key, original):
         """
@@ -171,13 +204,20 @@ class ResponsesRewriter(EventRewriter):
         a closing event is scanned whole.
         """
         if key not in self._released and isinstance(original, str):
-            scanner = self._newScanner()
-            self._allScanners.append(scanner)
-            self._released[key] = scanner.feed(original) + scanner.end()
+            self._released[key] = self._scanWhole(original)
         return self._released.get(key, "")
 
     def _flush(self):
         return self._flushAll({})
+
+
+def _int(value):
+    return value if isinstance(value, int) else 0
+
+
+def _order(key):
+    # Content indexes (numbers) before call fields (names).
+    return (key[0], isinstance(key[1], str), key[1])
 
 
 RESPONSES = Endpoint(

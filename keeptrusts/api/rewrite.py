@@ -56,6 +56,15 @@ class EventRewriter:
         """
         return sum(s.released for s in self._allScanners)
 
+    def _scanWhole(self, text):
+        """
+        A text that came whole (in a closing event only), through a scanner
+        of its own.
+        """
+        scanner = _Counting(self._newScanner())
+        self._allScanners.append(scanner)
+        return scanner.feed(text) + scanner.end()
+
     def _scanner(self, index):
         scanner = self._scanners.get(index)
         if scanner is None:
