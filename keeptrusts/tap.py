@@ -7,8 +7,10 @@ the only place that imports the global reactor.
 import os
 
 import attr
+from twisted.application.service import MultiService
 from twisted.python import usage
 
+from keeptrusts.collector import CollectorTuning
 from keeptrusts.config import ConfigError, loadConfig
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.parts import isLoopback
@@ -60,5 +62,10 @@ def makeService(options):
     # twistd exits 0 on a UsageError from Options; SystemExit here exits 1.
     config, factories = configure(options)
     from twisted.internet import reactor
-    return GatewayService(config, reactor, factories,
-                          loadConfig=lambda: configure(options)[0])
+    top = MultiService()
+    GatewayService(config, reactor, factories,
+                   loadConfig=lambda: configure(options)[0]
+                   ).setServiceParent(top)
+    # Started last: once the gateway has built what lives as long as it.
+    CollectorTuning().setServiceParent(top)
+    return top
