@@ -752,6 +752,40 @@ class ClientFaultTests(TestCase):
         yield gw.assertServes()
 
     @defer.inlineCallbacks
+    def test_bodyOverLimitExpectingContinue(self):
+        """
+        A client that waits for "100 Continue" before an oversized body
+        gets the 413 alone, not a 100 after it.
+        """
+        gw = Gateway(self, maxBody=1000)
+        client = yield gw.raw()
+        client.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\n"
+                     b"Content-Length: 50000000\r\n\r\n")
+        yield client.whenClosed(5)
+        self.assertTrue(client.data.startswith(b"HTTP/1.1 413 "),
+                        client.data[:100])
+        self.assertNotIn(b"100 Continue", client.data)
+
+    @defer.inlineCallbacks
+    def test_unknownPathInTheEnvelope(self):
+        """
+        A path the gateway does not serve is a 404 in the JSON envelope
+        (Twisted's own page is HTML), without its query.
+        """
+        gw = Gateway(self)
+        for path in ["/", "/v2/chat?key=sk-1", "/keeptrusts/nothing"]:
+            response = yield treq.get(gw.url + path, pool=gw._clientPool)
+            body = yield response.json()
+            self.assertEqual(response.code, 404, path)
+            self.assertEqual(body["error"]["type"], "not_found")
+            self.assertNotIn("sk-1", body["error"]["message"])
+            self.assertEqual(response.headers.getRawHeaders(b"content-type"),
+                             [b"application/json"])
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
     def test_bodyOverLimitChunked(self):
         """
         A chunked body that grows past the limit: 413 once it has, and the

@@ -7,6 +7,8 @@ in-stream form for answers that already started.
 import json
 
 from twisted.web.http import RESPONSES
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 # Twisted does not know every phrase of the statuses we answer with.
 _PHRASES = {422: b"Unprocessable Entity", 413: b"Payload Too Large"}
@@ -59,3 +61,20 @@ def writeError(request, error):
     for name, value in error.headers:
         request.setHeader(name, value)
     request.write(body)
+
+
+class ErrorResource(Resource):
+    """
+    Answers every request with one L{GatewayError}, in its envelope.
+    """
+
+    isLeaf = True
+
+    def __init__(self, error):
+        Resource.__init__(self)
+        self._error = error
+
+    def render(self, request):
+        writeError(request, self._error)
+        request.finish()
+        return NOT_DONE_YET

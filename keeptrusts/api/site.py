@@ -14,7 +14,7 @@ from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 from twisted.web.server import Request, Site
 
-from keeptrusts.api.errors import GatewayError, validationError
+from keeptrusts.api.errors import ErrorResource, GatewayError, validationError
 
 log = Logger()
 
@@ -102,6 +102,9 @@ class LimitedRequest(Request):
         Answer at once, on the connection itself, and close it.
         """
         self._refused = True
+        # Refused in gotLength: the channel would then answer an
+        # "Expect: 100-continue" after the refusal.
+        self.requestHeaders.removeHeader(b"expect")
         body = error.body()
         transport = self.channel.transport
         transport.write(
@@ -237,7 +240,14 @@ class GatewaySite(Site):
             self._active.started(request)
         if self._forwardProxy is not None and request.uri[:1] != b"/":
             return self._forwardProxy.resourceFor(request)
-        return Site.getResourceFor(self, request)
+        resource = Site.getResourceFor(self, request)
+        if getattr(resource, "code", None) == 404 and hasattr(
+                resource, "detail"):
+            # Twisted's own "No Such Resource" page: ours is JSON.
+            return ErrorResource(GatewayError(
+                404, "not_found", "no such path: %s" % (
+                    shownTarget(request.path),)))
+        return resource
 
     def log(self, request):
         # Twisted's own access log costs 5-8% of a request and prints

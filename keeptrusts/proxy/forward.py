@@ -6,30 +6,19 @@ on the shared listener.
 
 from urllib.parse import urlsplit
 
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
-
-from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.errors import ErrorResource, GatewayError
 from keeptrusts.api.resource import requestId
 from keeptrusts.proxy.origin import OriginResource, OriginTarget
 
 
-class _Refusal(Resource):
+class _Refusal(ErrorResource):
     """
-    A resource that answers one gateway error.
+    One gateway error, with the request's id.
     """
-
-    isLeaf = True
-
-    def __init__(self, error):
-        Resource.__init__(self)
-        self._error = error
 
     def render(self, request):
         requestId(request)
-        writeError(request, self._error)
-        request.finish()
-        return NOT_DONE_YET
+        return ErrorResource.render(self, request)
 
 
 class ForwardProxy:
