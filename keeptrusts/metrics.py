@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_metrics -*-
 """
 Prometheus metrics, derived from the journal's records as they are
 written (every decision passes there), plus gauges of what is open now.
@@ -13,6 +13,8 @@ from keeptrusts.interfaces import IJournal
 
 _SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
             30, 60, 120, 300)
+# Distinct model labels kept; the client names the model.
+MAX_MODELS = 200
 _POLICY_SECONDS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1)
 
 
@@ -59,6 +61,7 @@ class Metrics:
         # labels() takes a lock and converts every value on every call;
         # a record passes here several times per request.
         self._children = {}
+        self._models = set()
 
     def _child(self, metric, *values):
         child = self._children.get((metric, values))
@@ -79,7 +82,7 @@ class Metrics:
         if phase != "output":
             return
         provider = record.get("provider") or ""
-        model = record.get("model") or ""
+        model = self._modelLabel(record.get("model"))
         child(self.requests, provider, model, str(record.get("status")),
               record.get("mode") or "").inc()
         total = (record.get("latency_ms") or {}).get("total")
@@ -89,8 +92,24 @@ class Metrics:
             count = (record.get("tokens") or {}).get(direction)
             if isinstance(count, int) and count > 0:
                 child(self.tokens, provider, model, direction).inc(count)
-        if isinstance(record.get("cost_usd"), (int, float)):
-            child(self.cost, provider, model).inc(record["cost_usd"])
+        cost = record.get("cost_usd")
+        if isinstance(cost, (int, float)) and cost >= 0:
+            child(self.cost, provider, model).inc(cost)
+
+    def _modelLabel(self, model):
+        """
+        The model as a label: the client names it, so the first
+        L{MAX_MODELS} names (cut to 100 characters) are labels of their own
+        and any other is C{other}; series cannot grow without bound.
+        """
+        if not isinstance(model, str) or not model:
+            return ""
+        model = model[:100]
+        if model not in self._models:
+            if len(self._models) >= MAX_MODELS:
+                return "other"
+            self._models.add(model)
+        return model
 
     def render(self):
         return generate_latest(self.registry), CONTENT_TYPE_LATEST.encode(
