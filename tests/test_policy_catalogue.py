@@ -458,6 +458,17 @@ class CatalogueTests(SynchronousTestCase):
             text = "x" + snippet + "y"
             self.assertNotIn(kind, self.matcher.redact(text)[1], kind)
 
+    def test_telegramTokenInABotAPIURL(self):
+        token = "AAH" + "x1Y2z3" * 5 + "ab"
+        text = "curl https://api.telegram.org/bot123456789:%s/getMe" % (token,)
+        redacted, types = self.matcher.redact(text)
+        self.assertEqual(types, ["telegram_bot_token"])
+        self.assertNotIn(token[2:], redacted)
+        self.assertIn("bot123456789", redacted)
+        # Glued to another word, digits are not a bot's id.
+        self.assertEqual(self.matcher.redact(
+            "robot123456789:" + token)[1], [])
+
     def test_pemVariants(self):
         """
         PEM keys are redacted whole: plain, inside a JSON string with \\n

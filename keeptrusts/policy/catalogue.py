@@ -133,8 +133,9 @@ TOKENS = (
             r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/webhooks/"
             r"\d{17,20}/[A-Za-z0-9_-]{60,68}" + _END, _RANDOM),
     # The bot's id before the colon is public; the part after it is secret.
-    Pattern("telegram_bot_token", r":AA(?<=\b\d{8,10}:AA)[0-9A-Za-z_-]{33}" + _END,
-            _RANDOM),
+    # In the Bot API's URLs it follows "bot": /bot123456789:AA...
+    Pattern("telegram_bot_token",
+            r":AA(?<=(?:\b|\bbot)\d{8,10}:AA)[0-9A-Za-z_-]{33}" + _END, _RANDOM),
     # Payments and commerce.
     _token("stripe_api_key", "(?:rk|sk)_(?:live|test)_", "[0-9A-Za-z]{24,247}"),
     _token("stripe_webhook_secret", "whsec_", "[A-Za-z0-9]{32,64}"),
