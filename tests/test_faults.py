@@ -769,6 +769,22 @@ class ClientFaultTests(TestCase):
         self.assertNotIn(b"100 Continue", client.data)
 
     @defer.inlineCallbacks
+    def test_methodNotAToken(self):
+        """
+        A method with bytes no HTTP method has is refused (400) before the
+        forward proxy could pass it to Twisted's client, which raised.
+        """
+        gw = Gateway(self)
+        client = yield gw.raw()
+        client.write(b"P\x00ST http://127.0.0.1:9/x HTTP/1.1\r\n"
+                     b"Host: 127.0.0.1:9\r\nContent-Length: 0\r\n\r\n")
+        yield client.whenClosed(5)
+        status, _, _ = parseResponse(client.data)
+        self.assertEqual(status, 400)
+        self.assertEqual(gw.provider.requests, [])
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
     def test_unknownPathInTheEnvelope(self):
         """
         A path the gateway does not serve is a 404 in the JSON envelope

@@ -21,8 +21,10 @@ log = Logger()
 
 _VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
 # What a request target may hold (RFC 3986; Twisted's client refuses the
-# rest with an error that quotes the whole URL, query and all).
+# rest with an error that quotes the whole URL, query and all), and a
+# method (an RFC 9110 token; Twisted 22.4's server took any bytes).
 _TARGET = re.compile(rb"[\x21-\x7e]+")
+_METHOD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class LimitedRequest(Request):
@@ -89,6 +91,10 @@ class LimitedRequest(Request):
             self._refuse(400, b"Bad Request", validationError(
                 "the request target has bytes a URL may not carry "
                 "(percent-encode them)", status=400))
+            return
+        if not _METHOD.fullmatch(command):
+            self._refuse(400, b"Bad Request", validationError(
+                "the request method is not an HTTP token", status=400))
             return
         Request.requestReceived(self, command, path, version)
 
