@@ -273,8 +273,7 @@ class SseRewriterTests(SynchronousTestCase):
                   event(call('{"k": "AKIA', index=1)),
                   event(chunk(finish="tool_calls")),
                   b"data: [DONE]\n\n"]
-        rewriter = self.rewriter()
-        out = b"".join(rewriter.feed(p) for p in pieces) + rewriter.end()
+        out = self.runPieces(pieces)
         self.assertNotIn(b"AKIAIOSF", out)
         self.assertNotIn(b"ODNN7EXAMPLE", out)
         events, _ = parse(out)
@@ -308,8 +307,7 @@ class SseRewriterTests(SynchronousTestCase):
                       "logprobs": {"content": [{"token": "ODNN7EXAMPLE"}]},
                       "finish_reason": None}])),
                   b"data: [DONE]\n\n"]
-        rewriter = self.rewriter()
-        out = b"".join(rewriter.feed(p) for p in pieces) + rewriter.end()
+        out = self.runPieces(pieces)
         self.assertNotIn(b"AKIAIOSF", out)
         self.assertNotIn(b"ODNN7EXAMPLE", out)
         events, _ = parse(out)

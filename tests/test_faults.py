@@ -366,6 +366,20 @@ class FaultTests(TestCase):
                          [b"application/json"])
         return body
 
+    @defer.inlineCallbacks
+    def assertRefusedAnswer(self, script, stream=False):
+        """
+        The provider's answer under C{script} is not passed on: 502 in the
+        envelope, journaled as an error, and the gateway serves on.
+        """
+        gw = Gateway(self)
+        gw.provider.script = script
+        response = yield gw.post("/v1/chat/completions", chat(stream=stream))
+        yield self.assertGatewayError(response, 502, "upstream_error")
+        self.assertEvents(gw, [("input", "allow", None),
+                               ("output", "error", 502)])
+        yield gw.assertServes()
+
     def assertEvents(self, gw, expected):
         self.assertEqual([(e["phase"], e["verdict"], e["status"])
                           for e in gw.events()], expected)
@@ -376,13 +390,7 @@ class FaultTests(TestCase):
         The provider resets the connection before answering: 502, journaled
         as an error.
         """
-        gw = Gateway(self)
-        gw.provider.script = Script(reset=True)
-        response = yield gw.post("/v1/chat/completions", chat())
-        yield self.assertGatewayError(response, 502, "upstream_error")
-        self.assertEvents(gw, [("input", "allow", None),
-                               ("output", "error", 502)])
-        yield gw.assertServes()
+        yield self.assertRefusedAnswer(Script(reset=True))
 
     @defer.inlineCallbacks
     def test_providerResetDuringStream(self):
@@ -453,27 +461,15 @@ class FaultTests(TestCase):
         streamed, not passed on unread.
         """
         for stream in (False, True):
-            gw = Gateway(self)
-            gw.provider.script = Script(headers={"Content-Encoding": "gzip"})
-            response = yield gw.post("/v1/chat/completions",
-                                     chat(stream=stream))
-            yield self.assertGatewayError(response, 502, "upstream_error")
-            self.assertEvents(gw, [("input", "allow", None),
-                                   ("output", "error", 502)])
-            yield gw.assertServes()
+            yield self.assertRefusedAnswer(
+                Script(headers={"Content-Encoding": "gzip"}), stream)
 
     @defer.inlineCallbacks
     def test_invalidStatusRefused(self):
         """
         A status HTTP does not have is not passed on: 502.
         """
-        gw = Gateway(self)
-        gw.provider.script = Script(status=999)
-        response = yield gw.post("/v1/chat/completions", chat())
-        yield self.assertGatewayError(response, 502, "upstream_error")
-        self.assertEvents(gw, [("input", "allow", None),
-                               ("output", "error", 502)])
-        yield gw.assertServes()
+        yield self.assertRefusedAnswer(Script(status=999))
 
     @defer.inlineCallbacks
     def test_oddUsageFigures(self):
@@ -599,13 +595,7 @@ class FaultTests(TestCase):
 
     @defer.inlineCallbacks
     def test_malformedProviderJSON(self):
-        gw = Gateway(self)
-        gw.provider.script = Script(malformed=True)
-        response = yield gw.post("/v1/chat/completions", chat())
-        yield self.assertGatewayError(response, 502, "upstream_error")
-        self.assertEvents(gw, [("input", "allow", None),
-                               ("output", "error", 502)])
-        yield gw.assertServes()
+        yield self.assertRefusedAnswer(Script(malformed=True))
 
     @defer.inlineCallbacks
     def test_malformedProviderSSE(self):

@@ -16,11 +16,9 @@ from keeptrusts.testing.script import promptTexts
 
 
 def chat(provider, received, script):
-    body = requireBody(received, "messages")
-    ident = "chatcmpl-fake%d" % (len(provider.requests),)
+    body, ident, text, pieces, usage = _begin(provider, received, script,
+                                              "messages", "chatcmpl-fake")
     model, created, choices = body.get("model"), provider.now(), _choiceCount(body)
-    text, pieces = script.compose(received)
-    usage = script.usage if script.usage is not None else chatUsage(body, text)
     if not (body.get("stream") or script.bigStream):
         return {
             "id": ident,
@@ -88,11 +86,9 @@ def chat(provider, received, script):
 
 
 def completions(provider, received, script):
-    body = requireBody(received, "prompt")
-    ident = "cmpl-fake%d" % (len(provider.requests),)
+    body, ident, text, pieces, usage = _begin(provider, received, script,
+                                              "prompt", "cmpl-fake")
     model, created, choices = body.get("model"), provider.now(), _choiceCount(body)
-    text, pieces = script.compose(received)
-    usage = script.usage if script.usage is not None else chatUsage(body, text)
 
     def choice(piece, finish, index):
         return {"text": piece, "index": index, "logprobs": None, "finish_reason": finish}
@@ -208,6 +204,18 @@ def responses(provider, received, script):
             + typed({"type": "response.completed", "response": response}))
     return Stream(steps, tail, delta(FILLER),
                   b"event: response.output_text.delta\ndata: {\n\n")
+
+
+def _begin(provider, received, script, required, prefix):
+    """
+    What a chat or legacy completion starts from: the body (with its
+    C{required} key), the answer's id, text and pieces, its usage.
+    """
+    body = requireBody(received, required)
+    ident = "%s%d" % (prefix, len(provider.requests))
+    text, pieces = script.compose(received)
+    usage = script.usage if script.usage is not None else chatUsage(body, text)
+    return body, ident, text, pieces, usage
 
 
 def _model(ident):
