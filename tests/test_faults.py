@@ -899,10 +899,28 @@ class ClientFaultTests(TestCase):
         client = yield gw.raw()
         client.write(data)
         yield client.whenClosed(5)
-        status, _, _ = parseResponse(client.data)
+        status, _, body = parseResponse(client.data)
         self.assertEqual(status, 400)
+        # In the envelope, like every refusal of the gateway's.
+        self.assertEqual(json.loads(body)["error"]["type"], "validation_error")
         self.assertEqual(gw.provider.requests, [])
         self.assertEqual(gw.events(), [])
+        yield gw.assertServes()
+
+    @defer.inlineCallbacks
+    def test_headLineTooLong(self):
+        """
+        A header line over Twisted's line limit: a 431 in the envelope, not
+        a connection closed without a word.
+        """
+        gw = Gateway(self)
+        client = yield gw.raw()
+        client.write(b"GET /v1/models HTTP/1.1\r\nX-Big: " + b"a" * 20000
+                     + b"\r\n\r\n")
+        yield client.whenClosed(5)
+        status, _, body = parseResponse(client.data)
+        self.assertEqual(status, 431)
+        self.assertEqual(json.loads(body)["error"]["type"], "validation_error")
         yield gw.assertServes()
 
     def test_contentLengthAndTransferEncoding(self):

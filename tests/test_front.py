@@ -371,7 +371,7 @@ class LoopbackTests(TestCase):
         self.assertEqual([a["path"] for a in answers], ["/a", "/b", "/c"])
         self.assertEqual(len({a["port"] for a in answers}), 1)
         self.assertNotIn("Front", answers[0]["protocol"])
-        self.assertIn("HTTPChannel", answers[0]["protocol"])
+        self.assertEqual(answers[0]["protocol"], "GatewayChannel")
 
     @inlineCallbacks
     def test_clientLeavesMidLine(self):

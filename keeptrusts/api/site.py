@@ -12,6 +12,7 @@ import time
 from twisted.internet import defer
 from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from keeptrusts.api.errors import ErrorResource, GatewayError, validationError
@@ -111,14 +112,40 @@ class LimitedRequest(Request):
         # Refused in gotLength: the channel would then answer an
         # "Expect: 100-continue" after the refusal.
         self.requestHeaders.removeHeader(b"expect")
-        body = error.body()
         transport = self.channel.transport
-        transport.write(
-            b"HTTP/1.1 %d %s\r\n"
+        transport.write(refusal(status, phrase, error))
+        transport.loseConnection()
+
+
+def refusal(status, phrase, error):
+    """
+    The bytes of a whole answer refusing a request on a connection that
+    then closes.
+    """
+    body = error.body()
+    return (b"HTTP/1.1 %d %s\r\n"
             b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n"
             % (status, phrase, len(body)) + body)
-        transport.loseConnection()
+
+
+class GatewayChannel(HTTPChannel):
+    """
+    An HTTP channel whose refusals of malformed requests are in the
+    envelope: Twisted's own is a bare 400, and a line over its length
+    limit closed the connection without a word.
+    """
+
+    def _respondToBadRequestAndDisconnect(self):
+        self.transport.write(refusal(400, b"Bad Request", validationError(
+            "malformed HTTP request", status=400)))
+        self.loseConnection()
+
+    def lineLengthExceeded(self, line):
+        self.transport.write(refusal(
+            431, b"Request Header Fields Too Large", validationError(
+                "a line of the request head is too long", status=431)))
+        self.transport.loseConnection()
 
 
 def sendNow(request):
@@ -226,6 +253,9 @@ class GatewaySite(Site):
     """
 
     accessLog = "text"
+    # (Twisted's generic wrapper only chooses between HTTP/1.1 and HTTP/2,
+    # which the gateway does not speak.)
+    protocol = GatewayChannel
 
     def __init__(self, resource, maxBodyBytes, forwardProxy=None,
                  active=None, accessLog="text", **kwargs):
