@@ -151,6 +151,31 @@ class EveryTextTests(SynchronousTestCase):
             "u1", "END", "predicted", "no", "{\"k\": 1}", "lists files",
             "where", "https://b.s3.amazonaws.com/x?X-Amz=1"]))
 
+    def test_onlyTheSkippedKeysOwnStrings(self):
+        """
+        A key left out leaves out its own string, not what is nested below
+        it (a schema property called "name" keeps its description); only
+        base64 data URLs and the known base64 shapes are encoded data; a
+        signed thinking block is left as the provider wrote it.
+        """
+        body = {"model": "m", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "mine", "signature": "s"},
+                {"type": "redacted_thinking", "data": "opaque"}]}],
+            "tools": [{"type": "function", "function": {
+                "name": "f", "parameters": {"type": "object", "properties": {
+                    "name": {"type": "string", "description": "d1"},
+                    "type": {"type": "string", "description": "d2"}}}}}],
+            "metadata": {"note": "data: not an image",
+                         "url": "data:text/plain,plain words"},
+            "extra": {"data": "d3", "format": "f", "more": "m1"}}
+        texts = readSlots(requestTextSlots(
+            ENDPOINTS["chat/completions"], body))
+        self.assertEqual(sorted(texts), sorted([
+            "hi", "d1", "d2", "data: not an image",
+            "data:text/plain,plain words", "d3", "m1"]))
+
     def test_writesBack(self):
         body = {"model": "m", "prompt": "p", "suffix": "s"}
         slots = requestTextSlots(ENDPOINTS["completions"], body)

@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.endpoint import readSlots
 from keeptrusts.api.responses import RESPONSES, ResponsesRewriter
+from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.stream import Outcome
 from keeptrusts.policy.dlp import DlpFilter, DlpOptions
 from keeptrusts.testing import Script, echoPrompt
@@ -114,6 +115,51 @@ class RewriterTests(SynchronousTestCase):
             {"type": "response.incomplete", "response": {
                 "output": [message]}}))
         self.assertNotIn(b"12345678", out)
+
+    def test_logprobsOfChangedTextsDropped(self):
+        """
+        A delta, done event or closing copy whose text was redacted loses
+        its logprobs; an untouched one keeps them.
+        """
+        tokens = [{"token": "id", "logprob": -0.1}]
+        rewriter = self.rewriter()
+        out = rewriter.feed(_event(
+            {"type": "response.output_text.delta", "output_index": 0,
+             "content_index": 0, "delta": "fine ", "logprobs": tokens}))
+        out += rewriter.feed(_event(
+            {"type": "response.output_text.delta", "output_index": 0,
+             "content_index": 0, "delta": "id ACME-12345678",
+             "logprobs": [{"token": "-12345678"}]}))
+        out += rewriter.feed(_event(
+            {"type": "response.output_text.done", "output_index": 0,
+             "content_index": 0, "text": "fine id ACME-12345678",
+             "logprobs": [{"token": "-12345678"}]}))
+        out += rewriter.feed(_event(
+            {"type": "response.completed", "response": {"output": [
+                {"type": "message", "content": [
+                    {"type": "output_text", "text": "fine id ACME-12345678",
+                     "logprobs": [{"token": "-12345678"}]}]}]}}))
+        self.assertNotIn(b"12345678", out)
+        payloads = _payloads(out)
+        self.assertEqual(payloads[0]["logprobs"], tokens)
+
+    def test_wholeAnswerLogprobsDropped(self):
+        answer = {"output": [{"type": "message", "content": [
+            {"type": "output_text", "text": "x", "logprobs": [{"t": 1}]}]}],
+            "choices": [{"index": 0, "logprobs": {"content": [1]}}]}
+        forgetLogprobs(answer)
+        self.assertEqual(answer["output"][0]["content"][0]["logprobs"], [])
+        self.assertIsNone(answer["choices"][0]["logprobs"])
+
+    def test_oddEventTypes(self):
+        """
+        Events whose type is not a string pass as they came.
+        """
+        rewriter = self.rewriter()
+        for kind in (["response.completed"], {"a": 1}, 5):
+            raw = _event({"type": "x", "delta": "ACME-12345678"}).replace(
+                b'"type": "x"', b'"type": ' + json.dumps(kind).encode())
+            self.assertEqual(rewriter.feed(raw), raw)
 
     def test_noOutputScanner(self):
         """

@@ -289,6 +289,29 @@ class SseRewriterTests(SynchronousTestCase):
                          "tool_calls")
         self.assertEqual(contentOf(events), "writing ")
 
+    def test_unnumberedToolCallsKeptApart(self):
+        """
+        Calls without an index (some compatible servers) are told apart by
+        their places: one's held text never goes into another's.
+        """
+        pieces = [event(chunk(index=0, choices=[{"index": 0, "delta": {
+                      "tool_calls": [
+                          {"function": {"arguments": '{"k": "AKIA'}},
+                          {"function": {"arguments": '{"x": 1}'}}]},
+                      "finish_reason": None}])),
+                  event(chunk(finish="tool_calls")),
+                  b"data: [DONE]\n\n"]
+        events, _ = parse(self.runPieces(pieces))
+        arguments = {}
+        for e in events:
+            for choice in e.get("choices") or () if isinstance(e, dict) else ():
+                for position, c in enumerate(
+                        choice["delta"].get("tool_calls") or ()):
+                    index = c.get("index", position)
+                    arguments[index] = arguments.get(index, "") + \
+                        c["function"]["arguments"]
+        self.assertEqual(arguments, {0: '{"k": "AKIA', 1: '{"x": 1}'})
+
     def test_logprobsOfAlteredTextDropped(self):
         """
         The logprobs of a chunk whose text was redacted or held spell the

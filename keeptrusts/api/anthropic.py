@@ -107,10 +107,10 @@ def _event(name, payload):
             b"\n\n")
 
 
-# The streamed texts of a content block: an answer's text, its thinking, a
-# tool call's input (JSON, scanned as the text it is).
-_DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking",
-               "input_json_delta": "partial_json"}
+# The streamed texts of a content block: an answer's text, a tool call's
+# input (JSON, scanned as the text it is).  Thinking is passed as it is:
+# its signature seals it, and a changed one is refused on the next turn.
+_DELTA_TEXT = {"text_delta": "text", "input_json_delta": "partial_json"}
 
 
 class MessagesRewriter(EventRewriter):
@@ -137,7 +137,8 @@ class MessagesRewriter(EventRewriter):
         if kind == "content_block_delta":
             delta = payload.get("delta")
             deltaKind = delta.get("type") if isinstance(delta, dict) else None
-            field = _DELTA_TEXT.get(deltaKind)
+            field = _DELTA_TEXT.get(deltaKind) if isinstance(
+                deltaKind, str) else None
             if field is not None and isinstance(delta.get(field), str):
                 self._kinds[index] = deltaKind
                 delta[field] = self._scanner(index).feed(delta[field])

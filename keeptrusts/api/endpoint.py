@@ -7,6 +7,7 @@ JSON: reading the slots gives the texts, writing them back rewrites the body
 in place, whatever else it carries.
 """
 
+import re
 from collections import deque
 
 import attr
@@ -65,8 +66,9 @@ def writeSlots(slots, texts):
 
 
 # Strings of a request that are not text anyone wrote: identifiers, names
-# of formats and enumerations, and encoded data (base64 images, signed
-# reasoning) that a policy could only misread.
+# of formats and enumerations, and encoded data (base64 media, signed
+# reasoning) that a policy could only misread.  Only these keys' own string
+# values are left out: what is nested below them is read.
 _NOT_TEXT = frozenset([
     "model", "role", "type", "id", "name", "object", "speaker", "status",
     "tool_call_id", "tool_use_id", "call_id", "item_id", "file_id",
@@ -74,13 +76,22 @@ _NOT_TEXT = frozenset([
     "mime_type", "detail", "format", "encoding_format", "service_tier",
     "reasoning_effort", "effort", "voice", "tool_choice", "truncation",
     "signature", "encrypted_content"])
+_DATA_URL = re.compile(r"data:[^,]*;base64,")
 
 
-def _encoded(node, key):
+def _notText(node, key, value):
+    if key in _NOT_TEXT or _DATA_URL.match(value):
+        return True
+    if not isinstance(node, dict):
+        return False
+    kind = node.get("type")
     # Base64 media: Anthropic's {"type": "base64", "data": ...}, OpenAI's
-    # input_audio {"data": ..., "format": "wav"}; a text source's data is
-    # text.
-    return key == "data" and (node.get("type") == "base64" or "format" in node)
+    # input_audio {"data": ..., "format": "wav"}; and Claude's thinking,
+    # which its signature seals: the provider refuses it changed.
+    return ((key == "data" and (kind == "base64"
+                                or set(node) == {"data", "format"}))
+            or (key == "thinking" and kind == "thinking")
+            or (key == "data" and kind == "redacted_thinking"))
 
 
 def requestTextSlots(endpoint, body):
@@ -98,13 +109,10 @@ def requestTextSlots(endpoint, body):
         node = queue.popleft()
         for key, value in (node.items() if isinstance(node, dict)
                            else enumerate(node)):
-            if key in _NOT_TEXT or (isinstance(node, dict)
-                                    and _encoded(node, key)):
-                continue
             if isinstance(value, (dict, list)):
                 queue.append(value)
             elif (isinstance(value, str) and value
                   and (id(node), key) not in known
-                  and not value.startswith("data:")):
+                  and not _notText(node, key, value)):
                 slots.append((node, key))
     return slots

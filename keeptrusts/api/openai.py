@@ -64,11 +64,15 @@ def _chatDeltaSlots(chunk):
         if isinstance(delta.get("reasoning_content"), str):
             yield (index, "reasoning"), delta, "reasoning_content"
         calls = delta.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
+        for position, call in enumerate(calls if isinstance(calls, list)
+                                        else ()):
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict) and isinstance(
                     function.get("arguments"), str):
-                yield (index, "tool", _index(call)), function, "arguments"
+                # A server that numbers no calls: their places tell them
+                # apart.
+                yield ((index, "tool", _index(call, position)), function,
+                       "arguments")
 
 
 def _chatDeltaChoice(key, text):
@@ -87,9 +91,9 @@ def _chatDeltaChoice(key, text):
     return {"index": key[0], "delta": delta, "finish_reason": None}
 
 
-def _index(value):
-    index = value.get("index", 0)
-    return index if isinstance(index, int) else 0
+def _index(value, default=0):
+    index = value.get("index", default)
+    return index if isinstance(index, int) else default
 
 
 def _textAnswerSlots(answer):

@@ -53,8 +53,8 @@ def _outputSlots(response):
     for item in output if isinstance(output, list) else ():
         if isinstance(item, dict):
             yield from _contentSlots(item, "content")
-            field = _CALL_FIELDS.get(item.get("type"))
-            if field is not None and isinstance(item.get(field), str):
+            field = _callField(item)
+            if field is not None:
                 yield item, field
 
 
@@ -117,20 +117,24 @@ class ResponsesRewriter(EventRewriter):
         if not isinstance(payload, dict):
             return None
         kind = payload.get("type")
+        if not isinstance(kind, str):
+            return None
         output = _int(payload.get("output_index"))
         key = (output, _int(payload.get("content_index")))
-        name = name or (kind.encode() if isinstance(kind, str) else b"")
+        name = name or kind.encode()
         field = _DELTA_FIELDS.get(kind)
         if field is not None:
             key = (output, field)
         if (kind == "response.output_text.delta" or field is not None) \
                 and isinstance(payload.get("delta"), str):
+            text = payload["delta"]
             payload["delta"] = self._release(key, self._scanner(key).feed(
-                payload["delta"]))
+                text))
+            _logprobsIfChanged(payload, text, payload["delta"])
             return _event(name, payload)
         if kind == "response.output_text.done":
             held = self._heldDelta(payload, key)
-            payload["text"] = self._textFor(key, payload.get("text"))
+            self._replace(payload, "text", key)
             return held + _event(name, payload)
         field = _CALL_DONES.get(kind)
         if field is not None:
@@ -141,9 +145,7 @@ class ResponsesRewriter(EventRewriter):
         if kind == "response.content_part.done" and isinstance(
                 payload.get("part"), dict):
             held = self._heldDelta(payload, key)
-            part = payload["part"]
-            if isinstance(part.get("text"), str):
-                part["text"] = self._textFor(key, part["text"])
+            self._replace(payload["part"], "text", key)
             return held + _event(name, payload)
         if kind == "response.output_item.done" and isinstance(
                 payload.get("item"), dict):
@@ -192,11 +194,20 @@ class ResponsesRewriter(EventRewriter):
     def _replaceTexts(self, item, output):
         for contentIndex, (part, textKey) in enumerate(
                 _contentSlots(item, "content")):
-            part[textKey] = self._textFor((output, contentIndex),
-                                          part[textKey])
-        field = _CALL_FIELDS.get(item.get("type"))
-        if field is not None and isinstance(item.get(field), str):
-            item[field] = self._textFor((output, field), item[field])
+            self._replace(part, textKey, (output, contentIndex))
+        field = _callField(item)
+        if field is not None:
+            self._replace(item, field, (output, field))
+
+    def _replace(self, holder, field, key):
+        """
+        Put the text the client was sent for C{key} in C{holder[field]}
+        (a closing event's copy); a changed text loses its logprobs.
+        """
+        original = holder.get(field)
+        if isinstance(original, str) or key in self._released:
+            holder[field] = self._textFor(key, original)
+            _logprobsIfChanged(holder, original, holder[field])
 
     def _textFor(self, key, original):
         """
@@ -209,6 +220,18 @@ class ResponsesRewriter(EventRewriter):
 
     def _flush(self):
         return self._flushAll({})
+
+
+def _callField(item):
+    field = _CALL_FIELDS.get(item.get("type")) if isinstance(
+        item.get("type"), str) else None
+    return field if isinstance(item.get(field), str) else None
+
+
+def _logprobsIfChanged(holder, original, sent):
+    # Their tokens would spell out what was taken.
+    if sent != original and holder.get("logprobs"):
+        holder["logprobs"] = []
 
 
 def _int(value):

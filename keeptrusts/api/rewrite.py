@@ -197,16 +197,33 @@ def _order(index):
 
 def forgetLogprobs(answer, choices=None):
     """
-    A choice whose text changed (redacted, or held back) loses its
-    logprobs: their tokens spell out what was taken.
+    A text that changed (redacted, or held back) loses its logprobs: their
+    tokens spell out what was taken.
 
-    @param choices: the indexes of the choices that changed; L{None}: all.
+    @param choices: the indexes of the chat choices that changed; L{None}:
+        every logprobs of the answer, wherever it is (chat choices,
+        Responses content parts).
     """
+    if choices is None:
+        _dropEveryLogprobs(answer)
+        return
     listed = answer.get("choices")
     for choice in listed if isinstance(listed, list) else ():
         if (isinstance(choice, dict) and choice.get("logprobs") is not None
-                and (choices is None or _choiceIndex(choice) in choices)):
+                and _choiceIndex(choice) in choices):
             choice["logprobs"] = None
+
+
+def _dropEveryLogprobs(value):
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        for key, child in (node.items() if isinstance(node, dict)
+                           else enumerate(node)):
+            if key == "logprobs" and isinstance(node, dict) and child:
+                node[key] = [] if isinstance(child, list) else None
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
 
 
 def _choiceIndex(choice):
