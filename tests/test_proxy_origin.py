@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import ProxyAgent, readBody
 from twisted.web.http_headers import Headers
 
+from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.paths import llmEndpoint
 from keeptrusts.api.upstream import BytesProducer, UsableTarget
 from keeptrusts.proxy.origin import OriginTarget
@@ -55,6 +56,14 @@ class PathTests(SynchronousTestCase):
         self.assertEqual(
             llmEndpoint(b"POST", b"/openai/deployments/e/embeddings").name,
             "embeddings")
+        # Azure names the model in the path: a body without one is valid.
+        llmEndpoint(b"POST", b"/openai/deployments/gpt4/chat/completions"
+                    ).validate({"messages": [{"role": "user",
+                                              "content": "hi"}]})
+        self.assertRaises(
+            GatewayError, llmEndpoint(
+                b"POST", b"/openai/deployments/gpt4/chat/completions"
+            ).validate, {"messages": "x"})
         self.assertIsNone(llmEndpoint(b"GET", b"/v1/chat/completions"))
         self.assertIsNone(llmEndpoint(b"POST", b"/.api/graphql"))
 

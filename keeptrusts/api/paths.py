@@ -7,6 +7,8 @@ provider format: OpenAI-shaped paths on any host, Sourcegraph's Cody API.
 import re
 from urllib.parse import unquote_to_bytes
 
+import attr
+
 from keeptrusts.api import anthropic, openai, responses, sourcegraph
 
 _EXACT = {
@@ -50,8 +52,19 @@ def llmEndpoint(method, path):
         return openai.ENGINE_COMPLETIONS
     deployment = _DEPLOYMENTS.match(path)
     if deployment:
-        return openai.ENDPOINTS[deployment.group(1).decode("ascii")]
+        return _AZURE[deployment.group(1).decode("ascii")]
     return None
+
+
+def _modelInThePath(validate):
+    # Azure names the model by the deployment in the path, not the body.
+    return lambda body: validate(body if "model" in body
+                                 else dict(body, model="deployment"))
+
+
+_AZURE = {name: attr.evolve(endpoint, validate=_modelInThePath(
+              endpoint.validate))
+          for name, endpoint in openai.ENDPOINTS.items()}
 
 
 def _normalized(path):
