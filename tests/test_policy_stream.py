@@ -137,9 +137,9 @@ class StreamPropertyTests(SynchronousTestCase):
         alphabet = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                     "0123456789+/")
         lines = ["".join(rng.choice(alphabet) for _ in range(64))
-                 for _ in range(245)]
+                 for _ in range(122)]
         body = "\n".join(lines)
-        self.assertGreater(len(body), 15000)
+        self.assertGreater(len(body), 7800)
         text = ("key:\n-----BEGIN RSA PRIVATE KEY-----\n" + body
                 + "\n-----END RSA PRIVATE KEY-----\nend")
         scanner = StreamScanner(MATCHER, "dlp-filter", False)

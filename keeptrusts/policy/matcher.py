@@ -26,9 +26,10 @@ from keeptrusts.policy.probe import leadingLiterals, probe
 from keeptrusts.policy.values import Blocked, countFindings
 
 # A streamed match may grow until this many characters are held back; past
-# it the match begun first is given up (no pattern's bound is longer: the
-# longest, a PEM key block, has at most 16,384 characters of body).
-MAX_HOLD = 17 * 1024
+# it the matches begun before the last MAX_HOLD characters are given up (no
+# pattern's bound is longer: the longest, a PEM key block, has at most
+# 8,000 characters of body).
+MAX_HOLD = 8192
 # Released characters kept in front of the held text, so that lookbehinds
 # and word boundaries see what came before (no pattern looks further back).
 CONTEXT = 64
@@ -234,13 +235,12 @@ class StreamScanner:
 
     def feed(self, text):
         buf = self._held + text
-        released, holdFrom, types = self._scan(buf, final=False)
-        if len(buf) - holdFrom > MAX_HOLD:
-            # Give up the matches begun before the last MAX_HOLD characters,
-            # not what may still begin or grow after them (a key arriving
-            # at the end stays held).
-            released, holdFrom, types = self._scan(
-                buf, final=False, since=len(buf) - MAX_HOLD)
+        # A match begun before the last MAX_HOLD characters and not over is
+        # given up; what may still begin or grow after them stays held (a
+        # key arriving as the hold overflows).  One scan: a match begun
+        # earlier would overflow the hold anyway.
+        released, holdFrom, types = self._scan(
+            buf, final=False, since=max(0, len(buf) - MAX_HOLD))
         if len(buf) - holdFrom > MAX_HOLD:
             # One match grew past MAX_HOLD: it is judged as it stands.
             released, holdFrom, types = self._scan(buf, final=True)
