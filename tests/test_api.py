@@ -18,13 +18,17 @@ from twisted.internet import defer, reactor, task, threads
 from twisted.internet.protocol import Protocol, ClientFactory
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.endpoints import HostnameEndpoint
-from twisted.internet.error import ConnectionLost
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReadWriteDescriptor
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import URI, HTTPConnectionPool
 from twisted.web.error import SchemeNotSupported
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from zope.interface import implementer
 
@@ -841,6 +845,40 @@ class SentBeforeBookkeepingTests(TestCase):
         head, _, body = heldAtLog[0].partition(b"\r\n\r\n")
         self.assertIn(b"HTTP/1.1 200", head)
         self.assertEqual(json.loads(body)["object"], "chat.completion")
+
+
+class GatewayChannelTests(SynchronousTestCase):
+    """
+    The site's channel refuses malformed heads in the envelope, but never
+    in the place of an answer still owed.
+    """
+
+    def test_pipelinedLineTooLong(self):
+        """
+        A request still being answered when the next one's head has an
+        overlong line (Twisted 22.4 reads on): the connection closes, no
+        refusal reads as the first request's answer.
+        """
+        pending = []
+
+        class Slow(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                pending.append(request)
+                return NOT_DONE_YET
+
+        site = GatewaySite(Slow(), 1000, reactor=Clock(), accessLog="off")
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                             b"GET /b HTTP/1.1\r\nX: " + b"a" * 20000
+                             + b"\r\n\r\n")
+        self.assertEqual(len(pending), 1)
+        self.assertFalse(transport.value().startswith(b"HTTP/1.1 431"),
+                         transport.value()[:80])
+        channel.connectionLost(Failure(ConnectionDone()))
 
 
 class SendNowTests(SynchronousTestCase):

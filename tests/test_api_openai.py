@@ -162,19 +162,23 @@ class EveryTextTests(SynchronousTestCase):
             {"role": "user", "content": "hi"},
             {"role": "assistant", "content": [
                 {"type": "thinking", "thinking": "mine", "signature": "s"},
+                {"type": "thinking", "thinking": "unsigned"},
                 {"type": "redacted_thinking", "data": "opaque"}]}],
             "tools": [{"type": "function", "function": {
                 "name": "f", "parameters": {"type": "object", "properties": {
                     "name": {"type": "string", "description": "d1"},
                     "type": {"type": "string", "description": "d2"}}}}}],
             "metadata": {"note": "data: not an image",
-                         "url": "data:text/plain,plain words"},
+                         "url": "data:text/plain,plain words",
+                         "image": "data:image/png;base64,iVBORw0KGgo=",
+                         "tail": "data:;base64,QUJD then words"},
             "extra": {"data": "d3", "format": "f", "more": "m1"}}
         texts = readSlots(requestTextSlots(
             ENDPOINTS["chat/completions"], body))
         self.assertEqual(sorted(texts), sorted([
-            "hi", "d1", "d2", "data: not an image",
-            "data:text/plain,plain words", "d3", "m1"]))
+            "hi", "unsigned", "d1", "d2", "data: not an image",
+            "data:text/plain,plain words", "data:;base64,QUJD then words",
+            "d3", "m1"]))
 
     def test_writesBack(self):
         body = {"model": "m", "prompt": "p", "suffix": "s"}

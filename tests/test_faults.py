@@ -923,6 +923,16 @@ class ClientFaultTests(TestCase):
         self.assertEqual(json.loads(body)["error"]["type"], "validation_error")
         yield gw.assertServes()
 
+    @defer.inlineCallbacks
+    def test_requestLineTooLong(self):
+        gw = Gateway(self)
+        client = yield gw.raw()
+        client.write(b"GET /v1/" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n")
+        yield client.whenClosed(5)
+        status, _, body = parseResponse(client.data)
+        self.assertEqual(status, 414)
+        self.assertEqual(json.loads(body)["error"]["type"], "validation_error")
+
     def test_contentLengthAndTransferEncoding(self):
         """
         Both framings at once (a smuggling vector): 400, connection closed.

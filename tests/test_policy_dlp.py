@@ -602,18 +602,18 @@ class StreamScannerTests(SynchronousTestCase):
         self.assertEqual(scanner.feed(head + filler), "")
         self.assertEqual(scanner.feed("C"), head + filler + "C")
 
-    def test_boundedMatchReleasedPastItsBound(self):
+    def test_keyBlockGivenUpPastMaxHold(self):
         """
-        Armour whose body outgrows what a key block may hold cannot be
-        one: released before MAX_HOLD.
+        Armour that has held more than MAX_HOLD characters is given up.
         """
         scanner = self.scanner()
         head = "-----BEGIN RSA PRIVATE KEY-----\n"
-        self.assertEqual(scanner.feed(head + "A" * 7900), "")
-        released = scanner.feed("A" * 200)
-        self.assertLess(len(head) + 8100, MAX_HOLD)
+        self.assertEqual(scanner.feed(head + "A" * 8000), "")
+        released = scanner.feed("A" * 1000)
+        # Past MAX_HOLD, the block begun before is given up.
+        self.assertGreater(len(head) + 9000, MAX_HOLD)
         # (The last A may begin a key: it alone may stay.)
-        self.assertTrue(released.startswith(head + "A" * 8099))
+        self.assertTrue(released.startswith(head + "A" * 8999))
 
     def test_findingsNotDoubleCountedPastMaxHold(self):
         # Regression (found while writing these tests, fixed by _commit):

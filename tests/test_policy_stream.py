@@ -128,18 +128,19 @@ class StreamPropertyTests(SynchronousTestCase):
         self.assertEqual(countFindings(["aws_access_key_id"]),
                          scanner.findings)
 
-    def test_longestKeyBlockHeldWhole(self):
+    def test_longestStreamableKeyBlockHeldWhole(self):
         """
-        The longest key block a pattern takes, streamed in small pieces, is
-        redacted whole: none of its lines goes out first.
+        A key block as long as a stream can hold (an 8192-bit RSA key takes
+        some 6,400 characters), streamed in small pieces, is redacted whole:
+        none of its lines goes out first.
         """
         rng = random.Random(3)
         alphabet = ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                     "0123456789+/")
         lines = ["".join(rng.choice(alphabet) for _ in range(64))
-                 for _ in range(122)]
+                 for _ in range(124)]
         body = "\n".join(lines)
-        self.assertGreater(len(body), 7800)
+        self.assertGreater(len(body), 8000)
         text = ("key:\n-----BEGIN RSA PRIVATE KEY-----\n" + body
                 + "\n-----END RSA PRIVATE KEY-----\nend")
         scanner = StreamScanner(MATCHER, "dlp-filter", False)

@@ -76,21 +76,23 @@ _NOT_TEXT = frozenset([
     "mime_type", "detail", "format", "encoding_format", "service_tier",
     "reasoning_effort", "effort", "voice", "tool_choice", "truncation",
     "signature", "encrypted_content"])
-_DATA_URL = re.compile(r"data:[^,]*;base64,")
+# A data URL that is base64 and nothing else.
+_DATA_URL = re.compile(r"data:[^,]*;base64,[A-Za-z0-9+/=\r\n]*")
 
 
 def _notText(node, key, value):
-    if key in _NOT_TEXT or _DATA_URL.match(value):
+    if key in _NOT_TEXT or _DATA_URL.fullmatch(value):
         return True
     if not isinstance(node, dict):
         return False
     kind = node.get("type")
     # Base64 media: Anthropic's {"type": "base64", "data": ...}, OpenAI's
-    # input_audio {"data": ..., "format": "wav"}; and Claude's thinking,
-    # which its signature seals: the provider refuses it changed.
+    # input_audio {"data": ..., "format": "wav"}; and Claude's signed
+    # thinking, which its signature seals: the provider refuses it changed.
     return ((key == "data" and (kind == "base64"
                                 or set(node) == {"data", "format"}))
-            or (key == "thinking" and kind == "thinking")
+            or (key == "thinking" and kind == "thinking"
+                and isinstance(node.get("signature"), str))
             or (key == "data" and kind == "redacted_thinking"))
 
 

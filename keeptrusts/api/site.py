@@ -142,9 +142,20 @@ class GatewayChannel(HTTPChannel):
         self.loseConnection()
 
     def lineLengthExceeded(self, line):
-        self.transport.write(refusal(
-            431, b"Request Header Fields Too Large", validationError(
-                "a line of the request head is too long", status=431)))
+        if getattr(self, "_handlingRequest", False):
+            # An earlier request is being answered (Twisted 22.4 reads a
+            # pipelined head meanwhile): a refusal now would read as its
+            # answer.  Closed, as Twisted does.
+            self.transport.loseConnection()
+            return
+        if getattr(self, "_HTTPChannel__first_line", 0):
+            refused = refusal(414, b"URI Too Long", validationError(
+                "the request line is too long", status=414))
+        else:
+            refused = refusal(431, b"Request Header Fields Too Large",
+                              validationError("a line of the request head "
+                                              "is too long", status=431))
+        self.transport.write(refused)
         self.transport.loseConnection()
 
 

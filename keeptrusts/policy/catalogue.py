@@ -41,12 +41,12 @@ def _named(kind, names, value, check=_RANDOM):
                    check)
 
 
-# A body of at most 8,000 characters: an 8192-bit RSA key takes some 6,400;
-# a stream holds no more than MAX_HOLD (8,192) waiting for one to end.
+# A body of at most 16,384 characters (a 16384-bit RSA key takes some
+# 12,800); a stream holds up to MAX_HOLD (8,192) waiting for one to end.
 _PEM = (r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
         # The body may not run past an END or a BEGIN line: a key without
         # its END costs a scan to the next armour line, not to the text's end.
-        r"(?:(?!-----(?:END|BEGIN) )[\s\S]){16,8000}"
+        r"(?:(?!-----(?:END|BEGIN) )[\s\S]){16,16384}"
         r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
 _URL_USER = r"://[^\s:/@\"'<>]*:(?P<secret>[^\s/@\"'<>]{1,256})@"
@@ -84,7 +84,7 @@ TOKENS = (
     _token("gcp_api_key", "AIza", "[0-9A-Za-z_-]{35}"),
     Pattern("gcp_service_account_key",
             r"\"private_key\"[ \t]*:[ \t]*\"(?P<secret>-----BEGIN PRIVATE KEY-----"
-            r"(?:\\[nr]|[A-Za-z0-9+/= ]){64,8000}-----END PRIVATE KEY-----"
+            r"(?:\\[nr]|[A-Za-z0-9+/= ]){64,16384}-----END PRIVATE KEY-----"
             r"(?:\\n)?)\"", pemBody),
     _token("gcp_oauth_client_secret", "GOCSPX-", "[A-Za-z0-9_-]{28}"),
     Pattern("azure_storage_key", r"AccountKey=(?P<secret>[A-Za-z0-9+/]{86}==)",

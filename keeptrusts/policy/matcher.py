@@ -26,9 +26,11 @@ from keeptrusts.policy.probe import leadingLiterals, probe
 from keeptrusts.policy.values import Blocked, countFindings
 
 # A streamed match may grow until this many characters are held back; past
-# it the matches begun before the last MAX_HOLD characters are given up (no
-# pattern's bound is longer: the longest, a PEM key block, has at most
-# 8,000 characters of body).
+# it the matches begun before the last MAX_HOLD characters are given up.
+# Every pattern's match fits, but a PEM key block of more than some 8,100
+# characters (RSA keys above 8192 bits): found in whole texts, such a block
+# in a streamed answer goes out as it comes.  A longer hold would cost each
+# streamed piece more: the scan of what is held is repeated as it grows.
 MAX_HOLD = 8192
 # Released characters kept in front of the held text, so that lookbehinds
 # and word boundaries see what came before (no pattern looks further back).
