@@ -7,7 +7,7 @@ chunks, so that policies can read and rewrite them.
 from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import SseRewriter
+from keeptrusts.api.rewrite import SseRewriter, indexOf
 
 
 def _messageSlots(message):
@@ -55,7 +55,7 @@ def _chatDeltaSlots(chunk):
     C{(index, "reasoning")}, C{(index, "tool", call index)}).
     """
     for choice in _choices(chunk):
-        index = _index(choice)
+        index = indexOf(choice)
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             continue
@@ -71,8 +71,8 @@ def _chatDeltaSlots(chunk):
                     function.get("arguments"), str):
                 # A server that numbers no calls: their places tell them
                 # apart.
-                yield ((index, "tool", _index(call, position)), function,
-                       "arguments")
+                yield ((index, "tool", indexOf(call, default=position)),
+                       function, "arguments")
 
 
 def _chatDeltaChoice(key, text):
@@ -91,11 +91,6 @@ def _chatDeltaChoice(key, text):
     return {"index": key[0], "delta": delta, "finish_reason": None}
 
 
-def _index(value, default=0):
-    index = value.get("index", default)
-    return index if isinstance(index, int) else default
-
-
 def _textAnswerSlots(answer):
     for choice in _choices(answer):
         if isinstance(choice.get("text"), str):
@@ -105,7 +100,7 @@ def _textAnswerSlots(answer):
 def _textDeltaSlots(chunk):
     for choice in _choices(chunk):
         if isinstance(choice.get("text"), str):
-            yield _index(choice), choice, "text"
+            yield indexOf(choice), choice, "text"
 
 
 def _choices(value):

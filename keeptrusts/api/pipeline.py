@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readSlots, requestTextSlots, writeSlots
-from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.site import sendNow
@@ -174,10 +174,9 @@ class Call:
     def _answered(self, response):
         self.pending = None
         if not 200 <= response.code <= 599:
-            _discard(response)
-            return self._upstreamFailed(Failure(GatewayError(
-                502, "upstream_error", "the provider answered with an "
-                "invalid status (%d)" % (response.code,))))
+            return self._refuseAnswer(response, "the provider answered with "
+                                      "an invalid status (%d)" % (
+                                          response.code,))
         if response.code == 429 or response.code >= 500:
             if self._attemptFailed(response.code):
                 _discard(response)
@@ -198,10 +197,9 @@ class Call:
         # usage, and the usage chunk the gateway asked for.
         rewrite = ok and isStream and self.endpoint.rewriter is not None
         if (collect or rewrite) and _encoded(response):
-            _discard(response)
-            return self._upstreamFailed(Failure(GatewayError(
-                502, "upstream_error", "the provider's answer is "
-                "compressed, which the gateway asked it not to be")))
+            return self._refuseAnswer(response, "the provider's answer is "
+                                      "compressed, which the gateway asked "
+                                      "it not to be")
         request.setResponseCode(response.code, response.phrase)
         if collect:
             return self._collect(response)
@@ -229,6 +227,13 @@ class Call:
         self.bridge.finished.addCallback(self._delivered, response.code,
                                          transform)
         self.bridge.finished.addErrback(self._crashed)
+
+    def _refuseAnswer(self, response, message):
+        """
+        An answer that cannot be passed on: dropped, and a 502.
+        """
+        _discard(response)
+        self._upstreamFailed(Failure(upstreamError(message)))
 
     def _delivered(self, outcome, status, transform):
         outcomes = transform.outcomes() if hasattr(

@@ -15,7 +15,7 @@ import json
 from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import EventRewriter
+from keeptrusts.api.rewrite import EventRewriter, indexOf
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 
@@ -119,8 +119,8 @@ class ResponsesRewriter(EventRewriter):
         kind = payload.get("type")
         if not isinstance(kind, str):
             return None
-        output = _int(payload.get("output_index"))
-        key = (output, _int(payload.get("content_index")))
+        output = indexOf(payload, "output_index")
+        key = (output, indexOf(payload, "content_index"))
         name = name or kind.encode()
         field = _DELTA_FIELDS.get(kind)
         if field is not None:
@@ -140,7 +140,7 @@ class ResponsesRewriter(EventRewriter):
         if field is not None:
             key = (output, field)
             held = self._heldDelta(payload, key)
-            payload[field] = self._textFor(key, payload.get(field))
+            self._replace(payload, field, key)
             return held + _event(name, payload)
         if kind == "response.content_part.done" and isinstance(
                 payload.get("part"), dict):
@@ -232,10 +232,6 @@ def _logprobsIfChanged(holder, original, sent):
     # Their tokens would spell out what was taken.
     if sent != original and holder.get("logprobs"):
         holder["logprobs"] = []
-
-
-def _int(value):
-    return value if isinstance(value, int) else 0
 
 
 def _order(key):

@@ -142,8 +142,10 @@ class SseRewriter(EventRewriter):
             self._template = chunk
         before = []
         finished = _finishedChoices(chunk)
-        for index in sorted((k for k in self._scanners
-                             if _choiceOf(k) in finished), key=_order):
+        ending = sorted((k for k in self._scanners
+                         if _choiceOf(k) in finished),
+                        key=_order) if finished else ()
+        for index in ending:
             held = self._scanners.pop(index).end()
             if not held:
                 continue
@@ -182,7 +184,7 @@ def _finishedChoices(chunk):
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
     if not isinstance(choices, list):
         return frozenset()
-    return frozenset(_choiceIndex(c) for c in choices
+    return frozenset(indexOf(c) for c in choices
                      if isinstance(c, dict) and c.get("finish_reason") is not None)
 
 
@@ -210,7 +212,7 @@ def forgetLogprobs(answer, choices=None):
     listed = answer.get("choices")
     for choice in listed if isinstance(listed, list) else ():
         if (isinstance(choice, dict) and choice.get("logprobs") is not None
-                and _choiceIndex(choice) in choices):
+                and indexOf(choice) in choices):
             choice["logprobs"] = None
 
 
@@ -226,9 +228,13 @@ def _dropEveryLogprobs(value):
                 stack.append(child)
 
 
-def _choiceIndex(choice):
-    index = choice.get("index", 0)
-    return index if isinstance(index, int) else None
+def indexOf(value, key="index", default=0):
+    """
+    An index a provider gives in C{value[key]}, or C{default} when it gives
+    none that is a number.
+    """
+    index = value.get(key, default)
+    return index if isinstance(index, int) else default
 
 
 def _chunkEvent(chunk):

@@ -37,16 +37,19 @@ class ForwardProxy:
         self._identify = identify
 
     def resourceFor(self, request):
+        origin = None
         try:
             parts = urlsplit(request.uri)
-            host = parts.hostname.decode("idna") if parts.hostname else None
-            port = 80 if parts.port is None else parts.port
-            origin = OriginTarget("http", host, port,
-                                  self._current.parts.targetsByHost.get(host))
-            origin.url(b"/")
-        except (ValueError, UnicodeError, AttributeError):
-            parts, host = None, None
-        if parts is None or parts.scheme != b"http" or not host or not port:
+            if (parts.scheme == b"http" and parts.hostname
+                    and parts.port != 0):
+                host = parts.hostname.decode("idna")
+                origin = OriginTarget(
+                    "http", host, 80 if parts.port is None else parts.port,
+                    self._current.parts.targetsByHost.get(host))
+                origin.url(b"/")  # the host is one IDNA can encode
+        except (ValueError, UnicodeError):
+            origin = None
+        if origin is None:
             return _Refusal(GatewayError(
                 400, "validation_error",
                 "a forward-proxy request needs an http:// URL with a valid "
