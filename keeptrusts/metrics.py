@@ -4,9 +4,13 @@ Prometheus metrics, derived from the journal's records as they are
 written (every decision passes there), plus gauges of what is open now.
 """
 
+from bisect import bisect_left
+from itertools import accumulate
+
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-    generate_latest)
+    CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest)
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from zope.interface import implementer
 
 from keeptrusts.interfaces import IJournal
@@ -18,6 +22,63 @@ MAX_MODELS = 200
 _POLICY_SECONDS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 1)
 
 
+class _Counter:
+    """
+    Totals by label values, added to in place.  Only the reactor's thread
+    counts and renders, so no lock: a record passes here several times per
+    request, and C{prometheus_client}'s children take a lock and convert
+    their labels on every call.
+    """
+
+    def __init__(self, name, documentation, labels):
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self.totals = {}
+
+    def inc(self, values, amount=1):
+        self.totals[values] = self.totals.get(values, 0) + amount
+
+    def family(self):
+        family = CounterMetricFamily(self.name, self.documentation,
+                                     labels=self.labels)
+        for values, total in self.totals.items():
+            family.add_metric(values, total)
+        return family
+
+
+class _Histogram:
+    """
+    Observations by label values, in buckets of upper C{bounds}; as
+    L{_Counter}, without a lock.
+    """
+
+    def __init__(self, name, documentation, labels, bounds):
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self.bounds = tuple(bounds)
+        self._edges = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        # label values -> [count per bucket (the last: above every bound),
+        # sum]
+        self.counts = {}
+
+    def observe(self, values, amount):
+        counts = self.counts.get(values)
+        if counts is None:
+            counts = self.counts[values] = [0] * len(self._edges) + [0.0]
+        counts[bisect_left(self.bounds, amount)] += 1
+        counts[-1] += amount
+
+    def family(self):
+        family = HistogramMetricFamily(self.name, self.documentation,
+                                       labels=self.labels)
+        for values, counts in self.counts.items():
+            family.add_metric(values, list(zip(
+                self._edges, accumulate(counts[:-1]))), counts[-1])
+        return family
+
+
 class Metrics:
     """
     One registry per gateway (not the process-global one), so that tests
@@ -26,28 +87,32 @@ class Metrics:
 
     def __init__(self):
         self.registry = registry = CollectorRegistry()
-        self.requests = Counter(
+        self.requests = _Counter(
             "keeptrusts_requests", "Answered LLM requests.",
-            ["provider", "model", "status", "mode"], registry=registry)
-        self.events = Counter(
+            ["provider", "model", "status", "mode"])
+        self.events = _Counter(
             "keeptrusts_events", "Journal events by phase and verdict.",
-            ["phase", "verdict"], registry=registry)
-        self.duration = Histogram(
+            ["phase", "verdict"])
+        self.duration = _Histogram(
             "keeptrusts_request_duration_seconds",
             "Time from request to the end of the answer.", ["provider"],
-            buckets=_SECONDS, registry=registry)
-        self.policyDuration = Histogram(
+            _SECONDS)
+        self.policyDuration = _Histogram(
             "keeptrusts_policy_duration_seconds", "Time spent in a policy.",
-            ["policy"], buckets=_POLICY_SECONDS, registry=registry)
-        self.verdicts = Counter(
+            ["policy"], _POLICY_SECONDS)
+        self.verdicts = _Counter(
             "keeptrusts_policy_verdicts", "Verdicts by policy.",
-            ["policy", "verdict"], registry=registry)
-        self.tokens = Counter(
+            ["policy", "verdict"])
+        self.tokens = _Counter(
             "keeptrusts_tokens", "Tokens by provider, model and direction.",
-            ["provider", "model", "direction"], registry=registry)
-        self.cost = Counter(
+            ["provider", "model", "direction"])
+        self.cost = _Counter(
             "keeptrusts_cost_usd", "Cost in US dollars.",
-            ["provider", "model"], registry=registry)
+            ["provider", "model"])
+        self._derived = (self.requests, self.events, self.duration,
+                         self.policyDuration, self.verdicts, self.tokens,
+                         self.cost)
+        registry.register(self)
         self.journalLag = Gauge(
             "keeptrusts_journal_lag_seconds",
             "How long the last event waited to be durable.",
@@ -58,44 +123,40 @@ class Metrics:
         self.openTunnels = Gauge(
             "keeptrusts_open_tunnels", "CONNECT tunnels open now.",
             registry=registry)
-        # labels() takes a lock and converts every value on every call;
-        # a record passes here several times per request.
-        self._children = {}
         self._models = set()
 
-    def _child(self, metric, *values):
-        child = self._children.get((metric, values))
-        if child is None:
-            child = self._children[metric, values] = metric.labels(*values)
-        return child
+    def collect(self):
+        """
+        The series derived from records, for the registry.
+        """
+        return [metric.family() for metric in self._derived]
 
     def observe(self, record):
-        child = self._child
         phase = record.get("phase") or ""
-        verdict = record.get("verdict") or ""
-        child(self.events, phase, verdict).inc()
+        self.events.inc((phase, record.get("verdict") or ""))
         for policy in record.get("policies") or ():
-            name = policy.get("name")
-            child(self.verdicts, name, policy.get("verdict")).inc()
-            if isinstance(policy.get("ms"), (int, float)):
-                child(self.policyDuration, name).observe(policy["ms"] / 1000.0)
+            name = str(policy.get("name"))
+            self.verdicts.inc((name, str(policy.get("verdict"))))
+            ms = policy.get("ms")
+            if isinstance(ms, (int, float)):
+                self.policyDuration.observe((name,), ms / 1000.0)
         if phase != "output":
             return
         provider = record.get("provider") or ""
         model = self._modelLabel(record.get("model"))
-        child(self.requests, provider, model, str(record.get("status")),
-              record.get("mode") or "").inc()
+        self.requests.inc((provider, model, str(record.get("status")),
+                           record.get("mode") or ""))
         total = (record.get("latency_ms") or {}).get("total")
         if isinstance(total, (int, float)):
-            child(self.duration, provider).observe(total / 1000.0)
+            self.duration.observe((provider,), total / 1000.0)
+        tokens = record.get("tokens") or {}
         for direction in ("input", "output"):
-            count = (record.get("tokens") or {}).get(direction)
+            count = tokens.get(direction)
             if isinstance(count, int) and count > 0:
-                child(self.tokens, provider, model, direction).inc(count)
+                self.tokens.inc((provider, model, direction), count)
         cost = record.get("cost_usd")
         if isinstance(cost, (int, float)) and cost >= 0:
-            child(self.cost, provider, model).inc(cost)
-
+            self.cost.inc((provider, model), cost)
     def _modelLabel(self, model):
         """
         The model as a label: the client names it, so the first

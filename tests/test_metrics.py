@@ -49,3 +49,38 @@ class MetricsTests(SynchronousTestCase):
         metrics.observe(output("gpt", cost=-1.0))
         text, _ = metrics.render()
         self.assertNotIn(b'keeptrusts_cost_usd_total{model="gpt"', text)
+
+    def test_seriesAsPrometheusWritesThem(self):
+        """
+        Counters and histograms read back as Prometheus' own would write
+        them: totals, cumulative buckets with C{le} bounds, count and sum.
+        """
+        metrics = Metrics()
+        for ms in (1.0, 3.0, 3.0, 400000.0):  # 1 ms: on a bound
+            record = output("gpt", cost=0.25)
+            record["latency_ms"] = {"total": ms}
+            record["policies"] = [{"name": "dlp-filter", "verdict": "redact",
+                                   "ms": ms}]
+            metrics.observe(record)
+        text, _ = metrics.render()
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text.decode())
+                   for s in family.samples}
+        duration = "keeptrusts_request_duration_seconds"
+
+        def bucket(le):
+            return samples[(duration + "_bucket",
+                            (("le", le), ("provider", "openai")))]
+        self.assertEqual([bucket("0.001"), bucket("0.005"), bucket("300.0"),
+                          bucket("+Inf")], [1.0, 3.0, 3.0, 4.0])
+        self.assertEqual(samples[(duration + "_count",
+                                  (("provider", "openai"),))], 4.0)
+        self.assertAlmostEqual(samples[(duration + "_sum",
+                                        (("provider", "openai"),))], 400.007)
+        self.assertEqual(samples[("keeptrusts_policy_verdicts_total", (
+            ("policy", "dlp-filter"), ("verdict", "redact")))], 4.0)
+        self.assertEqual(samples[("keeptrusts_cost_usd_total", (
+            ("model", "gpt"), ("provider", "openai")))], 1.0)
+        self.assertEqual(samples[("keeptrusts_tokens_total", (
+            ("direction", "output"), ("model", "gpt"),
+            ("provider", "openai")))], 8.0)
