@@ -46,6 +46,7 @@ CONFIG = """
 pack: {name: test, version: 1.0.0, enabled: true}
 gateway:
   fail_mode: %(fail_mode)s
+  journal: {sync: %(sync)s}
   limits: {max_body_bytes: %(max_body)d, upstream_idle_timeout_s: %(idle)s}
 providers:
   targets:
@@ -75,14 +76,15 @@ class Gateway:
     def __init__(self, testCase, chain="[dlp-filter, audit-logger]",
                  action="redact", failMode="block", maxBody=1024 * 1024,
                  idle=5, factories=None, environ=None, base=None,
-                 keyRef=True, models=True, extraTargets="", extraTop=""):
+                 keyRef=True, models=True, extraTargets="", extraTop="",
+                 sync="batch"):
         self.provider = FakeProvider(reactor)
         _, fakeBase = listenFake(reactor, self.provider, testCase.addCleanup)
         base = base or fakeBase
         factories = factories or policyFactories()
         self.config = parseConfig(CONFIG % dict(
             base=base, chain=chain, action=action, fail_mode=failMode,
-            max_body=maxBody, idle=idle,
+            max_body=maxBody, idle=idle, sync=sync,
             key="      secret_key_ref: {env: FAKE_KEY}" if keyRef else "",
             models="      models: [gpt-fake, gpt-fake-mini]" if models else "",
             extra=extraTargets % dict(base=base.rsplit("/v1", 1)[0]),
@@ -806,6 +808,55 @@ class SentBeforeBookkeepingTests(TestCase):
         self.assertFalse(heldAtRecord[0].endswith(b"0\r\n\r\n"))
         yield waitUntil(reactor, lambda: self.received(sock, kept).endswith(
             b"0\r\n\r\n"), timeout=10)
+
+    @defer.inlineCallbacks
+    def test_answerBeforeItsRecord(self):
+        """
+        A whole answer is with the client before its output record is
+        written (the input record came before the provider was asked).
+        """
+        gw = Gateway(self)
+        sock = self.rawClient(gw, chat("hi"))
+        kept = bytearray()
+        heldAtRecord = {}
+        append = gw.journal.append
+
+        def recording(record):
+            heldAtRecord[record["phase"]] = bytes(self.received(sock, kept))
+            return append(record)
+        gw.journal.append = recording
+        yield waitUntil(reactor, lambda: "output" in heldAtRecord, timeout=10)
+        self.assertEqual(heldAtRecord["input"], b"")
+        head, _, body = heldAtRecord["output"].partition(b"\r\n\r\n")
+        self.assertIn(b"HTTP/1.1 200", head)
+        self.assertEqual(json.loads(body)["object"], "chat.completion")
+        self.assertEqual([r["phase"] for r in gw.events()],
+                         ["input", "output"])
+
+    @defer.inlineCallbacks
+    def test_answerAfterDurableRecordsWhenAlways(self):
+        """
+        With C{journal.sync: always}, the answer waits until its records
+        are durable.
+        """
+        gw = Gateway(self, sync="always")
+        sock = self.rawClient(gw, chat("hi"))
+        kept = bytearray()
+        durable = []
+        append = gw.journal.append
+
+        def slowly(record):
+            d = defer.Deferred()
+            durable.append((record["phase"], d))
+            return append(record).addCallback(lambda _: d)
+        gw.journal.append = slowly
+        yield waitUntil(reactor, lambda: len(durable) == 2, timeout=10)
+        yield sleep(0.05)
+        self.assertEqual(self.received(sock, kept), b"")
+        for _, d in durable:
+            d.callback(None)
+        yield waitUntil(reactor, lambda: b"chat.completion" in self.received(
+            sock, kept), timeout=10)
 
     @defer.inlineCallbacks
     def test_streamHeadBeforeItsFirstEvent(self):

@@ -299,9 +299,9 @@ class Call:
         copyResponseHeaders(response.headers, request.responseHeaders,
                      keepLength=False)
         request.setHeader(b"content-length", b"%d" % (len(data),))
-        self._journal("output", result.verdict, result.outcomes,
-                      status=response.code, tokens=tokens)
-        self._finish(lambda: request.write(data))
+        self._finish(lambda: request.write(data), lambda: self._journal(
+            "output", result.verdict, result.outcomes, status=response.code,
+            tokens=tokens))
 
     def _upstreamFailed(self, reason):
         if self.gone:
@@ -340,13 +340,19 @@ class Call:
             return
         self._finish(lambda: writeError(self.request, error))
 
-    def _finish(self, write=None):
+    def _finish(self, write=None, event=None):
         """
         Send what is left of the answer (C{write}: its last bytes, or
-        L{None}) and end it; with C{journal.sync: always}, only once the
-        request's events are durable: a client never holds a whole answer
-        whose events a power cut could still take.
+        L{None}), journal its output C{event} (a callable, or L{None}) and
+        end it.  The event is written once the answer's bytes are with the
+        kernel, so that the journal's work does not hold them back (DESIGN.md
+        section 2); but with C{journal.sync: always} the answer ends only
+        once the request's events are durable: a client never holds a whole
+        answer whose events a power cut could still take.
         """
+        waiting = self.gateway.waitForJournal
+        if event is not None and (waiting or self.gone):
+            event()
         if self.gone:
             return
 
@@ -356,8 +362,12 @@ class Call:
             if write is not None:
                 write()
                 sendNow(self.request)
+            if event is not None and not waiting:
+                # Before finish(): a drain waiting for this request may
+                # close the journal as it ends.
+                event()
             self.request.finish()
-        if self.lastWrite is not None and self.gateway.waitForJournal:
+        if self.lastWrite is not None and waiting:
             self.lastWrite.addBoth(complete)
         else:
             complete()
