@@ -32,7 +32,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from zope.interface import implementer
 
-from keeptrusts.api.site import GatewaySite, sendNow, shownTarget
+from keeptrusts.api.site import (
+    GatewaySite, sendAllNow, sendNow, shownTarget)
 from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -834,6 +835,66 @@ class SentBeforeBookkeepingTests(TestCase):
                          ["input", "output"])
 
     @defer.inlineCallbacks
+    def test_requestWithProviderBeforeInputRecord(self):
+        """
+        On a kept connection, the provider has the request before the
+        gateway writes its input record: the provider works meanwhile.
+        The provider here is a raw socket, read when the record is written.
+        """
+        server = socket.socket()
+        self.addCleanup(server.close)
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.setblocking(False)
+        gw = Gateway(self, base="http://127.0.0.1:%d/v1" % (
+            server.getsockname()[1],))
+        conns = []
+
+        def accepted():
+            try:
+                conn, _ = server.accept()
+            except BlockingIOError:
+                return False
+            conn.setblocking(False)
+            self.addCleanup(conn.close)
+            conns.append(conn)
+            return True
+        answer = json.dumps({
+            "id": "c", "object": "chat.completion", "model": "gpt-fake",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": "ok"}}]}).encode()
+
+        def answerOne():
+            conns[0].sendall(b"HTTP/1.1 200 OK\r\nContent-Type: "
+                             b"application/json\r\nContent-Length: %d\r\n"
+                             b"\r\n%s" % (len(answer), answer))
+        provider = bytearray()
+        first = gw.post("/v1/chat/completions", chat("one"))
+        yield waitUntil(reactor, accepted, timeout=10)
+        yield waitUntil(reactor, lambda: b"one" in self.received(
+            conns[0], provider), timeout=10)
+        answerOne()
+        yield (yield first).json()
+
+        providerHad = []
+        append = gw.journal.append
+
+        def recording(record):
+            if record["phase"] == "input":
+                providerHad.append(bytes(self.received(conns[0],
+                                                       bytearray())))
+            return append(record)
+        gw.journal.append = recording
+        second = gw.post("/v1/chat/completions", chat("two"))
+        yield waitUntil(reactor, lambda: providerHad, timeout=10)
+        self.assertIn(b"POST /v1/chat/completions", providerHad[0])
+        self.assertIn(b"two", providerHad[0])
+        answerOne()
+        yield (yield second).json()
+        self.assertEqual([r["phase"] for r in gw.events()],
+                         ["input", "output"] * 2)
+
+    @defer.inlineCallbacks
     def test_answerAfterDurableRecordsWhenAlways(self):
         """
         With C{journal.sync: always}, the answer waits until its records
@@ -978,6 +1039,32 @@ class SendNowTests(SynchronousTestCase):
             def doWrite(self):
                 raise AssertionError("flushed while closing")
         sendNow(self.request(Closing(MemoryReactorClock())))
+
+
+class SendAllNowTests(SynchronousTestCase):
+    """
+    L{sendAllNow} flushes every socket the reactor would write to, as
+    L{sendNow} flushes one.
+    """
+
+    def test_everyWriter(self):
+        flushed = []
+
+        class Pending(FileDescriptor):
+            connected = True
+
+            def doWrite(self):
+                flushed.append(self)
+                self.stopWriting()
+        clock = MemoryReactorClock()
+        writers = [Pending(clock), Pending(clock)]
+        closing = Pending(clock)
+        closing.disconnecting = True
+        for writer in writers + [closing]:
+            writer.startWriting()
+        sendAllNow(clock)
+        self.assertEqual(flushed, writers)
+        self.assertEqual(clock.getWriters(), [closing])
 
 
 class KeptEndpointsTests(SynchronousTestCase):

@@ -92,6 +92,7 @@ class Call:
         self.pending = None
         self.bridge = None
         self.lastWrite = None
+        self._heldRecord = None
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self):
@@ -104,11 +105,11 @@ class Call:
     def _inputDecided(self, result, slots):
         self.policyMs += result.ms
         self.degraded = result.degraded
-        self._journal("input", result.verdict, result.outcomes)
-        if result.verdict in (BLOCK, ERROR):
-            self._end(_policyError(result, "input_blocked"))
-            return
-        if self.gone:
+        record = self._record("input", result.verdict, result.outcomes)
+        if result.verdict in (BLOCK, ERROR) or self.gone:
+            self._append(record)
+            if not self.gone:
+                self._end(_policyError(result, "input_blocked"))
             return
         self.payload = self.raw
         changed = result.verdict == REDACT
@@ -121,7 +122,11 @@ class Call:
         if changed:
             self.payload = json.dumps(self.body).encode("utf-8")
         self.upstreamStarted = self.gateway.timer()
+        # The input record is written once the provider has the request,
+        # unless what the sending led to journals first.
+        self._heldRecord = record
         self._send()
+        self._append(None)
 
     def _askForUsage(self):
         """
@@ -382,6 +387,21 @@ class Call:
 
     def _journal(self, phase, verdict, outcomes, status=None, tokens=None,
                  client_gone=False):
+        self._append(self._record(phase, verdict, outcomes, status, tokens,
+                                  client_gone))
+
+    def _append(self, record):
+        """
+        Journal the held input record, if any, then C{record}, if any.
+        """
+        held, self._heldRecord = self._heldRecord, None
+        for r in (held, record):
+            if r is not None:
+                self.lastWrite = self.gateway.journal.append(r)
+                self.lastWrite.addErrback(_journalFailed)
+
+    def _record(self, phase, verdict, outcomes, status=None, tokens=None,
+                client_gone=False):
         self.request.ktVerdict = verdict  # for the access log line
         now = self.gateway.timer()
         upstream = (None if self.upstreamStarted is None
@@ -404,8 +424,7 @@ class Call:
             record["client_gone"] = True
         if phase == "output" and len(self.tried) > 1:
             record["attempts"] = list(self.tried)
-        self.lastWrite = self.gateway.journal.append(record)
-        self.lastWrite.addErrback(_journalFailed)
+        return record
 
 
 def recordRefusal(gateway, exchange, error):

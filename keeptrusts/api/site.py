@@ -167,7 +167,22 @@ def sendNow(request):
     client's bytes back.  Only a plain socket that is open and not closing
     is flushed this way; a TLS one sends as usual.
     """
-    transport = getattr(getattr(request, "channel", None), "transport", None)
+    _flush(getattr(getattr(request, "channel", None), "transport", None))
+
+
+def sendAllNow(reactor):
+    """
+    Hand every socket's pending bytes to the kernel now, as the reactor
+    would when it next polls: after a request to a provider is written, the
+    provider works on it while the gateway does what follows in this turn.
+
+    @param reactor: an L{IReactorFDSet}.
+    """
+    for writer in reactor.getWriters():
+        _flush(writer)
+
+
+def _flush(transport):
     # A TLS transport copies its socket's interfaces: only the socket's own
     # descriptor says whether it is open.
     if (isinstance(transport, FileDescriptor) and transport.connected

@@ -15,6 +15,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from keeptrusts.api.errors import upstreamError, upstreamTimeout
+from keeptrusts.api.site import sendAllNow
 
 log = Logger()
 
@@ -185,12 +186,15 @@ class Upstream:
     @param agent: an L{IAgent}, built with the connect timeout.
     @param clock: an L{IReactorTime}.
     @param headersTimeout: seconds to wait for the answer's headers.
+    @param sockets: an L{IReactorFDSet} whose pending writes go to the
+        kernel as soon as a request is written, or L{None}.
     """
 
-    def __init__(self, agent, clock, headersTimeout):
+    def __init__(self, agent, clock, headersTimeout, sockets=None):
         self._agent = agent
         self._clock = clock
         self._headersTimeout = headersTimeout
+        self._sockets = sockets
 
     def request(self, method, url, headers, body=None):
         """
@@ -198,6 +202,9 @@ class Upstream:
             failing with a L{GatewayError} (502 or 504).
         """
         d = self._attempt(method, url, headers, body, retry=True)
+        if self._sockets is not None:
+            # A pooled connection has the request now: send it at once.
+            sendAllNow(self._sockets)
         d.addTimeout(self._headersTimeout, self._clock)
         return d.addErrback(_translate)
 
