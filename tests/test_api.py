@@ -23,6 +23,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReadWriteDescriptor
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.client import URI, HTTPConnectionPool
@@ -1015,6 +1016,24 @@ class SendNowTests(SynchronousTestCase):
                 raise AssertionError("flushed through a wrapper")
         sendNow(self.request(Wrapper()))
         sendNow(SimpleNamespace(channel=None))
+
+    def test_underTLS(self):
+        """
+        Under a TLS connection (and an interception's byte counter) is a
+        socket: what TLS encrypted is there, and goes now.
+        """
+        flushed = []
+
+        class Pending(FileDescriptor):
+            connected = True
+
+            def doWrite(self):
+                flushed.append(self)
+        socket = Pending(MemoryReactorClock())
+        tls = TLSMemoryBIOProtocol(None, Protocol())
+        tls.transport = SimpleNamespace(transport=socket)
+        sendNow(self.request(tls))
+        self.assertEqual(flushed, [socket])
 
     def test_failureLeftToTheReactor(self):
         """

@@ -164,10 +164,15 @@ def sendNow(request):
     Hand what was written of C{request}'s answer to the kernel now, not when
     the reactor next finds the socket writable: the work that follows in
     this turn (the journal, metrics, the access log) then does not hold the
-    client's bytes back.  Only a plain socket that is open and not closing
-    is flushed this way; a TLS one sends as usual.
+    client's bytes back.  Under TLS (and an interception's byte counter),
+    the socket below: TLS hands it what it encrypts at once.
     """
-    _flush(getattr(getattr(request, "channel", None), "transport", None))
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    for _ in range(4):
+        if transport is None or isinstance(transport, FileDescriptor):
+            break
+        transport = getattr(transport, "transport", None)
+    _flush(transport)
 
 
 def sendAllNow(reactor):
