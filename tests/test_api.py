@@ -941,11 +941,14 @@ class SentBeforeBookkeepingTests(TestCase):
             b"0\r\n\r\n"), timeout=10)
         self.assertIn(b"late", kept)
 
+    def test_streamEndBeforeAccessLog(self):
+        return self.test_answerBeforeAccessLog(stream=True)
+
     @defer.inlineCallbacks
-    def test_answerBeforeAccessLog(self):
+    def test_answerBeforeAccessLog(self, stream=False):
         from twisted.logger import globalLogPublisher
         gw = Gateway(self)
-        sock = self.rawClient(gw, chat("hi"))
+        sock = self.rawClient(gw, chat("hi", stream=stream))
         kept = bytearray()
         heldAtLog = []
 
@@ -957,7 +960,10 @@ class SentBeforeBookkeepingTests(TestCase):
         yield waitUntil(reactor, lambda: heldAtLog, timeout=10)
         head, _, body = heldAtLog[0].partition(b"\r\n\r\n")
         self.assertIn(b"HTTP/1.1 200", head)
-        self.assertEqual(json.loads(body)["object"], "chat.completion")
+        if stream:
+            self.assertTrue(body.endswith(b"0\r\n\r\n"), body[-40:])
+        else:
+            self.assertEqual(json.loads(body)["object"], "chat.completion")
 
 
 class GatewayChannelTests(SynchronousTestCase):

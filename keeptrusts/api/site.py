@@ -318,6 +318,8 @@ class GatewaySite(Site):
 
     def log(self, request):
         # Twisted's own access log costs 5-8% of a request and prints
-        # headers; ours is one compact line, or none.
+        # headers; ours is one compact line, or none.  Called as the answer
+        # ends: its last bytes (a stream's end) go first.
+        sendNow(request)
         if self.accessLog != "off":
             logRequest(request, self.accessLog == "json")
