@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.web.client import Agent
 from twisted.web.resource import Resource
 
-from keeptrusts.api.pipeline import Gateway
+from keeptrusts.api.gateway import Gateway
 from keeptrusts.api.resource import V1Resource
 from keeptrusts.api.routes import RouteTable, Rule
 from keeptrusts.api.routing import CircuitBreaker, Router

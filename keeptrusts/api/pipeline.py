@@ -5,16 +5,15 @@ client, journal (DESIGN.md section 2).
 """
 
 import json
-import time
 
 import attr
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readSlots, requestTextSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
+from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.site import sendNow
@@ -23,41 +22,12 @@ from keeptrusts.api.translate import (
     translates)
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge)
-from keeptrusts.api.upstream import copyResponseHeaders, outgoingHeaders
+from keeptrusts.api.upstream import (
+    copyResponseHeaders, discard, isEncoded, mediaType, outgoingHeaders)
 from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, REDACT
 
 log = Logger()
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Gateway:
-    """
-    What every request needs, built once per configuration.
-
-    @ivar routes: the L{RouteTable}: each request's L{PolicyChain}.
-    @ivar upstream: the L{Upstream}.
-    @ivar journal: an L{IJournal}.
-    @ivar configName: C{name@version}, recorded in every event.
-    @ivar waitForJournal: finish responses only once their events are
-        durable (C{journal.sync: always}).
-    @ivar logAllAccess: journal an C{access} event for proxied traffic
-        that is not an LLM call (C{audit-logger.log_all_access}).
-    @ivar router: the L{Router} of the configured targets.
-    @ivar limits: the L{Limits}: rate limits and budgets.
-    """
-
-    routes: object
-    upstream: object
-    journal: object
-    clock: object
-    configName: str
-    maxBodyBytes: int
-    idleTimeout: float
-    waitForJournal: bool = False
-    logAllAccess: bool = False
-    router: object = None
-    limits: object = None
-    timer: object = time.perf_counter
 
 
 class Call:
@@ -184,7 +154,7 @@ class Call:
                                           response.code,))
         if response.code == 429 or response.code >= 500:
             if self._attemptFailed(response.code):
-                _discard(response)
+                discard(response)
                 self._send()
                 return
         else:
@@ -193,7 +163,7 @@ class Call:
             if self.gateway.router is not None:
                 self.gateway.router.breaker.succeeded(target.id)
         request = self.request
-        isStream = _mediaType(response) == b"text/event-stream"
+        isStream = mediaType(response) == b"text/event-stream"
         ok = 200 <= response.code < 300
         # An answer the policies must read is read, whatever it says it is:
         # what cannot be read is refused (502), never passed on unread.
@@ -201,7 +171,7 @@ class Call:
         # Every answered stream is read: for the policies' scanners, its
         # usage, and the usage chunk the gateway asked for.
         rewrite = ok and isStream and self.endpoint.rewriter is not None
-        if (collect or rewrite) and _encoded(response):
+        if (collect or rewrite) and isEncoded(response):
             return self._refuseAnswer(response, "the provider's answer is "
                                       "compressed, which the gateway asked "
                                       "it not to be")
@@ -237,7 +207,7 @@ class Call:
         """
         An answer that cannot be passed on: dropped, and a 502.
         """
-        _discard(response)
+        discard(response)
         self._upstreamFailed(Failure(upstreamError(message)))
 
     def _delivered(self, outcome, status, transform):
@@ -398,7 +368,7 @@ class Call:
         for r in (held, record):
             if r is not None:
                 self.lastWrite = self.gateway.journal.append(r)
-                self.lastWrite.addErrback(_journalFailed)
+                self.lastWrite.addErrback(journalFailed)
 
     def _record(self, phase, verdict, outcomes, status=None, tokens=None,
                 client_gone=False):
@@ -427,64 +397,12 @@ class Call:
         return record
 
 
-def recordRefusal(gateway, exchange, error):
-    """
-    Journal a request the gateway refused before any policy ran (a rate
-    limit, a budget): an input event naming the limit.
-    """
-    record = eventRecord("input", BLOCK, exchange, gateway.configName, [{
-        "name": "limits", "verdict": BLOCK, "ms": 0.0,
-        "findings": [{"type": error.code or error.type, "count": 1}]}],
-        status=error.status)
-    gateway.journal.append(record).addErrback(_journalFailed)
-
-
-class _Discard(Protocol):
-    def connectionMade(self):
-        self.transport.stopProducing()
-
-
-def _discard(response):
-    """
-    Drop an answer that will not be used, and its connection.
-    """
-    response.deliverBody(_Discard())
-
-
-def recordAccess(gateway, exchange, status):
-    """
-    Journal proxied traffic that no policy read, when the audit asks for it.
-    """
-    if not gateway.logAllAccess:
-        return
-    gateway.journal.append(
-        eventRecord("access", ALLOW, exchange, gateway.configName,
-                    status=status)).addErrback(_journalFailed)
-
-
-def _journalFailed(reason):
-    log.error("journal write failed: {error}", error=reason.type.__name__)
-
-
 def _policyError(result, code):
     if result.verdict == BLOCK:
         return GatewayError(409, "policy_violation", result.message,
                             code=code, policy=result.policy)
     return GatewayError(503, "policy_error", result.message,
                         code="policy_failed", policy=result.policy)
-
-
-def _mediaType(response):
-    contentType = (response.headers.getRawHeaders(b"content-type")
-                   or [b""])[0]
-    return contentType.split(b";", 1)[0].strip().lower()
-
-
-def _encoded(response):
-    return any(coding.strip().lower() not in (b"", b"identity")
-               for value in response.headers.getRawHeaders(
-                   b"content-encoding", [])
-               for coding in value.split(b","))
 
 
 def _query(request):

@@ -12,7 +12,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api import anthropic, openai, responses
-from keeptrusts.api.pipeline import Call, recordRefusal
+from keeptrusts.api.gateway import recordRefusal
+from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.translate import upstreamPath
 from keeptrusts.api.upstream import outgoingHeaders

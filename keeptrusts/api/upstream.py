@@ -1,12 +1,13 @@
 # -*- test-case-name: tests.test_api -*-
 """
-The way out: which targets can be used, the headers they get, and one
-request through the service's pooled L{Agent}.
+The way out: which targets can be used, the headers they get, one request
+through the service's pooled L{Agent}, and what its answer says of itself.
 """
 
 import attr
 from twisted.internet import defer, error as ierror
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.client import ResponseNeverReceived
 from twisted.web.error import SchemeNotSupported
@@ -240,3 +241,34 @@ def _translate(reason):
     if reason.check(ResponseNeverReceived):
         raise upstreamError("the provider closed the connection without answering")
     raise upstreamError("the provider's answer failed")
+
+
+class _Discard(Protocol):
+    def connectionMade(self):
+        self.transport.stopProducing()
+
+
+def discard(response):
+    """
+    Drop an answer that will not be used, and its connection.
+    """
+    response.deliverBody(_Discard())
+
+
+def mediaType(response):
+    """
+    An answer's media type, lower case, without its parameters.
+    """
+    contentType = (response.headers.getRawHeaders(b"content-type")
+                   or [b""])[0]
+    return contentType.split(b";", 1)[0].strip().lower()
+
+
+def isEncoded(response):
+    """
+    Whether an answer came compressed (a C{Content-Encoding} but identity).
+    """
+    return any(coding.strip().lower() not in (b"", b"identity")
+               for value in response.headers.getRawHeaders(
+                   b"content-encoding", [])
+               for coding in value.split(b","))

@@ -14,7 +14,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.paths import llmEndpoint
-from keeptrusts.api.pipeline import Call, recordAccess
+from keeptrusts.api.gateway import recordAccess
+from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.resource import admit, header, parseBody, requestId
 from keeptrusts.api.upstream import outgoingHeaders
