@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 
 import attr
 from twisted.logger import Logger
-from twisted.web.client import Agent
 from twisted.web.resource import Resource
 
 from keeptrusts.api.gateway import Gateway
+from keeptrusts.api.http1 import KeptAgent
 from keeptrusts.api.resource import V1Resource
 from keeptrusts.api.routes import RouteTable, Rule
 from keeptrusts.api.routing import CircuitBreaker, Router
@@ -98,9 +98,9 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ,
     """
     limits = config.gateway.limits
     # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
-    agent = Agent.usingEndpointFactory(reactor, KeptEndpoints(
+    agent = KeptAgent(KeptEndpoints(
         reactor, upstreamPolicy(config.gateway.intercept.upstream_ca_file),
-        limits.upstream_connect_timeout_s), pool=pool)
+        limits.upstream_connect_timeout_s), pool)
     audit = config.policy.get("audit-logger")
     targets = usableTargets(config.providers.targets, environ)
     router = Router(targets, config.providers.routing,

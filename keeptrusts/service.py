@@ -12,9 +12,9 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.web.client import HTTPConnectionPool
 
 from keeptrusts.admin import adminRoot, healthReport
+from keeptrusts.api.http1 import KeptConnections
 from keeptrusts.api.site import ActiveRequests
 from keeptrusts.events import eventRecord
 from keeptrusts.journal import Journal
@@ -86,8 +86,7 @@ class GatewayService(service.Service):
                                                   runInThread=runInThread)
         except ValueError as e:
             raise SystemExit("keeptrusts: %s" % (e,))
-        self._pool = HTTPConnectionPool(self._reactor, persistent=True)
-        self._pool.maxPersistentPerHost = 64
+        self._pool = KeptConnections(self._reactor)
         try:
             self.current = Current(self._build(self.config))
             certificates = LeafContexts(CertificateAuthority.loadOrCreate(

@@ -39,6 +39,7 @@ from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.policy.values import Decision
+from keeptrusts.api.http1 import KeptConnections
 from keeptrusts.parts import buildSite
 from keeptrusts.tls.trust import upstreamPolicy
 from keeptrusts.testing import (
@@ -93,7 +94,7 @@ class Gateway:
             top=extraTop),
             factories)
         self.journal = MemoryJournal()
-        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool = KeptConnections(reactor)
         testCase.addCleanup(pool.closeCachedConnections)
         site = buildSite(self.config, reactor, self.journal, pool, factories,
                          {"FAKE_KEY": "sk-provider-key"}

@@ -11,6 +11,7 @@ from twisted.web.client import HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.test.requesthelper import DummyRequest
 
+from keeptrusts.api.http1 import KeptConnections
 from keeptrusts.api.routes import RouteTable, Rule
 from keeptrusts.config import RouteMatch, parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -72,7 +73,10 @@ class RouteEndToEndTests(TestCase):
         self.journal = MemoryJournal()
         pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(pool.closeCachedConnections)
-        site = buildSite(config, reactor, self.journal, pool, factories, {})
+        upstream = KeptConnections(reactor)
+        self.addCleanup(upstream.closeCachedConnections)
+        site = buildSite(config, reactor, self.journal, upstream, factories,
+                         {})
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.url = "http://127.0.0.1:%d/v1/" % (port.getHost().port,)

@@ -20,6 +20,7 @@ from keeptrusts.api.routing import CircuitBreaker, Router, providerOf
 from keeptrusts.api.upstream import UsableTarget
 from keeptrusts.config import Fallback, Routing, Target, parseConfig
 from keeptrusts.policy.registry import policyFactories
+from keeptrusts.api.http1 import KeptConnections
 from keeptrusts.parts import buildSite
 from keeptrusts.testing import FakeProvider, MemoryJournal, Script, listenFake
 
@@ -136,7 +137,7 @@ class FallbackTests(TestCase):
         config = parseConfig(CONFIG % dict(self.bases, triggers=triggers),
                              factories)
         self.journal = MemoryJournal()
-        upstreamPool = HTTPConnectionPool(reactor, persistent=False)
+        upstreamPool = KeptConnections(reactor)
         self.addCleanup(upstreamPool.closeCachedConnections)
         site = buildSite(config, reactor, self.journal, upstreamPool,
                          factories, {})

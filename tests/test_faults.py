@@ -22,7 +22,6 @@ import importlib
 import json
 import os
 import time
-from types import SimpleNamespace
 
 import treq
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -1139,7 +1138,7 @@ class MemoryGateway:
     service listens on a L{MemoryReactorClock}, its upstream agent is a
     L{RequestTraversalAgent} into a L{FakeProvider}.
 
-    @param synchronous: let the upstream answer within C{Agent.request}
+    @param synchronous: let the upstream answer within C{IAgent.request}
         (as a failed cached connection can); by default it answers on the
         next turn of the clock, as a network would.
     """
@@ -1150,8 +1149,7 @@ class MemoryGateway:
         self.agent = RequestTraversalAgent(self.provider)
         agent = (self.agent if synchronous
                  else _LaterAgent(self.agent, self.clock))
-        patchUsed(testCase, "Agent", SimpleNamespace(
-            usingEndpointFactory=lambda *args, **kwargs: agent))
+        patchUsed(testCase, "KeptAgent", lambda *args, **kwargs: agent)
         self.service, self.journal = startService(
             testCase, self.clock, "http://127.0.0.1:9/v1", idle=5,
             clientIdle=5, maxBody=4096)

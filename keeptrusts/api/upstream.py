@@ -129,11 +129,11 @@ class BytesProducer:
     """
 
     def __init__(self, body):
-        self._body = body
+        self.body = body
         self.length = len(body)
 
     def startProducing(self, consumer):
-        consumer.write(self._body)
+        consumer.write(self.body)
         return defer.succeed(None)
 
     def pauseProducing(self):
