@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_api -*-
 """
 The way out: which targets can be used, the headers they get, one request
-through the service's pooled L{Agent}, and what its answer says of itself.
+through the service's agent (L{keeptrusts.api.http1.KeptAgent}), and what
+its answer says of itself.
 """
 
 import attr
@@ -149,8 +150,9 @@ class BytesProducer:
 @implementer(IAgentEndpointFactory)
 class KeptEndpoints:
     """
-    One endpoint per scheme, host and port, made once: an L{Agent} makes a
-    new one for every request, even when a pooled connection serves it.
+    One endpoint per scheme, host and port, made once (Twisted's own agent
+    made a new one for every request, even when a kept connection served
+    it; endpoints are dear: IDNA, TLS options).
 
     @param tlsPolicy: the L{IPolicyForHTTPS} of C{https} URIs.
     """

@@ -98,7 +98,8 @@ class UpstreamPolicy:
 
     def creatorForNetloc(self, hostname, port):
         """
-        @param hostname: the host, IDNA-encoded C{bytes}, as L{Agent} gives it.
+        @param hostname: the host, IDNA-encoded C{bytes}, as the agent gives
+            it.
         """
         creator = self._creators.get(hostname)
         if creator is None:
@@ -114,7 +115,7 @@ class UpstreamPolicy:
 
 def upstreamPolicy(extraCAFile=None):
     """
-    The L{IPolicyForHTTPS} for the upstream L{twisted.web.client.Agent}:
+    The L{IPolicyForHTTPS} of the upstream agent's endpoints:
     chain and host name verified against the platform's trust store plus
     C{extraCAFile} (PEM, one or more certificates).
 
