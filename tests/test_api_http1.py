@@ -203,6 +203,15 @@ class AgentTests(SynchronousTestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(b"".join(self.body(response).data), b"{}")
 
+    def test_manyInterimAnswers(self):
+        """
+        Interim answers are skipped in a loop, however many come at once.
+        """
+        connection, response = self.answer(
+            b"HTTP/1.1 100 Continue\r\n\r\n" * 5000 + OK)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(b"".join(self.body(response).data), b"{}")
+
     def test_notKept(self):
         for head in [b"HTTP/1.1 200 OK\r\nConnection: close\r\n",
                      b"HTTP/1.0 200 OK\r\n",

@@ -191,7 +191,7 @@ class _Connection(Protocol):
         self._waiting = None
         self._answering = False
         self._response = None
-        self._head = b""
+        self._head = bytearray()
         self.closed = defer.Deferred()
 
     def idle(self, clock, seconds):
@@ -222,27 +222,33 @@ class _Connection(Protocol):
             self.transport.abortConnection()
             return
         self._answering = True
-        head = self._head + data
-        end = head.find(b"\r\n\r\n")
-        if end < 0:
-            if len(head) > MAX_HEAD:
-                self._failHead("the answer's head is too long")
-            else:
-                self._head = head
-            return
-        self._head = b""
-        try:
-            status, phrase, version, headers = parseHead(head[:end])
-        except ValueError as e:
-            self._failHead(str(e))
-            return
-        rest = head[end + 4:]
-        if 100 <= status < 200:
+        head = self._head
+        # The blank line may straddle what came before; nothing before
+        # that holds it (a trickled head costs no rescans).
+        start = max(0, len(head) - 3)
+        head += data
+        end = head.find(b"\r\n\r\n", start)
+        while end >= 0:
+            rest = bytes(head[end + 4:])
+            try:
+                status, phrase, version, headers = parseHead(bytes(head[:end]))
+            except ValueError as e:
+                self._failHead(str(e))
+                return
+            if not 100 <= status < 200:
+                self._head = bytearray()
+                self._answer(status, phrase, version, headers, rest)
+                return
             # An interim answer (100 Continue, 103 Early Hints): the real
             # one follows.
-            if rest:
-                self.dataReceived(rest)
-            return
+            head = bytearray(rest)
+            end = head.find(b"\r\n\r\n")
+        if len(head) > MAX_HEAD:
+            self._failHead("the answer's head is too long")
+        else:
+            self._head = head
+
+    def _answer(self, status, phrase, version, headers, rest):
         try:
             body = bodyFraming(self._method, status, version, headers)
         except FramingError as e:
