@@ -20,7 +20,7 @@ from twisted.web.http_headers import Headers
 
 from keeptrusts.api.framing import ChunkedBody, FramingError
 from keeptrusts.api.http1 import MAX_HEAD, KeptAgent, KeptConnections
-from keeptrusts.api.upstream import BytesProducer
+from keeptrusts.api.upstream import BytesProducer, discard
 
 
 class Endpoints:
@@ -131,6 +131,9 @@ class AgentTests(SynchronousTestCase):
     def test_refusedBeforeSending(self):
         for kwargs in [dict(method=b"GET\r\nX"), dict(url=b"ftp://x/"),
                        dict(url=b"/relative"),
+                       dict(url=b"http://a/v1 HTTP/1.1\r\nX-Injected: 1"),
+                       dict(url=b"http://a\r\nX: 1/"),
+                       dict(url=b"http://a/\0"), dict(url=b"http://a/\xc3\xa9"),
                        dict(headers=RawHeaders(b"bad name", b"v")),
                        dict(headers=RawHeaders(b"X", b"a\r\nB: c"))]:
             d = self.agent.request(kwargs.get("method", b"GET"),
@@ -237,7 +240,11 @@ class AgentTests(SynchronousTestCase):
                      b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
                      b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n",
                      b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n",
-                     b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\n"]:
+                     b"HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\n",
+                     b"HTTP/1.1 200 OK\r\nX: a\nContent-Length: 0\r\n\r\n",
+                     b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+                     b"HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n",
+                     b"HTTP/1.1 101 Switching Protocols\r\n\r\n"]:
             connection, failure = self.answer(head)
             failure.trap(ResponseFailed)
             self.assertTrue(connection.transport.aborted, head)
@@ -314,6 +321,65 @@ class AgentTests(SynchronousTestCase):
         body.transport.resumeProducing()
         self.assertEqual(connection.transport.producerState, "producing")
 
+    def test_emptyBody(self):
+        """
+        An answer of length 0 is over with its head.
+        """
+        connection, response = self.answer(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        body = self.body(response)
+        self.assertEqual(body.data, [])
+        body.reason.trap(ResponseDone)
+        self.assertIs(self.request()[0], connection)
+
+    def test_pausedNotKeptPaused(self):
+        """
+        A connection a slow client paused is resumed as its answer ends:
+        the next answer on it must flow.
+        """
+        connection, response = self.answer(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+        body = self.body(response)
+        body.transport.pauseProducing()
+        connection.dataReceived(b"cd")
+        body.reason.trap(ResponseDone)
+        self.assertEqual(connection.transport.producerState, "producing")
+        self.assertIs(self.request()[0], connection)
+
+    def test_overAnswerLeavesItsConnection(self):
+        """
+        Once an answer is over, its connection may carry another's: what
+        its body's protocol (or a discarded answer) does then is nothing.
+        """
+        connection, response = self.answer(OK)
+        body = self.body(response)
+        body.reason.trap(ResponseDone)
+        again, _ = self.request()
+        self.assertIs(again, connection)
+        body.transport.pauseProducing()
+        body.transport.stopProducing()
+        self.assertEqual(connection.transport.producerState, "producing")
+        self.assertFalse(getattr(connection.transport, "aborted", False))
+
+    def test_discardedOverAnswer(self):
+        connection, response = self.answer(
+            b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n\r\n{}")
+        discard(response)
+        self.assertFalse(getattr(connection.transport, "aborted", False))
+        self.assertIs(self.request()[0], connection)
+
+    def test_abortedNotTaken(self):
+        """
+        A connection being aborted is never handed out again (a plain
+        socket's abort does not say it is disconnecting).
+        """
+        connection, response = self.answer(OK)
+        self.body(response)
+        connection.dataReceived(b"HTTP/1.1 200 OK\r\n")  # unasked for
+        self.assertTrue(connection.transport.aborted)
+        connection.transport.disconnecting = False
+        self.assertIsNot(self.request()[0], connection)
+
     def test_bytesNobodyAskedFor(self):
         connection, response = self.answer(OK)
         self.body(response)
@@ -342,6 +408,18 @@ class PoolTests(SynchronousTestCase):
         self.assertFalse(connection.transport.disconnecting)
         self.clock.advance(1)
         self.assertTrue(connection.transport.disconnecting)
+
+    def test_idleClosedThenLost(self):
+        """
+        A connection closed for idling leaves the pool cleanly when it is
+        lost, and closing the pool does not wait for it.
+        """
+        connection = self.answered()
+        self.clock.advance(self.pool.idleSeconds)
+        lose(connection)
+        self.successResultOf(connection.closed)
+        self.successResultOf(self.pool.closeCachedConnections())
+        self.assertIsNot(self.answered(), connection)
 
     def test_takenNotClosed(self):
         connection = self.answered()

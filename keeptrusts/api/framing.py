@@ -93,6 +93,9 @@ def parseHead(head):
     @return: C{(status, phrase, version, headers)}.
     @raise ValueError: the head is not HTTP/1.x.
     """
+    if b"\0" in head or head.count(b"\n") != head.count(b"\r") or (
+            head.count(b"\n") != head.count(b"\r\n")):
+        raise ValueError("the answer's head has a bare CR, LF or NUL")
     lines = head.split(b"\r\n")
     match = _STATUS.fullmatch(lines[0])
     if match is None:
@@ -193,8 +196,12 @@ class KeptResponse:
             if over:
                 self._done(not rest)
 
-    def finished(self, ignored):
-        self._done(True)
+    def finished(self, cleanEnd):
+        """
+        An answer without a body (or with an empty one) is over; C{cleanEnd}
+        when nothing came after it.
+        """
+        self._done(cleanEnd)
 
     def _done(self, cleanEnd):
         if self._discarded:
@@ -222,10 +229,17 @@ class KeptResponse:
         """
         Read no more: the connection goes, and with it the rest of the body
         (the body's protocol learns it as the connection closes, as with
-        Twisted's agent).
+        Twisted's agent).  Once the answer is over, its connection may carry
+        another: left alone.
         """
+        if self._end is not None:
+            return
         self._discarded = True
-        self._connection.transport.abortConnection()
+        self._connection.close(abort=True)
+
+    @property
+    def over(self):
+        return self._end is not None
 
     def _deliver(self, data):
         if self._end is not None or self._discarded:
@@ -254,11 +268,15 @@ class _BodyProducer:
         self._response = response
         self._transport = response._connection.transport
 
+    # Once the answer is over, its connection may be another's.
+
     def pauseProducing(self):
-        self._transport.pauseProducing()
+        if not self._response.over:
+            self._transport.pauseProducing()
 
     def resumeProducing(self):
-        self._transport.resumeProducing()
+        if not self._response.over:
+            self._transport.resumeProducing()
 
     def stopProducing(self):
         self._response.discard()

@@ -11,6 +11,8 @@ pipelining), bodies known in advance (L{IBodyProducer} with a length),
 answers framed by C{Content-Length}, chunks or the connection's end.
 """
 
+import re
+
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
@@ -23,6 +25,8 @@ from keeptrusts.api.framing import (
 
 # An answer's head may not exceed this (Twisted's own line limit is 16 KB).
 MAX_HEAD = 64 * 1024
+# What a URL may carry (RFC 3986): no space, control or non-ASCII byte.
+_URL = re.compile(rb"[\x21-\x7e]+")
 
 
 @implementer(IAgent)
@@ -49,6 +53,8 @@ class KeptAgent:
         return d.addCallback(lambda conn: conn.request(method, head + body))
 
     def _origin(self, uri):
+        if not _URL.fullmatch(uri):
+            raise ValueError("a URL has bytes it may not carry")
         scheme, sep, rest = uri.partition(b"://")
         authority, slash, path = rest.partition(b"/")
         path, _, _ = path.partition(b"#")
@@ -124,7 +130,7 @@ class KeptConnections:
         idle = self._idle.get(origin.key)
         while idle:
             conn = idle.pop()
-            if conn.connected and not conn.transport.disconnecting:
+            if conn.connected and not conn.closing:
                 conn.taken()
                 return defer.succeed(conn)
         d = origin.endpoint.connect(_ConnectionFactory(self, origin.key))
@@ -141,7 +147,7 @@ class KeptConnections:
         """
         idle = self._idle.setdefault(conn.key, [])
         if len(idle) >= self.maxPersistentPerHost:
-            conn.transport.loseConnection()
+            conn.close()
             return
         idle.append(conn)
         conn.idle(self._clock, self.idleSeconds)
@@ -163,7 +169,7 @@ class KeptConnections:
         for idle in self._idle.values():
             for conn in idle:
                 waiting.append(conn.closed)
-                conn.transport.loseConnection()
+                conn.close()
         self._idle.clear()
         for d in list(self._connecting):
             d.cancel()
@@ -182,7 +188,11 @@ class _ConnectionFactory(Factory):
 class _Connection(Protocol):
     """
     One kept connection: a request, its answer, again.
+
+    @ivar closing: the connection is being closed: not to be used again.
     """
+
+    closing = False
 
     def __init__(self, pool, key):
         self.key = key
@@ -195,12 +205,26 @@ class _Connection(Protocol):
         self.closed = defer.Deferred()
 
     def idle(self, clock, seconds):
-        self._timer = clock.callLater(seconds, self.transport.loseConnection)
+        self._timer = clock.callLater(seconds, self._idleTooLong)
+
+    def _idleTooLong(self):
+        self._timer = None
+        self.close()
 
     def taken(self):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def close(self, abort=False):
+        """
+        Close the connection (at once, with C{abort}); it is not used again.
+        """
+        self.closing = True
+        if abort:
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
 
     def request(self, method, data):
         self._method = method
@@ -211,7 +235,7 @@ class _Connection(Protocol):
 
     def _abort(self):
         self._waiting = None
-        self.transport.abortConnection()
+        self.close(abort=True)
 
     def dataReceived(self, data):
         if self._response is not None:
@@ -219,7 +243,7 @@ class _Connection(Protocol):
             return
         if self._waiting is None:
             # Bytes nobody asked for: the connection cannot be trusted.
-            self.transport.abortConnection()
+            self.close(abort=True)
             return
         self._answering = True
         head = self._head
@@ -227,26 +251,30 @@ class _Connection(Protocol):
         # that holds it (a trickled head costs no rescans).
         start = max(0, len(head) - 3)
         head += data
+        pos = 0
         end = head.find(b"\r\n\r\n", start)
         while end >= 0:
-            rest = bytes(head[end + 4:])
             try:
-                status, phrase, version, headers = parseHead(bytes(head[:end]))
+                status, phrase, version, headers = parseHead(
+                    bytes(head[pos:end]))
             except ValueError as e:
                 self._failHead(str(e))
                 return
+            if status == 101:
+                self._failHead("the provider switched protocols unasked")
+                return
             if not 100 <= status < 200:
+                rest = bytes(head[end + 4:])
                 self._head = bytearray()
                 self._answer(status, phrase, version, headers, rest)
                 return
             # An interim answer (100 Continue, 103 Early Hints): the real
             # one follows.
-            head = bytearray(rest)
-            end = head.find(b"\r\n\r\n")
+            pos = end + 4
+            end = head.find(b"\r\n\r\n", pos)
+        del head[:pos]
         if len(head) > MAX_HEAD:
             self._failHead("the answer's head is too long")
-        else:
-            self._head = head
 
     def _answer(self, status, phrase, version, headers, rest):
         try:
@@ -258,14 +286,16 @@ class _Connection(Protocol):
             self, version, status, phrase, headers, body)
         waiting, self._waiting = self._waiting, None
         waiting.callback(response)
-        if body is None:
-            response.finished(None)
-        elif rest and self._response is response:
+        if self._response is not response:
+            return  # dropped meanwhile
+        if body is None or body == 0:
+            response.finished(not rest)
+        elif rest:
             response.bodyReceived(rest)
 
     def _failHead(self, message):
         waiting, self._waiting = self._waiting, None
-        self.transport.abortConnection()
+        self.close(abort=True)
         waiting.errback(Failure(ResponseFailed([Failure(
             FramingError(message))])))
 
@@ -274,30 +304,35 @@ class _Connection(Protocol):
         The answer is given up: so is the connection.
         """
         self._response = None
-        self.transport.abortConnection()
+        self.close(abort=True)
 
     def answered(self, reusable):
         """
         The answer is over; keep the connection if it can carry another.
         """
         self._response = None
-        if reusable and self.connected:
+        if reusable and self.connected and not self.closing:
+            # A slow client may have paused it: the next answer must flow.
+            self.transport.resumeProducing()
             self._pool.release(self)
         else:
-            self.transport.loseConnection()
+            self.close()
 
     def connectionLost(self, reason):
         self.connected = False
-        self.taken()
-        self._pool.forget(self)
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            # Nothing of an answer came: a kept connection the provider
-            # had closed meanwhile says so (the caller may try again).
-            failed = ResponseFailed if self._answering else (
-                ResponseNeverReceived)
-            waiting.errback(Failure(failed([reason])))
-        elif self._response is not None:
-            response, self._response = self._response, None
-            response.lost(reason)
-        self.closed.callback(None)
+        self.closing = True
+        try:
+            self.taken()
+            self._pool.forget(self)
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None:
+                # Nothing of an answer came: a kept connection the provider
+                # had closed meanwhile says so (the caller may try again).
+                failed = ResponseFailed if self._answering else (
+                    ResponseNeverReceived)
+                waiting.errback(Failure(failed([reason])))
+            elif self._response is not None:
+                response, self._response = self._response, None
+                response.lost(reason)
+        finally:
+            self.closed.callback(None)
