@@ -1,7 +1,7 @@
 """
-L{keeptrusts.api.http1}: the lean HTTP/1.1 agent, byte by byte over
-in-memory connections (the whole suite drives it over real sockets), and
-L{keeptrusts.api.framing}.
+L{keeptrusts.api.http1}, L{keeptrusts.api.connection} and
+L{keeptrusts.api.framing}: the lean HTTP/1.1 agent, byte by byte over
+in-memory connections (the whole suite drives it over real sockets).
 """
 
 from types import SimpleNamespace
@@ -19,7 +19,8 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 
 from keeptrusts.api.framing import ChunkedBody, FramingError
-from keeptrusts.api.http1 import MAX_HEAD, KeptAgent, KeptConnections
+from keeptrusts.api.connection import MAX_HEAD
+from keeptrusts.api.http1 import KeptAgent, KeptConnections
 from keeptrusts.api.upstream import BytesProducer, discard
 
 
@@ -77,13 +78,19 @@ OK = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
       b"Content-Length: 2\r\n\r\n{}")
 
 
-class AgentTests(SynchronousTestCase):
+class _AgentCase(SynchronousTestCase):
+    """
+    An agent over in-memory connections, on a clock.
+    """
 
     def setUp(self):
         self.clock = Clock()
         self.endpoints = Endpoints()
         self.pool = KeptConnections(self.clock)
         self.agent = KeptAgent(self.endpoints, self.pool)
+
+
+class AgentTests(_AgentCase):
 
     def request(self, url=b"http://api.example:8080/v1/chat?x=1",
                 method=b"POST", body=b"{}", headers=None):
@@ -387,13 +394,7 @@ class AgentTests(SynchronousTestCase):
         self.assertTrue(connection.transport.aborted)
 
 
-class PoolTests(SynchronousTestCase):
-
-    def setUp(self):
-        self.clock = Clock()
-        self.endpoints = Endpoints()
-        self.pool = KeptConnections(self.clock)
-        self.agent = KeptAgent(self.endpoints, self.pool)
+class PoolTests(_AgentCase):
 
     def answered(self, url=b"http://a/"):
         d = self.agent.request(b"GET", url)
