@@ -17,7 +17,7 @@ from twisted.web.http_headers import Headers
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.paths import llmEndpoint
 from keeptrusts.api.upstream import BytesProducer, UsableTarget
-from keeptrusts.proxy.origin import OriginTarget
+from keeptrusts.proxy.origin import OriginTarget, splitTarget
 from keeptrusts.testing import FakeProvider, Script, echoPrompt, listenFake
 from tests.test_api import Gateway
 
@@ -121,6 +121,34 @@ class OriginCredentialTests(SynchronousTestCase):
         self.assertIsNone(
             self.origin("http", "llm.internal", 8080, base,
                         kind="passthrough").credential)
+
+
+class TargetFormTests(SynchronousTestCase):
+    """
+    Only a path or an absolute URL is a request target for an origin: any
+    other form would extend the origin's host or port, and take its key
+    there (C{GET .evil.example/v1/models} inside a tunnel to
+    api.openai.com).
+    """
+
+    def test_pathsAndURLs(self):
+        for uri, path in [(b"/v1/models?a=1", b"/v1/models"),
+                          (b"http://h/v1/x", b"/v1/x"), (b"http://h", b"/"),
+                          (b"//h/x", b"/x")]:
+            self.assertEqual(splitTarget(SimpleNamespace(uri=uri))[0], path)
+
+    def test_otherFormsRefused(self):
+        for uri in [b".evil.example/v1/models", b":8443/v1/models",
+                    b"@evil.example/v1", b"*", b"http:/v1/x", b"v1/models"]:
+            with self.assertRaises(GatewayError) as caught:
+                splitTarget(SimpleNamespace(uri=uri))
+            self.assertEqual(caught.exception.status, 400, uri)
+
+    def test_urlNeedsAPath(self):
+        origin = OriginTarget("https", "api.openai.com", 443, None)
+        self.assertEqual(origin.url(b"/v1/models"),
+                         b"https://api.openai.com/v1/models")
+        self.assertRaises(ValueError, origin.url, b".evil.example/v1")
 
 
 class ForwardProxyTests(TestCase):

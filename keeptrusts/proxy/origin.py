@@ -12,7 +12,7 @@ import attr
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from keeptrusts.api.errors import GatewayError, writeError
+from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api.paths import llmEndpoint
 from keeptrusts.api.gateway import recordAccess
 from keeptrusts.api.pipeline import Call
@@ -71,7 +71,10 @@ class OriginTarget:
         """
         @raise UnicodeError: the host is not ASCII, nor a name IDNA can
             encode.
+        @raise ValueError: C{path} does not begin with C{/}.
         """
+        if not path.startswith(b"/"):
+            raise ValueError("a path must begin with /")
         default = {"https": 443, "http": 80}[self.scheme]
         host = self.host.encode("ascii" if self.host.isascii() else "idna")
         if b":" in host and not host.startswith(b"["):
@@ -85,9 +88,16 @@ class OriginTarget:
 def splitTarget(request):
     """
     @return: C{(path, query)} of an origin-form or absolute-form request.
+    @raise GatewayError: a 400 for any other form: a path that does not
+        begin with C{/} would extend the origin's host or port
+        (C{.evil.example/v1/models}), and take its key there.
     """
     parts = urlsplit(request.uri)
-    return parts.path or b"/", parts.query
+    path = parts.path or b"/"
+    if not path.startswith(b"/") or (parts.scheme and not parts.netloc):
+        raise validationError("the request target is neither a path nor an "
+                              "absolute URL", status=400)
+    return path, parts.query
 
 
 class OriginResource(Resource):
