@@ -26,8 +26,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
-from twisted.web.client import URI, HTTPConnectionPool
+from twisted.web.client import URI, HTTPConnectionPool, ResponseNeverReceived
 from twisted.web.error import SchemeNotSupported
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
@@ -35,7 +36,7 @@ from zope.interface import implementer
 
 from keeptrusts.api.site import (
     GatewaySite, sendAllNow, sendNow, shownTarget)
-from keeptrusts.api.upstream import KeptEndpoints
+from keeptrusts.api.upstream import KeptEndpoints, Upstream
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.policy.values import Decision
@@ -1091,6 +1092,27 @@ class SendAllNowTests(SynchronousTestCase):
         sendAllNow(clock)
         self.assertEqual(sorted(map(id, flushed)), sorted(map(id, writers)))
         self.assertEqual(clock.getWriters(), [closing])
+
+
+class UpstreamTests(SynchronousTestCase):
+
+    def test_notSentTwice(self):
+        """
+        A request whose connection closed before any answer is not sent
+        again here: the agent knows whether it went stale on a kept
+        connection (and tries again itself) or the provider may have it.
+        """
+        calls = []
+
+        def request(*args):
+            calls.append(args)
+            return defer.fail(ResponseNeverReceived([Failure(
+                ConnectionDone())]))
+        upstream = Upstream(SimpleNamespace(request=request), Clock(), 5)
+        failure = self.failureResultOf(upstream.request(
+            b"POST", b"http://a/v1/chat/completions", Headers(), b"{}"))
+        self.assertEqual(failure.value.status, 502)
+        self.assertEqual(len(calls), 1)
 
 
 class KeptEndpointsTests(SynchronousTestCase):

@@ -107,6 +107,17 @@ class AgentTests(_AgentCase):
         self.assertEqual(len(results), 1)
         return connection, results[0]
 
+    def answered(self, count):
+        """
+        C{count} answered requests in flight together: as many kept
+        connections.
+        """
+        pending = [self.request() for _ in range(count)]
+        for connection, results in pending:
+            connection.dataReceived(OK)
+            self.body(results[0])
+        return [c for c, _ in pending]
+
     def body(self, response):
         body = Body()
         response.deliverBody(body)
@@ -294,6 +305,43 @@ class AgentTests(_AgentCase):
         self.body(response)
         lose(connection)
         self.assertIsNot(self.request()[0], connection)
+
+    def test_staleConnectionTriedAgain(self):
+        """
+        A kept connection closed before any byte of its answer had gone
+        stale: the request goes again, once, on a new connection, and the
+        other kept connections to that origin are closed.
+        """
+        first = self.answered(2)
+        connection, results = self.request()
+        self.assertIn(connection, first)
+        lose(connection)
+        self.assertEqual(results, [])
+        fresh = self.endpoints.connections[-1]
+        self.assertNotIn(fresh, first)
+        self.assertIn(b"POST /v1/chat", fresh.transport.value())
+        other = [c for c in first if c is not connection][0]
+        self.assertTrue(other.transport.disconnecting)
+        fresh.dataReceived(OK)
+        self.assertEqual(results[0].code, 200)
+
+    def test_triedAgainOnce(self):
+        self.answered(1)
+        connection, results = self.request()
+        lose(connection)
+        lose(self.endpoints.connections[-1])
+        results[0].trap(ResponseNeverReceived)
+        self.assertEqual(len(self.endpoints.connections), 2)
+
+    def test_newConnectionNotTriedAgain(self):
+        """
+        A new connection closed before its answer: the provider may have
+        the call, which is not sent twice.
+        """
+        connection, results = self.request()
+        lose(connection)
+        results[0].trap(ResponseNeverReceived)
+        self.assertEqual(self.endpoints.connections, [connection])
 
     def test_cancelled(self):
         connection, results = self.request()

@@ -30,9 +30,11 @@ class KeptConnection(Protocol):
     One kept connection: a request, its answer, again.
 
     @ivar closing: the connection is being closed: not to be used again.
+    @ivar reused: the connection carried an answer before this request.
     """
 
     closing = False
+    reused = False
 
     def __init__(self, pool, key):
         self.key = key

@@ -14,7 +14,7 @@ answers framed by C{Content-Length}, chunks or the connection's end.
 import re
 
 from twisted.internet import defer
-from twisted.web.client import URI
+from twisted.web.client import URI, ResponseNeverReceived
 from twisted.web.iweb import IAgent
 from zope.interface import implementer
 
@@ -46,7 +46,26 @@ class KeptAgent:
             return defer.fail(e)
         body = b"" if bodyProducer is None else bodyProducer.body
         d = self._pool.connection(origin)
-        return d.addCallback(lambda conn: conn.request(method, head + body))
+        return d.addCallback(self._send, origin, method, head + body, True)
+
+    def _send(self, conn, origin, method, data, retry):
+        d = conn.request(method, data)
+        if retry and conn.reused:
+            d.addErrback(self._stale, origin, method, data)
+        return d
+
+    def _stale(self, reason, origin, method, data):
+        """
+        A kept connection closed before any byte of its answer: the provider
+        had closed it meanwhile, and had not the request.  Once more, on a
+        new connection: those kept with it have likely gone stale too.  (A
+        new connection's failure is the provider's: a call it may have
+        received is not sent twice.)
+        """
+        reason.trap(ResponseNeverReceived)
+        self._pool.forgetIdle(origin.key)
+        d = self._pool.connection(origin)
+        return d.addCallback(self._send, origin, method, data, False)
 
     def _origin(self, uri):
         if not _URL.fullmatch(uri):
@@ -128,6 +147,7 @@ class KeptConnections:
             conn = idle.pop()
             if conn.connected and not conn.closing:
                 conn.taken()
+                conn.reused = True
                 return defer.succeed(conn)
         d = origin.endpoint.connect(KeptConnectionFactory(self, origin.key))
         self._connecting.add(d)
@@ -147,6 +167,13 @@ class KeptConnections:
             return
         idle.append(conn)
         conn.idle(self._clock, self.idleSeconds)
+
+    def forgetIdle(self, key):
+        """
+        Close the idle connections to an origin: one of them proved stale.
+        """
+        for conn in self._idle.pop(key, ()):
+            conn.close()
 
     def forget(self, conn):
         idle = self._idle.get(conn.key)

@@ -204,29 +204,13 @@ class Upstream:
         @return: a cancellable Deferred firing with an L{IResponse}, or
             failing with a L{GatewayError} (502 or 504).
         """
-        d = self._attempt(method, url, headers, body, retry=True)
+        producer = BytesProducer(body) if body is not None else None
+        d = self._agent.request(method, url, headers, producer)
         if self._sockets is not None:
             # A pooled connection has the request now: send it at once.
             sendAllNow(self._sockets)
         d.addTimeout(self._headersTimeout, self._clock)
         return d.addErrback(_translate)
-
-    def _attempt(self, method, url, headers, body, retry):
-        producer = BytesProducer(body) if body is not None else None
-        d = self._agent.request(method, url, headers, producer)
-
-        def failed(reason):
-            reason.trap(ResponseNeverReceived)
-            if any(r.check(defer.CancelledError)
-                   for r in reason.value.reasons):
-                # Our own cancellation (timeout, client gone): say so.
-                raise defer.CancelledError()
-            if not retry:
-                return reason
-            # The pool never retries a POST on a stale keep-alive
-            # connection; the body is in memory, so do it once here.
-            return self._attempt(method, url, headers, body, retry=False)
-        return d.addErrback(failed)
 
 
 def _translate(reason):
