@@ -43,7 +43,7 @@ class _Counter:
         family = CounterMetricFamily(self.name, self.documentation,
                                      labels=self.labels)
         for values, total in self.totals.items():
-            family.add_metric(values, total)
+            family.add_metric([str(v) for v in values], total)
         return family
 
 
@@ -74,7 +74,7 @@ class _Histogram:
         family = HistogramMetricFamily(self.name, self.documentation,
                                        labels=self.labels)
         for values, counts in self.counts.items():
-            family.add_metric(values, list(zip(
+            family.add_metric([str(v) for v in values], list(zip(
                 self._edges, accumulate(counts[:-1]))), counts[-1])
         return family
 

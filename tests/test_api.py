@@ -5,6 +5,7 @@ provider behind it.
 """
 
 import json
+import os
 import socket
 import time
 from types import SimpleNamespace
@@ -1066,6 +1067,59 @@ class SendNowTests(SynchronousTestCase):
             def doWrite(self):
                 raise AssertionError("flushed while closing")
         sendNow(self.request(Closing(MemoryReactorClock())))
+
+
+class SendNowOverTLSTests(TestCase):
+    """
+    Over a real TLS listener, what an answer wrote is in the kernel once
+    L{sendNow} returns: Twisted 23.10 and later hold small TLS writes for
+    the next turn, which L{sendNow} hands down first.
+    """
+
+    @defer.inlineCallbacks
+    def test_answerWithTheKernel(self):
+        from twisted.internet import ssl
+        from twisted.internet.endpoints import (
+            SSL4ClientEndpoint, SSL4ServerEndpoint, connectProtocol)
+        import twisted
+        pem = os.path.join(os.path.dirname(twisted.__file__), "test",
+                           "server.pem")
+        if not os.path.exists(pem):
+            raise SkipTest("no test certificate in this Twisted")
+        cert = ssl.PrivateCertificate.loadPEM(open(pem, "rb").read())
+        held = []
+
+        class Answer(Resource):
+            isLeaf = True
+
+            def render(self, request):
+                request.setHeader(b"content-length", b"5")
+                request.write(b"hello")
+                sendNow(request)
+                tls = request.channel.transport
+                socket_ = tls.transport
+                held.append(sum(map(len, getattr(getattr(
+                    tls, "_aggregator", None), "_buffer", []))) + len(
+                    socket_.dataBuffer) + socket_._tempDataLen)
+                request.finish()
+                return NOT_DONE_YET
+        site = GatewaySite(Answer(), 1024, accessLog="off")
+        port = yield SSL4ServerEndpoint(
+            reactor, 0, cert.options(), interface="127.0.0.1").listen(site)
+        self.addCleanup(port.stopListening)
+        lost = defer.Deferred()
+
+        class Client(Protocol):
+            def connectionLost(self, reason):
+                lost.callback(None)
+        client = yield connectProtocol(SSL4ClientEndpoint(
+            reactor, "127.0.0.1", port.getHost().port,
+            ssl.CertificateOptions()), Client())
+        client.transport.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield waitUntil(reactor, lambda: held, timeout=10)
+        client.transport.loseConnection()
+        yield lost
+        self.assertEqual(held, [0])
 
 
 class SendAllNowTests(SynchronousTestCase):

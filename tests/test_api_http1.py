@@ -343,6 +343,19 @@ class AgentTests(_AgentCase):
         results[0].trap(ResponseNeverReceived)
         self.assertEqual(self.endpoints.connections, [connection])
 
+    def test_requestHandedDownUnderTLS(self):
+        """
+        What a request wrote through a TLS layer that gathers small writes
+        (Twisted 23.10 and later) is handed down to the socket at once.
+        """
+        connection = self.answered(1)[0]
+        flushed = []
+        connection.transport._aggregator = SimpleNamespace(
+            flush=lambda: flushed.append(connection.transport.value()))
+        self.request()
+        self.assertEqual(len(flushed), 1)
+        self.assertTrue(flushed[0].endswith(b"\r\n\r\n{}"))
+
     def test_cancelled(self):
         connection, results = self.request()
         d = self.agent.request(b"GET", b"http://other/", None)

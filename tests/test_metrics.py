@@ -84,3 +84,17 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(samples[("keeptrusts_tokens_total", (
             ("direction", "output"), ("model", "gpt"),
             ("provider", "openai")))], 8.0)
+
+    def test_oddLabelValues(self):
+        """
+        A label value that is not a string is shown as one, as
+        prometheus_client's own labels() did: /metrics keeps working.
+        """
+        metrics = Metrics()
+        record = output("gpt")
+        record.update(provider=7, mode=b"api", verdict=None)
+        record["policies"] = [{"name": None, "verdict": 3, "ms": 1}]
+        metrics.observe(record)
+        text, _ = metrics.render()
+        self.assertIn(b'provider="7"', text)
+        self.assertIn(b'policy="None",verdict="3"', text)

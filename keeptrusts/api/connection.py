@@ -11,6 +11,7 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
 from keeptrusts.api.framing import (
     FramingError, KeptResponse, bodyFraming, parseHead)
+from keeptrusts.api.site import handDown
 
 # An answer's head may not exceed this (Twisted's own line limit is 16 KB).
 MAX_HEAD = 64 * 1024
@@ -73,6 +74,8 @@ class KeptConnection(Protocol):
         self._answering = False
         self._waiting = defer.Deferred(lambda _: self._abort())
         self.transport.write(data)
+        # Over TLS, into the socket now: the agent's caller sends it at once.
+        handDown(self.transport)
         return self._waiting
 
     def _abort(self):

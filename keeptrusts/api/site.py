@@ -167,12 +167,27 @@ def sendNow(request):
     client's bytes back.  Under TLS (and an interception's byte counter),
     the socket below: TLS hands it what it encrypts at once.
     """
-    transport = getattr(getattr(request, "channel", None), "transport", None)
+    _flush(handDown(getattr(getattr(request, "channel", None), "transport",
+                            None)))
+
+
+def handDown(transport):
+    """
+    Hand what the TLS layers over a socket hold back for their next turn
+    (Twisted 23.10 and later gather small writes so) down to it.
+
+    @return: the socket under C{transport} (TLS, an interception's byte
+        counter), or L{None}.
+    """
     for _ in range(4):
         if transport is None or isinstance(transport, FileDescriptor):
-            break
+            return transport
+        # Private to Twisted's BufferingTLSTransport, hence looked up.
+        flush = getattr(getattr(transport, "_aggregator", None), "flush", None)
+        if flush is not None:
+            flush()
         transport = getattr(transport, "transport", None)
-    _flush(transport)
+    return None
 
 
 def sendAllNow(reactor):
