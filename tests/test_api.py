@@ -35,8 +35,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from zope.interface import implementer
 
-from keeptrusts.api.site import (
-    GatewaySite, sendAllNow, sendNow, shownTarget)
+from keeptrusts.api.sending import sendAllNow, sendNow
+from keeptrusts.api.site import GatewaySite, shownTarget
 from keeptrusts.api.upstream import KeptEndpoints, Upstream
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories

@@ -273,6 +273,40 @@ class ServiceTests(TestCase):
         self.flushLoggedErrors()
 
     @defer.inlineCallbacks
+    def drainWithClientGone(self, stream):
+        """
+        The last request's client leaves during the drain: its output
+        record still goes in the journal before the journal closes.
+        """
+        self.start()
+        self.provider.script = Script(hang=True)
+        body = json.dumps({
+            "model": "gpt-fake", "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]}).encode()
+        client = yield connectProtocol(TCP4ClientEndpoint(
+            reactor, "127.0.0.1", self.service.port.getHost().port),
+            Protocol())
+        client.transport.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % (len(body),) + body)
+        yield waitUntil(reactor, lambda: self.provider.requests)
+        stopping = self.service.stopService()
+        self.stopped = True
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        client.transport.loseConnection()
+        yield stopping
+        records = readRecords(self.state.child("journal").path)
+        self.assertEqual([r["phase"] for r in records], ["input", "output"])
+        self.assertTrue(records[1].get("client_gone"))
+
+    def test_drainWithClientGone(self):
+        return self.drainWithClientGone(stream=False)
+
+    def test_drainWithStreamClientGone(self):
+        return self.drainWithClientGone(stream=True)
+
+    @defer.inlineCallbacks
     def test_drain(self):
         """
         A stop lets a stream in flight finish before the journal closes.

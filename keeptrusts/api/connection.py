@@ -11,7 +11,7 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
 from keeptrusts.api.framing import (
     FramingError, KeptResponse, bodyFraming, parseHead)
-from keeptrusts.api.site import handDown
+from keeptrusts.api.sending import handDown
 
 # An answer's head may not exceed this (Twisted's own line limit is 16 KB).
 MAX_HEAD = 64 * 1024

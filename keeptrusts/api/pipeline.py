@@ -16,7 +16,7 @@ from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.routing import trigger
-from keeptrusts.api.site import sendNow
+from keeptrusts.api.sending import sendNow
 from keeptrusts.api.translate import (
     ANTHROPIC_VERSION, TranslatedStream, answerToChat, requestToMessages,
     translates)
@@ -63,6 +63,10 @@ class Call:
         self.bridge = None
         self.lastWrite = None
         self._heldRecord = None
+        # A drain waits for this request's last record, even once the
+        # request has finished (its client gone).
+        active = getattr(getattr(request, "site", None), "active", None)
+        self._release = active.hold() if active is not None else None
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self):
@@ -78,6 +82,7 @@ class Call:
         record = self._record("input", result.verdict, result.outcomes)
         if result.verdict in (BLOCK, ERROR) or self.gone:
             self._append(record)
+            self._recorded()
             if not self.gone:
                 self._end(_policyError(result, "input_blocked"))
             return
@@ -303,6 +308,7 @@ class Call:
 
     def _crashed(self, reason):
         log.failure("unexpected error in the request pipeline", reason)
+        self._recorded()  # none will come
         if not self.gone and not self.request.finished:
             if self.request.startedWriting:
                 self.request.channel.transport.abortConnection()
@@ -369,6 +375,16 @@ class Call:
             if r is not None:
                 self.lastWrite = self.gateway.journal.append(r)
                 self.lastWrite.addErrback(journalFailed)
+        if record is not None and record["phase"] == "output":
+            self._recorded()
+
+    def _recorded(self):
+        """
+        The request's last record is written.
+        """
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
     def _record(self, phase, verdict, outcomes, status=None, tokens=None,
                 client_gone=False):

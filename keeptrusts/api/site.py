@@ -10,12 +10,12 @@ import re
 import time
 
 from twisted.internet import defer
-from twisted.internet.abstract import FileDescriptor
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from keeptrusts.api.errors import ErrorResource, GatewayError, validationError
+from keeptrusts.api.sending import sendNow
 
 log = Logger()
 
@@ -159,60 +159,6 @@ class GatewayChannel(HTTPChannel):
         self.transport.loseConnection()
 
 
-def sendNow(request):
-    """
-    Hand what was written of C{request}'s answer to the kernel now, not when
-    the reactor next finds the socket writable: the work that follows in
-    this turn (the journal, metrics, the access log) then does not hold the
-    client's bytes back.  Under TLS (and an interception's byte counter),
-    the socket below: TLS hands it what it encrypts at once.
-    """
-    _flush(handDown(getattr(getattr(request, "channel", None), "transport",
-                            None)))
-
-
-def handDown(transport):
-    """
-    Hand what the TLS layers over a socket hold back for their next turn
-    (Twisted 23.10 and later gather small writes so) down to it.
-
-    @return: the socket under C{transport} (TLS, an interception's byte
-        counter), or L{None}.
-    """
-    for _ in range(4):
-        if transport is None or isinstance(transport, FileDescriptor):
-            return transport
-        # Private to Twisted's BufferingTLSTransport, hence looked up.
-        flush = getattr(getattr(transport, "_aggregator", None), "flush", None)
-        if flush is not None:
-            flush()
-        transport = getattr(transport, "transport", None)
-    return None
-
-
-def sendAllNow(reactor):
-    """
-    Hand every socket's pending bytes to the kernel now, as the reactor
-    would when it next polls: after a request to a provider is written, the
-    provider works on it while the gateway does what follows in this turn.
-
-    @param reactor: an L{IReactorFDSet}.
-    """
-    for writer in reactor.getWriters():
-        _flush(writer)
-
-
-def _flush(transport):
-    # A TLS transport copies its socket's interfaces: only the socket's own
-    # descriptor says whether it is open.
-    if (isinstance(transport, FileDescriptor) and transport.connected
-            and not transport.disconnecting):
-        if transport.doWrite() is not None:
-            # Failed (or closing): leave it to the reactor, which meets the
-            # same outcome on the next turn and closes the connection.
-            transport.startWriting()
-
-
 def logRequest(request, asJSON):
     """
     One line per request: method, path (never its query, which may carry
@@ -260,6 +206,7 @@ class ActiveRequests:
 
     def __init__(self, gauge=None):
         self.count = 0
+        self._held = 0
         self._gauge = gauge
         self._idle = []
 
@@ -269,20 +216,37 @@ class ActiveRequests:
             self._gauge.inc()
         request.notifyFinish().addBoth(self._finished)
 
+    def hold(self):
+        """
+        Keep the gateway from being idle until the returned callable is
+        called: a request's last journal record may come after the request
+        has finished (its client gone), and a drain must wait for it.
+        """
+        self._held += 1
+
+        def release():
+            self._held -= 1
+            self._maybeIdle()
+        return release
+
     def _finished(self, ignored):
         self.count -= 1
         if self._gauge is not None:
             self._gauge.dec()
-        if self.count == 0:
+        self._maybeIdle()
+
+    def _maybeIdle(self):
+        if self.count == 0 and self._held == 0:
             waiting, self._idle = self._idle, []
             for d in waiting:
                 d.callback(None)
 
     def whenIdle(self):
         """
-        @return: a Deferred that fires once no request is being answered.
+        @return: a Deferred that fires once no request is being answered,
+            nor owes its records.
         """
-        if self.count == 0:
+        if self.count == 0 and self._held == 0:
             return defer.succeed(None)
         d = defer.Deferred()
         self._idle.append(d)
@@ -308,7 +272,7 @@ class GatewaySite(Site):
         Site.__init__(self, resource, **kwargs)
         self.accessLog = accessLog
         self._forwardProxy = forwardProxy
-        self._active = active
+        self.active = active
         self.requestFactory = type("Request", (LimitedRequest,), {
             "maxBodyBytes": maxBodyBytes,
             "headSeconds": kwargs.get("timeout") or LimitedRequest.headSeconds})
@@ -318,8 +282,8 @@ class GatewaySite(Site):
 
     def getResourceFor(self, request):
         request.ktStarted = time.monotonic()
-        if self._active is not None:
-            self._active.started(request)
+        if self.active is not None:
+            self.active.started(request)
         if self._forwardProxy is not None and request.uri[:1] != b"/":
             return self._forwardProxy.resourceFor(request)
         resource = Site.getResourceFor(self, request)

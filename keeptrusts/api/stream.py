@@ -11,7 +11,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
 
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
-from keeptrusts.api.site import sendNow
+from keeptrusts.api.sending import sendNow
 from keeptrusts.policy.values import Blocked
 
 

@@ -17,7 +17,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from keeptrusts.api.errors import upstreamError, upstreamTimeout
-from keeptrusts.api.site import sendAllNow
+from keeptrusts.api.sending import sendAllNow
 
 log = Logger()
 
