@@ -442,6 +442,23 @@ class ErrorTests(TestCase):
     """
 
     @defer.inlineCallbacks
+    def test_sendingRaisedKeepsInputRecord(self):
+        """
+        A request whose sending raised at once still leaves its input
+        record (written after the sending) and gets a 500.
+        """
+        def raising(*args, **kwargs):
+            raise RuntimeError("sending raised")
+        self.patch(Upstream, "request", raising)
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual((response.code, body["error"]["type"]),
+                         (500, "internal_error"))
+        self.assertEqual([r["phase"] for r in gw.events()], ["input"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    @defer.inlineCallbacks
     def assertError(self, response, status, type):
         body = yield response.json()
         self.assertEqual(response.code, status)

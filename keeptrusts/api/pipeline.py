@@ -100,8 +100,10 @@ class Call:
         # The input record is written once the provider has the request,
         # unless what the sending led to journals first.
         self._heldRecord = record
-        self._send()
-        self._append(None)
+        try:
+            self._send()
+        finally:
+            self._append(None)
 
     def _askForUsage(self):
         """
