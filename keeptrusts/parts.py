@@ -115,8 +115,7 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ,
         for route in config.routes), chain)
     gateway = Gateway(
         routes=routes,
-        upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s,
-                          sockets=reactor),
+        upstream=Upstream(agent, reactor, limits.upstream_idle_timeout_s),
         journal=journal, clock=reactor, configName=config.name,
         maxBodyBytes=limits.max_body_bytes,
         idleTimeout=limits.upstream_idle_timeout_s,

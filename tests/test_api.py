@@ -35,7 +35,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from zope.interface import implementer
 
-from keeptrusts.api.sending import sendAllNow, sendNow
+from keeptrusts.api.sending import sendNow
 from keeptrusts.api.site import GatewaySite, shownTarget
 from keeptrusts.api.upstream import KeptEndpoints, Upstream
 from keeptrusts.config import parseConfig
@@ -1137,32 +1137,6 @@ class SendNowOverTLSTests(TestCase):
         client.transport.loseConnection()
         yield lost
         self.assertEqual(held, [0])
-
-
-class SendAllNowTests(SynchronousTestCase):
-    """
-    L{sendAllNow} flushes every socket the reactor would write to, as
-    L{sendNow} flushes one.
-    """
-
-    def test_everyWriter(self):
-        flushed = []
-
-        class Pending(FileDescriptor):
-            connected = True
-
-            def doWrite(self):
-                flushed.append(self)
-                self.stopWriting()
-        clock = MemoryReactorClock()
-        writers = [Pending(clock), Pending(clock)]
-        closing = Pending(clock)
-        closing.disconnecting = True
-        for writer in writers + [closing]:
-            writer.startWriting()
-        sendAllNow(clock)
-        self.assertEqual(sorted(map(id, flushed)), sorted(map(id, writers)))
-        self.assertEqual(clock.getWriters(), [closing])
 
 
 class UpstreamTests(SynchronousTestCase):

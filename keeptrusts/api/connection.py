@@ -11,7 +11,7 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
 from keeptrusts.api.framing import (
     FramingError, KeptResponse, bodyFraming, parseHead)
-from keeptrusts.api.sending import handDown
+from keeptrusts.api.sending import sendOn
 
 # An answer's head may not exceed this (Twisted's own line limit is 16 KB).
 MAX_HEAD = 64 * 1024
@@ -74,8 +74,9 @@ class KeptConnection(Protocol):
         self._answering = False
         self._waiting = defer.Deferred(lambda _: self._abort())
         self.transport.write(data)
-        # Over TLS, into the socket now: the agent's caller sends it at once.
-        handDown(self.transport)
+        # To the provider now: it works on the request while the gateway
+        # does what follows in this turn (the input record).
+        sendOn(self.transport)
         return self._waiting
 
     def _abort(self):

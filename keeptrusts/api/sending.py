@@ -13,42 +13,29 @@ def sendNow(request):
     Hand what was written of C{request}'s answer to the kernel now, not when
     the reactor next finds the socket writable: the work that follows in
     this turn (the journal, metrics, the access log) then does not hold the
-    client's bytes back.  Under TLS (and an interception's byte counter),
-    the socket below: TLS hands it what it encrypts at once.
+    client's bytes back.
     """
-    _flush(handDown(getattr(getattr(request, "channel", None), "transport",
-                            None)))
+    sendOn(getattr(getattr(request, "channel", None), "transport", None))
 
 
-def handDown(transport):
+def sendOn(transport):
     """
-    Hand what the TLS layers over a socket hold back for their next turn
-    (Twisted 23.10 and later gather small writes so) down to it.
-
-    @return: the socket under C{transport} (TLS, an interception's byte
-        counter), or L{None}.
+    Hand what was written on C{transport} to the kernel now.  Under TLS (and
+    an interception's byte counter), the socket below, once the TLS layers
+    on the way handed it what they hold back for their next turn (Twisted
+    23.10 and later gather small writes so).
     """
     for _ in range(4):
         if transport is None or isinstance(transport, FileDescriptor):
-            return transport
+            break
         # Private to Twisted's BufferingTLSTransport, hence looked up.
         flush = getattr(getattr(transport, "_aggregator", None), "flush", None)
         if flush is not None:
             flush()
         transport = getattr(transport, "transport", None)
-    return None
-
-
-def sendAllNow(reactor):
-    """
-    Hand every socket's pending bytes to the kernel now, as the reactor
-    would when it next polls: after a request to a provider is written, the
-    provider works on it while the gateway does what follows in this turn.
-
-    @param reactor: an L{IReactorFDSet}.
-    """
-    for writer in reactor.getWriters():
-        _flush(writer)
+    else:
+        return
+    _flush(transport)
 
 
 def _flush(transport):

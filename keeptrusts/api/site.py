@@ -246,10 +246,9 @@ class ActiveRequests:
         @return: a Deferred that fires once no request is being answered,
             nor owes its records.
         """
-        if self.count == 0 and self._held == 0:
-            return defer.succeed(None)
         d = defer.Deferred()
         self._idle.append(d)
+        self._maybeIdle()
         return d
 
 

@@ -17,7 +17,6 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from keeptrusts.api.errors import upstreamError, upstreamTimeout
-from keeptrusts.api.sending import sendAllNow
 
 log = Logger()
 
@@ -189,15 +188,12 @@ class Upstream:
     @param agent: an L{IAgent}, built with the connect timeout.
     @param clock: an L{IReactorTime}.
     @param headersTimeout: seconds to wait for the answer's headers.
-    @param sockets: an L{IReactorFDSet} whose pending writes go to the
-        kernel as soon as a request is written, or L{None}.
     """
 
-    def __init__(self, agent, clock, headersTimeout, sockets=None):
+    def __init__(self, agent, clock, headersTimeout):
         self._agent = agent
         self._clock = clock
         self._headersTimeout = headersTimeout
-        self._sockets = sockets
 
     def request(self, method, url, headers, body=None):
         """
@@ -206,9 +202,6 @@ class Upstream:
         """
         producer = BytesProducer(body) if body is not None else None
         d = self._agent.request(method, url, headers, producer)
-        if self._sockets is not None:
-            # A pooled connection has the request now: send it at once.
-            sendAllNow(self._sockets)
         d.addTimeout(self._headersTimeout, self._clock)
         return d.addErrback(_translate)
 
