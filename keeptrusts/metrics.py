@@ -135,8 +135,8 @@ class Metrics:
         phase = record.get("phase") or ""
         self.events.inc((phase, record.get("verdict") or ""))
         for policy in record.get("policies") or ():
-            name = str(policy.get("name"))
-            self.verdicts.inc((name, str(policy.get("verdict"))))
+            name = policy.get("name")
+            self.verdicts.inc((name, policy.get("verdict")))
             ms = policy.get("ms")
             if isinstance(ms, (int, float)):
                 self.policyDuration.observe((name,), ms / 1000.0)
@@ -144,7 +144,7 @@ class Metrics:
             return
         provider = record.get("provider") or ""
         model = self._modelLabel(record.get("model"))
-        self.requests.inc((provider, model, str(record.get("status")),
+        self.requests.inc((provider, model, record.get("status"),
                            record.get("mode") or ""))
         total = (record.get("latency_ms") or {}).get("total")
         if isinstance(total, (int, float)):

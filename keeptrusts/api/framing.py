@@ -182,28 +182,25 @@ class KeptResponse:
             self._body = 0
             if data:
                 self._deliver(data)
-            self._done(not rest)
+            self.finished(not rest)
         elif body is UNKNOWN_LENGTH:
             self._deliver(data)
         else:
             try:
                 pieces, over, rest = body.feed(data)
             except FramingError as e:
-                self.stop(Failure(ResponseFailed([Failure(e)])))
+                self._stop(Failure(ResponseFailed([Failure(e)])))
                 return
             for piece in pieces:
                 self._deliver(piece)
             if over:
-                self._done(not rest)
+                self.finished(not rest)
 
     def finished(self, cleanEnd):
         """
-        An answer without a body (or with an empty one) is over; C{cleanEnd}
-        when nothing came after it.
+        The body is over (or there is none); C{cleanEnd} when nothing came
+        after it.
         """
-        self._done(cleanEnd)
-
-    def _done(self, cleanEnd):
         if self._discarded:
             return  # its connection is closing
         self._connection.answered(self._reusable and cleanEnd)
@@ -217,10 +214,10 @@ class KeptResponse:
         else:
             self._lose(Failure(ResponseFailed([reason])))
 
-    def stop(self, reason):
+    def _stop(self, reason):
         """
-        Read no more: the rest of the body, and its connection, are
-        dropped.
+        Read no more, for C{reason}: the rest of the body, and its
+        connection, are dropped.
         """
         self._connection.drop()
         self._lose(reason)
