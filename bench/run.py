@@ -1040,6 +1040,52 @@ def figures(results):
     return f
 
 
+# DESIGN.md section 9 gives the floor (the minimal Twisted proxy) on its own
+# 2-core machine: the targets keep the gateway within reach of that floor,
+# so on another machine they scale as its floor does.
+DESIGN_FLOOR_ADDED_MS = 0.38
+DESIGN_FLOOR_RPS = 3500.0
+# key -> (target, how it scales: "latency" with the floor's added latency,
+# "speed" with its throughput, "queue" inversely with its throughput).
+SCALED = [("s1_p50", 0.6, "latency"), ("s1_p99", 2.0, "latency"),
+          ("s2_16_rps", 2500.0, "speed"), ("s2_16_p99", 15.0, "queue"),
+          ("s3_ttfb", 0.5, "latency"), ("s3_total", 1.0, "latency"),
+          ("s5_scan", 50.0, "speed"), ("s6_icpt", 0.8, "latency")]
+
+
+def scaledToFloor(f):
+    """
+    The targets as this machine's floor scales them, when the run measured
+    the floor (scenarios 1 and 2 with the yardstick): lines of Markdown.
+    """
+    if "s1_ref" not in f or "s2_16_ref" not in f:
+        return []
+    floorMs, floorRps = f["s1_ref"][0], f["s2_16_ref"][0]
+    if not floorMs or floorMs <= 0 or not floorRps:
+        return []
+    factors = {"latency": floorMs / DESIGN_FLOOR_ADDED_MS,
+               "speed": floorRps / DESIGN_FLOOR_RPS,
+               "queue": DESIGN_FLOOR_RPS / floorRps}
+    out = ["", "Scaled to this machine's floor: the minimal proxy measured "
+           "+%s ms and %s req/s here, DESIGN.md's +%s ms and %s req/s, so "
+           "latency targets x%.2f and speed targets x%.2f:" % (
+               _num(floorMs), _num(floorRps), DESIGN_FLOOR_ADDED_MS,
+               _num(DESIGN_FLOOR_RPS), factors["latency"], factors["speed"]),
+           ""]
+    names = {key: (name, unit) for key, _, name, _, _, unit in TARGETS}
+    for key, target, kind in SCALED:
+        value = f.get(key, (None,))[0]
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        scaled = target * factors[kind]
+        ok = value >= scaled if kind == "speed" else value <= scaled
+        name, unit = names[key]
+        out.append("- %s: %s %s %s, measured %s: %s" % (
+            name, ">=" if kind == "speed" else "<=", _num(scaled), unit,
+            _num(value), "PASS" if ok else "FAIL"))
+    return out
+
+
 def _fmt(value, unit=""):
     if value is None:
         return ""
@@ -1107,6 +1153,7 @@ def markdown(results):
         out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             scenario, name, target, shown, _fmt(direct), _fmt(via),
             _fmt(rng, unit), mark, note))
+    out += scaledToFloor(f)
     if results.get("profile"):
         out += ["", "Profile: bench/results/profile.txt"]
     return "\n".join(out) + "\n"
