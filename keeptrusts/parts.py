@@ -134,6 +134,19 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ,
                  proxy)
 
 
+def requireAccessKeys(gateway):
+    """
+    Refuse to serve C{gateway.listen}, an address off loopback, without
+    access keys: that would be an open relay spending the providers' keys.
+
+    @raise SystemExit: with the reason.
+    """
+    if not isLoopback(gateway.listen) and not gateway.access_keys:
+        raise SystemExit(
+            "keeptrusts: %s is not a loopback address: set gateway.access_keys "
+            "so the gateway is not open to the network" % (gateway.listen,))
+
+
 def targetsByHost(targets):
     """
     Host name -> the first usable target that serves it (its C{hosts}

@@ -8,6 +8,7 @@ stop.
 import os
 import signal
 
+import attr
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
@@ -20,7 +21,8 @@ from keeptrusts.events import eventRecord
 from keeptrusts.journal import Journal
 from keeptrusts.limits import MemoryCounters
 from keeptrusts.metrics import MeteredJournal, Metrics
-from keeptrusts.parts import Current, buildFront, buildParts, buildSite
+from keeptrusts.parts import (
+    Current, buildFront, buildParts, buildSite, requireAccessKeys)
 from keeptrusts.tls import TLSSetupError
 from keeptrusts.tls.ca import CertificateAuthority
 from keeptrusts.tls.sni import LeafContexts
@@ -142,7 +144,7 @@ class GatewayService(service.Service):
                 "this gateway cannot reload its configuration"
         self._reloading = True
         try:
-            config = self._loadConfig()
+            config = self._asBound(self._loadConfig())
             parts = self._build(config)
         except SystemExit as e:
             problems = str(e)
@@ -154,13 +156,28 @@ class GatewayService(service.Service):
             return problems
         finally:
             self._reloading = False
-        if config.gateway.listen != self.config.gateway.listen:
-            log.warn("gateway.listen changed: restart to listen there")
         self.current.parts = parts
         self.retention.days = retentionDays(config)
         self.journal.append(_configRecord("allow", config.name))
         log.info("configuration reloaded: {config}", config=config.name)
         return None
+
+    def _asBound(self, config):
+        """
+        C{config} as the running listener serves it: a new C{gateway.listen}
+        takes effect at the next start, so until then the configuration is
+        judged (access keys off loopback) and served as bound here.
+
+        @raise SystemExit: it would leave this listener open without keys.
+        """
+        listen = self.config.gateway.listen
+        if config.gateway.listen == listen:
+            return config
+        log.warn("gateway.listen changed: restart to listen there")
+        config = attr.evolve(config, gateway=attr.evolve(
+            config.gateway, listen=listen))
+        requireAccessKeys(config.gateway)
+        return config
 
     def stopService(self):
         """

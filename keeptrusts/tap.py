@@ -13,7 +13,7 @@ from twisted.python import usage
 from keeptrusts.collector import CollectorTuning
 from keeptrusts.config import ConfigError, loadConfig
 from keeptrusts.policy.registry import policyFactories
-from keeptrusts.parts import isLoopback
+from keeptrusts.parts import requireAccessKeys
 from keeptrusts.service import GatewayService
 
 
@@ -51,10 +51,7 @@ def configure(options, environ=os.environ):
     if options["state-dir"] is not None:
         gateway = attr.evolve(gateway, state_dir=os.path.abspath(
             os.path.expanduser(options["state-dir"])))
-    if not isLoopback(gateway.listen) and not gateway.access_keys:
-        raise SystemExit(
-            "keeptrusts: %s is not a loopback address: set gateway.access_keys "
-            "so the gateway is not open to the network" % (gateway.listen,))
+    requireAccessKeys(gateway)
     return attr.evolve(config, gateway=gateway), factories
 
 

@@ -28,7 +28,7 @@ from keeptrusts.testing import FakeProvider, Script, listenFake, waitUntil
 CONFIG = """
 pack: {name: service-test, version: %(version)s, enabled: true}
 gateway:
-  listen: "tcp:0:interface=127.0.0.1"
+  listen: "%(listen)s"
   state_dir: %(state)s
 %(keys)s
 providers:
@@ -56,10 +56,11 @@ class ServiceTests(TestCase):
         self.pool = HTTPConnectionPool(reactor, persistent=False)
         self.addCleanup(self.pool.closeCachedConnections)
 
-    def writeConfig(self, version="1.0.0", keys="", extra=""):
+    def writeConfig(self, version="1.0.0", keys="", extra="",
+                    listen="tcp:0:interface=127.0.0.1"):
         self.configFile.setContent((CONFIG % dict(
             version=version, state=self.state.path, base=self.base,
-            keys=keys) + extra).encode())
+            keys=keys, listen=listen) + extra).encode())
 
     def load(self):
         try:
@@ -67,8 +68,8 @@ class ServiceTests(TestCase):
         except ConfigError as e:
             raise SystemExit(str(e))
 
-    def start(self, keys="", extra=""):
-        self.writeConfig(keys=keys, extra=extra)
+    def start(self, keys="", extra="", **kw):
+        self.writeConfig(keys=keys, extra=extra, **kw)
         self.service = GatewayService(self.load(), reactor, policyFactories(),
                                       environ={"KT_KEY": "kt-secret"},
                                       loadConfig=self.load)
@@ -162,6 +163,36 @@ class ServiceTests(TestCase):
         self.assertEqual(records[0]["phase"], "config")
         self.assertEqual(records[0]["config"], "service-test@2.0.0")
         self.assertEqual(records[-1]["config"], "service-test@2.0.0")
+
+    @defer.inlineCallbacks
+    def test_reloadCannotOpenTheListener(self):
+        """
+        A new C{gateway.listen} waits for a restart, so a reload is judged
+        as bound where the gateway listens: one that moves C{listen} to
+        loopback and drops the access keys would leave the listener, still
+        off loopback, open to anyone; it is refused.  One that keeps the keys
+        is taken, and the keys still hold.
+        """
+        keys = "  access_keys:\n    - {id: a, user: alice, key_env: KT_KEY}"
+        self.start(keys=keys, listen="tcp:0:interface=0.0.0.0")
+        self.writeConfig(version="2.0.0")
+        problems = self.service.reload()
+        self.assertIn("tcp:0:interface=0.0.0.0 is not a loopback address",
+                      problems)
+        response = yield self.chat()
+        self.assertEqual(response.code, 401)
+        yield response.content()
+        self.writeConfig(version="3.0.0", keys=keys)
+        self.assertIsNone(self.service.reload())
+        response = yield self.chat()
+        self.assertEqual(response.code, 401)
+        yield response.content()
+        response = yield self.post("/v1/chat/completions", json.dumps({
+            "model": "gpt-fake",
+            "messages": [{"role": "user", "content": "hi"}]}).encode(),
+            headers={b"authorization": b"Bearer kt-secret"})
+        self.assertEqual(response.code, 200)
+        yield response.content()
 
     @defer.inlineCallbacks
     def connectStatus(self, target):
