@@ -33,6 +33,8 @@ _LABEL = rb"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _AUTHORITY = re.compile(
     rb"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<name>%s(?:\.%s)*)\.?):(?P<port>[0-9]{1,5})"
     % (_LABEL, _LABEL))
+# The longest DNS name (RFC 1035); the authority's final dot is not the host's.
+MAX_NAME = 253
 _PHRASES = {431: b"Request Header Fields Too Large"}
 
 
@@ -107,6 +109,9 @@ def parseConnect(head, clientAddress, serverAddress):
     host = (authority.group("v6") or authority.group("name")).decode("ascii")
     if authority.group("v6") and not isIPv6Address(host):
         raise _badRequest("the CONNECT target must be host:port")
+    if len(host) > MAX_NAME:
+        raise _badRequest("the CONNECT host is longer than a DNS name may be "
+                          "(%d characters)" % (MAX_NAME,))
     headers = []
     for line in lines[1:]:
         line = line.rstrip(b"\r")

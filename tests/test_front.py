@@ -23,6 +23,7 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from keeptrusts.api.site import GatewaySite
+from keeptrusts.api.errors import GatewayError
 from keeptrusts.front import ConnectRequest, FrontFactory, parseConnect
 from keeptrusts.testing import waitUntil
 
@@ -333,6 +334,24 @@ class ParseTests(SynchronousTestCase):
         self.assertIsNone(request.header(b"missing"))
         self.assertEqual(parseConnect(b"CONNECT 10.0.0.1:8443 HTTP/1.0\n\n",
                                       CLIENT, SERVER).host, "10.0.0.1")
+
+    def test_longestName(self):
+        """
+        A host name longer than DNS allows (253 characters) is a 400 here,
+        before anything (a certificate for an intercepted host) is made of
+        it; the longest one is taken, with or without its final dot.
+        """
+        longest = ".".join(["a" * 63] * 3 + ["b" * 61])
+        for name in (longest, longest + "."):
+            request = parseConnect(b"CONNECT %s:443 HTTP/1.1\r\n\r\n"
+                                   % (name.encode(),), CLIENT, SERVER)
+            self.assertEqual(request.host, longest)
+        error = self.assertRaises(
+            GatewayError, parseConnect,
+            b"CONNECT c.%s:443 HTTP/1.1\r\n\r\n" % (longest.encode(),),
+            CLIENT, SERVER)
+        self.assertEqual(error.status, 400)
+        self.assertIn("longer than a DNS name", error.message)
 
 
 class LoopbackTests(TestCase):
