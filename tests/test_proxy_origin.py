@@ -47,9 +47,21 @@ class PathTests(SynchronousTestCase):
                         b"/v1/chat%2Fcompletions", b"//v1/chat/completions",
                         b"/openai/deployments/gpt4/chat/completions",
                         b"/openai/v1/chat/completions",
-                        b"/.api/llm/chat/completions"]:
+                        b"/.api/llm/chat/completions",
+                        b"/v1/./chat/completions", b"/v1/x/../chat/completions",
+                        b"/v1/%2e%2e/v1/chat/completions",
+                        b"/../../v1/chat/completions",
+                        b"/v1/chat/completions;v=1", b"/v1/chat/completions%3B",
+                        b"/v1;x/chat/completions", b"/V1/CHAT/COMPLETIONS",
+                        b"/v1\\chat\\completions", b"/v1/chat%5Ccompletions",
+                        b"/openai/deployments/d/Chat/Completions"]:
             self.assertEqual(llmEndpoint(b"POST", variant).name,
                              "chat/completions", variant)
+        for other in [b"/v1/chat/completions/..", b"/v1/chat/x/../../completions",
+                      b"/v1/chat.completions", b"/v1/chat/completions.",
+                      b"/v1/chat/completions/x"]:
+            self.assertNotEqual(getattr(llmEndpoint(b"POST", other), "name",
+                                        None), "chat/completions", other)
         self.assertEqual(
             llmEndpoint(b"POST", b"/v1/messages/count_tokens").name,
             "messages/count_tokens")
@@ -197,8 +209,11 @@ class ForwardProxyTests(TestCase):
         A call on a variant of its path (doubled or trailing slashes, an
         encoded slash) goes through the policies, and out as it came.
         """
-        for path in ["/v1//chat/completions", "/v1/chat%2Fcompletions",
-                     "/v1/chat/completions/"]:
+        paths = ["/v1//chat/completions", "/v1/chat%2Fcompletions",
+                 "/v1/chat/completions/", "/v1/./chat/completions",
+                 "/v1/x/../chat/completions", "/v1/chat/completions%3B",
+                 "/V1/CHAT/COMPLETIONS"]
+        for path in paths:
             response, content = yield self.request(
                 b"POST", path, {"model": "gpt-fake", "messages": [
                     {"role": "user", "content": "id ACME-12345678"}]})
@@ -206,7 +221,7 @@ class ForwardProxyTests(TestCase):
             self.assertEqual(received.uri, path)
             self.assertNotIn(b"12345678", received.body, path)
         self.assertEqual([e["verdict"] for e in self.gw.events("input")],
-                         ["redact"] * 3)
+                         ["redact"] * len(paths))
 
     @defer.inlineCallbacks
     def test_noKeyToAnotherPortOfTheTargetsHost(self):

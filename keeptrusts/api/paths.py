@@ -34,7 +34,6 @@ _ENGINES = re.compile(rb"^/(?:v1/)?engines/[^/]+/completions$")
 # Azure OpenAI: /openai/deployments/<deployment>/chat/completions etc.
 _DEPLOYMENTS = re.compile(
     rb"^/openai/deployments/[^/]+/(chat/completions|completions|embeddings)$")
-_SLASHES = re.compile(rb"/{2,}")
 
 
 def llmEndpoint(method, path):
@@ -68,7 +67,21 @@ _AZURE = {name: attr.evolve(endpoint, validate=_modelInThePath(
 
 
 def _normalized(path):
-    # A server may well read /v1//chat/completions/ or chat%2Fcompletions
-    # as the call itself: so must the gateway, or policies are skipped.
-    path = _SLASHES.sub(b"/", unquote_to_bytes(path))
-    return path[:-1] if len(path) > 1 and path.endswith(b"/") else path
+    """
+    The path as the most lenient server may read it: what one router reads
+    as the call itself (C{/v1//chat/completions/}, C{chat%2Fcompletions},
+    C{/v1/x/../chat/completions}, C{completions;v=1}, C{/V1/Chat/...}),
+    the gateway must too, or the call would pass without its policies.
+    Percent-decoded, backslashes taken for slashes, C{;} parameters
+    dropped, dot segments resolved (RFC 3986 section 5.2.4), empty segments
+    dropped, lower case.
+    """
+    text = unquote_to_bytes(path).replace(b"\\", b"/").lower()
+    segments = []
+    for segment in text.split(b"/"):
+        segment = segment.split(b";", 1)[0]
+        if segment == b"..":
+            segments[-1:] = []
+        elif segment not in (b"", b"."):
+            segments.append(segment)
+    return b"/" + b"/".join(segments)
