@@ -246,6 +246,20 @@ class OddRecordTests(EventsTestMixin, SynchronousTestCase):
         self.assertIn("['ALLOW']", line)
         self.assertIn("{'a': 1}", line)
 
+    def test_tailEscapesWhatATerminalObeys(self):
+        """
+        A client's user name or model holding escape sequences, control or
+        bidirectional characters is shown escaped: it cannot recolour,
+        move the cursor or reorder what the reader sees.
+        """
+        self.writeJournal([{"phase": "input", "verdict": "allow",
+                            "user": "ev\x1b[31mRED\x1b[0m\x07il\u009b2J",
+                            "provider": "open\u202eai", "endpoint": "a\nb"}])
+        [line] = self.tail()
+        self.assertIn("user:ev\\x1b[31mRED\\x1b[0m\\x07il\\x9b2J", line)
+        self.assertIn("open\\u202eai a\\nb", line)
+        self.assertTrue(line.isprintable(), line)
+
 
 class FilterTests(EventsTestMixin, SynchronousTestCase):
 

@@ -152,6 +152,19 @@ def policiesOf(record):
     return [p for p in policies if isinstance(p, dict)]
 
 
+def printable(text):
+    """
+    C{text} with what a terminal would act on (control characters, escape
+    sequences, bidirectional overrides) shown escaped: journaled values
+    such as the user or the model come from clients, and must not steer
+    the terminal of whoever reads them.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode(
+        "unicode_escape").decode("ascii") for c in text)
+
+
 def fieldText(value):
     """
     A record's value as shown and matched: C{-} when missing or empty.

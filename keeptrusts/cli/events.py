@@ -10,7 +10,7 @@ from collections import deque
 
 from keeptrusts.cli.eventread import (
     FILTERS, VERDICT_WORDS, eventRecords, fieldText, journalDirectory,
-    parseFilter, parseSince, policiesOf, recordMatcher)
+    parseFilter, parseSince, policiesOf, printable, recordMatcher)
 from keeptrusts.cli.export import addParser as addExportParser
 from keeptrusts.journalformat import parseTimestamp
 from keeptrusts.journalread import JournalReader, verifyJournal
@@ -159,7 +159,7 @@ def formatEvent(record):
     parts.extend(_details(record))
     if record.get("degraded") is True:
         parts.append("degraded")
-    return " ".join(parts)
+    return printable(" ".join(parts))
 
 
 def _details(record):
