@@ -24,12 +24,20 @@ def _windowStart(window, now):
 @implementer(ICounters)
 class MemoryCounters:
     """
-    Counters of this process.  Only the current window of each key is
-    kept, so memory stays bounded by the number of keys.
+    Counters of this process.  Keys are the clients' own (user ids, header
+    values), so only the keys counted in the current window are kept: when
+    a window begins, the counts of the one before it go.
     """
 
     def __init__(self):
         self._counts = {}
+        self._current = {}
+
+    def __len__(self):
+        """
+        The number of counts kept.
+        """
+        return len(self._counts)
 
     def count(self, key, window, now):
         start, amount = self._counts.get((key, window), (None, 0))
@@ -37,9 +45,18 @@ class MemoryCounters:
 
     def add(self, key, window, now, amount):
         start = _windowStart(window, now)
+        if self._current.get(window) != start:
+            self._current[window] = start
+            self._forgetEnded(window, start)
         seen, counted = self._counts.get((key, window), (None, 0))
         self._counts[(key, window)] = (start, (counted if seen == start
                                                else 0) + amount)
+
+    def _forgetEnded(self, window, start):
+        ended = [k for k, (begun, _) in self._counts.items()
+                 if k[1] == window and begun != start]
+        for k in ended:
+            del self._counts[k]
 
 
 def _retryAfter(window, now):

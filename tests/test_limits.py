@@ -10,7 +10,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.config import Agent, Config, Pack, RateLimit, TokenRateLimit
-from keeptrusts.limits import MemoryCounters, Limits
+from keeptrusts.limits import DAY, MINUTE, Limits, MemoryCounters
 from tests.test_api import Gateway, chat
 
 
@@ -32,6 +32,24 @@ class CounterTests(SynchronousTestCase):
         counters.add("k", 10, 12.0, 1)
         self.assertEqual(counters.count("k", 10, 12.0), 1)
         self.assertEqual(counters.count("other", 10, 12.0), 0)
+
+    def test_endedWindowsForgotten(self):
+        """
+        Keys are the clients' own: the counts of a window that has ended
+        go when the next one begins, so a client naming a new user on every
+        request cannot grow the counters past one window's worth; the
+        windows of another length keep theirs.
+        """
+        counters = MemoryCounters()
+        for n in range(1000):
+            counters.add("user-%d" % (n,), MINUTE, 30.0, 1)
+        counters.add("daily", DAY, 30.0, 5)
+        self.assertEqual(len(counters), 1001)
+        counters.add("user-0", MINUTE, 61.0, 1)
+        self.assertEqual(len(counters), 2)
+        self.assertEqual(counters.count("user-0", MINUTE, 61.0), 1)
+        self.assertEqual(counters.count("user-1", MINUTE, 61.0), 0)
+        self.assertEqual(counters.count("daily", DAY, 61.0), 5)
 
 
 class LimitTests(SynchronousTestCase):
