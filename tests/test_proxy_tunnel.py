@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import time
+from unittest import SkipTest
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,7 +44,8 @@ from keeptrusts.front import FrontFactory, parseConnect
 from keeptrusts.identity import Identify
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.proxy.connect import (
-    ConnectEvent, ConnectHandler, ProxyPolicy, accessRecord, hostMatcher)
+    ConnectEvent, ConnectHandler, ProxyPolicy, accessRecord, hostMatcher,
+    isLocalAddress)
 from keeptrusts.proxy.splice import Splicer
 from keeptrusts.proxy.resolve import FixedResolver
 from keeptrusts.proxy.tunnel import ESTABLISHED, TunnelClient, TunnelOutcome
@@ -52,6 +54,24 @@ from keeptrusts.testing import waitUntil
 CURL = "/usr/bin/curl"
 MB = 1024 * 1024
 WAIT = 60  # seconds; a bound for loaded machines, not a timing
+def primaryAddress():
+    """
+    The machine's address towards the network (no packet is sent), or
+    L{None} when it has none besides loopback.
+    """
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+# TEST-NET-2: no machine's own address.
+REMOTE = "198.51.100.7"
 CLIENT = IPv4Address("TCP", "127.0.0.1", 50123)
 SERVER = IPv4Address("TCP", "127.0.0.1", 41002)
 KEYS = (AccessKey(id="a", user="alice", key_env="KT_A"),)
@@ -262,6 +282,35 @@ class ConnectHandlerTests(SynchronousTestCase):
         protocol, transport = self.connect(handler, b"gateway.test:41002")
         self.assertRefused(transport, 403, "forbidden", "loop")
         self.assertEqual(self.reactor.tcpClients, [])
+
+    def test_gatewayOnAnotherOfItsAddresses(self):
+        """
+        A gateway listening on all interfaces is on each of the machine's
+        addresses: a CONNECT to another of them, on the gateway's port, is
+        refused as a loop too; a remote address on that port is not.
+        """
+        local = primaryAddress()
+        if local is None:
+            raise SkipTest("this machine has no address besides loopback")
+        self.assertTrue(isLocalAddress(ipaddress.ip_address(local)))
+        self.assertFalse(isLocalAddress(ipaddress.ip_address(REMOTE)))
+        handler = self.handler(allowedPorts=[41002])
+        protocol, transport = self.connect(handler, b"%s:41002" % (
+            local.encode(),))
+        self.assertRefused(transport, 403, "forbidden", "loop")
+        inForce = policy(allowedPorts=[41002])
+        handler = ConnectHandler(self.reactor, lambda: inForce,
+                                 self.events.append,
+                                 resolver=FixedResolver([local]))
+        protocol, transport = self.connect(handler, b"gateway.test:41002")
+        self.assertRefused(transport, 403, "forbidden", "loop")
+        handler = ConnectHandler(self.reactor, lambda: inForce,
+                                 self.events.append,
+                                 resolver=FixedResolver([REMOTE]))
+        protocol, transport = self.connect(handler, b"remote.test:41002")
+        self.assertIsInstance(protocol, TunnelClient)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        protocol.connectionLost(None)
 
     def test_unknownName(self):
         inForce = policy()

@@ -9,6 +9,7 @@ interception for the hosts listed for it and a blind tunnel for the rest.
 import functools
 import ipaddress
 import os
+import socket
 from typing import Callable, FrozenSet, Optional
 from urllib.parse import urlsplit
 
@@ -258,8 +259,27 @@ def _refuseGateway(host, request):
     except ValueError:
         ownAddress = None
     ownAddress = getattr(ownAddress, "ipv4_mapped", None) or ownAddress
-    if address.is_loopback or address.is_unspecified or address == ownAddress:
+    if (address.is_loopback or address.is_unspecified or address == ownAddress
+            or isLocalAddress(address)):
+        # Any address of this machine: a listener on all interfaces is
+        # there too.
         raise _forbidden("the gateway does not tunnel to itself", "loop")
+
+
+def isLocalAddress(address):
+    """
+    Whether C{address} (an L{ipaddress} address) is one of this machine's
+    own: only those can be bound, which the kernel tells at once.
+    """
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.bind((str(address), 0))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def _vetted(addresses, request):
