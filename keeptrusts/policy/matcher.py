@@ -8,7 +8,7 @@ match wins, the first pattern on a tie, the search goes on after it), but
 searches each pattern on its own: the C{regex} module finds a pattern that
 begins with a literal a hundred times faster than an alternation of them.
 And it searches only the patterns whose leading literal the text holds: one
-pass of an Aho-Corasick automaton over the text finds them all.
+pass over the text finds them all (L{keeptrusts.policy.literals}).
 A pattern may carry a validator; a match failing it is not a finding, and
 the search goes on as if that pattern had not matched there.
 """
@@ -16,12 +16,12 @@ the search goes on as if that pattern had not matched there.
 import heapq
 from typing import Callable, Optional, Tuple
 
-import ahocorasick
 import attr
 import regex
 from zope.interface import implementer
 
 from keeptrusts.interfaces import IOutputScanner
+from keeptrusts.policy.literals import LiteralIndex
 from keeptrusts.policy.probe import leadingLiterals, probe
 from keeptrusts.policy.values import Blocked, countFindings
 
@@ -111,12 +111,7 @@ class Matcher:
                 for n in range(1, len(literal)):
                     self._byBeginning.setdefault(literal[:n], []).append(index)
         self._longest = max(map(len, byLiteral), default=0)
-        self._literals = None
-        if byLiteral:
-            self._literals = ahocorasick.Automaton()
-            for literal, indexes in byLiteral.items():
-                self._literals.add_word(literal, tuple(indexes))
-            self._literals.make_automaton()
+        self._literals = LiteralIndex(byLiteral) if byLiteral else None
 
     def __bool__(self):
         return bool(self.patterns)
@@ -205,8 +200,7 @@ class Matcher:
         region = text[pos:].lower()
         found = set(self._always)
         if self._literals is not None:
-            for _, indexes in self._literals.iter(region):
-                found.update(indexes)
+            found.update(self._literals.found(region))
         if beginnings:
             for n in range(1, min(self._longest, len(region) + 1)):
                 found.update(self._byBeginning.get(region[-n:], ()))
