@@ -102,14 +102,16 @@ def machine(gatewayPython):
         pass
     versions = subprocess.run(
         [gatewayPython, "-c", "import sys, twisted; print(sys.version.split()[0]);"
-         " print(twisted.__version__)"], capture_output=True, text=True,
-        env=_env()).stdout.split()
+         " print(twisted.__version__); from keeptrusts.policy import literals;"
+         " print(literals.hyperscan is not None)"],
+        capture_output=True, text=True, env=_env()).stdout.split()
     return {
         "cpu_model": model, "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)),
         "kernel": platform.release(),
         "python": versions[0] if versions else None,
         "twisted": versions[1] if len(versions) > 1 else None,
+        "hyperscan": versions[2] == "True" if len(versions) > 2 else None,
         "gateway_python": gatewayPython,
         "loadavg_start": list(os.getloadavg()),
     }
@@ -1115,9 +1117,12 @@ def markdown(results):
     out = ["# keeptrusts benchmark: %s" % (results["finished"],), "",
            "Command: `%s`" % (results["command"],), "",
            "Machine: %s, %s cores (%s usable), Linux %s; gateway on Python %s, "
-           "Twisted %s; load %s (%s); load average %s at start, %s at end." % (
+           "Twisted %s, %s; load %s (%s); load average %s at start, %s at "
+           "end." % (
                m["cpu_model"], m["cores"], m["cores_usable"], m["kernel"],
-               m["python"], m["twisted"], results["load_generator"],
+               m["python"], m["twisted"],
+               "Hyperscan" if m.get("hyperscan") else "no Hyperscan",
+               results["load_generator"],
                results["pinning"],
                " ".join("%.2f" % x for x in m["loadavg_start"]),
                " ".join("%.2f" % x for x in m["loadavg_end"])), "",
