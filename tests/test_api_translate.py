@@ -5,7 +5,7 @@ ways, and the real openai SDK reaching an Anthropic-format fake provider.
 
 import json
 
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.translate import (
@@ -20,6 +20,9 @@ CLAUDE = """
       secret_key_ref: {env: FAKE_KEY}
       models: [claude-fake]
 """
+
+
+AWS = "AKIAIOSFODNN7EXAMPLE"
 
 
 class TranslationTests(SynchronousTestCase):
@@ -53,6 +56,28 @@ class TranslationTests(SynchronousTestCase):
             "tools": [{"name": "ls", "description": "",
                        "input_schema": {"type": "object"}}]})
 
+    def test_partsStayApart(self):
+        """
+        The text parts of system, developer and tool messages go out as
+        blocks, as the policies read them: joined, the halves of a key split
+        between two parts would leave whole (found by review).
+        """
+        halves = [{"type": "text", "text": "key AKIAIOSFOD"},
+                  {"type": "text", "text": "NN7EXAMPLE"}]
+        out = requestToMessages({"model": "claude-fake", "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": halves},
+            {"role": "tool", "tool_call_id": "c1", "content": halves},
+            {"role": "user", "content": "hi"}]})
+        self.assertEqual(out["system"], [
+            {"type": "text", "text": "Be brief."},
+            {"type": "text", "text": "key AKIAIOSFOD"},
+            {"type": "text", "text": "NN7EXAMPLE"}])
+        self.assertEqual(out["messages"][0]["content"][0]["content"], [
+            {"type": "text", "text": "key AKIAIOSFOD"},
+            {"type": "text", "text": "NN7EXAMPLE"}])
+        self.assertNotIn(AWS, json.dumps(out))
+
     def test_oddRequestShapes(self):
         """
         Fields of another type than the chat format gives them are left
@@ -70,7 +95,7 @@ class TranslationTests(SynchronousTestCase):
             {"role": "user", "content": "ok"}]
         out = requestToMessages({"model": "claude-fake", "messages": odd,
                                  "tools": 5})
-        self.assertEqual(out["system"], "")
+        self.assertEqual(out["system"], [])
         self.assertEqual(out["messages"][0]["content"][0],
                          {"type": "image", "source": {
                              "type": "url", "url": "https://x/y.png"}})
@@ -180,6 +205,31 @@ class OpenAIToAnthropicTests(TestCase):
                              ("claude", "anthropic"))
             self.assertEqual(output["tokens"], {"input": 3, "output": 3})
         return threads.deferToThread(call).addCallback(check)
+
+    @defer.inlineCallbacks
+    def test_escapedArguments(self):
+        """
+        Tool-call arguments are a JSON text in a string: a key written with
+        escapes (C{AKIA\\u0049...}) is read as what it decodes to, so the
+        translation's decoding cannot take it to the provider whole.
+        """
+        arguments = '{"k": "AKIA\\u0049OSFODNN7EXAMPLE"}'
+        self.assertEqual(json.loads(arguments), {"k": AWS})
+        response = yield self.gw.post("/v1/chat/completions", {
+            "model": "claude-fake", "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {
+                        "name": "f", "arguments": arguments}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"}]})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        received = self.gw.provider.requests[-1]
+        self.assertNotIn(AWS, received.body.decode())
+        [use] = [b for b in received.json["messages"][1]["content"]
+                 if b["type"] == "tool_use"]
+        self.assertEqual(use["input"], {"k": "[REDACTED:AWS_ACCESS_KEY_ID]"})
+        self.assertEqual(self.gw.events("input")[0]["verdict"], "redact")
 
     def test_stream(self):
         self.gw.provider.script = Script(

@@ -21,6 +21,7 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop",
 # the shape a field should have is left out, never a crash.
 
 def _text(content):
+    # An answer's text blocks, joined before the output policies read them.
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -28,6 +29,17 @@ def _text(content):
                        if isinstance(part, dict) and part.get("type") == "text"
                        and isinstance(part.get("text"), str))
     return ""
+
+
+def _textBlocks(content):
+    """
+    A system or tool message's content as text blocks: its parts stay
+    apart, as the policies read them; joined here, the halves of a key
+    split between two parts would go out whole.
+    """
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return [block for block in _blocks(content) if block["type"] == "text"]
 
 
 def _mapping(value):
@@ -96,11 +108,12 @@ def requestToMessages(body):
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            system.append(_text(content))
+            system.append(content)
         elif role == "tool":
             append("user", [{"type": "tool_result",
                              "tool_use_id": message.get("tool_call_id"),
-                             "content": _text(content)}])
+                             "content": content if isinstance(content, str)
+                             else _textBlocks(content)}])
         elif role == "assistant":
             calls = message.get("tool_calls")
             append("assistant", _blocks(content) + [
@@ -111,8 +124,12 @@ def requestToMessages(body):
     out = {"model": body["model"], "messages": messages,
            "max_tokens": body.get("max_completion_tokens")
            or body.get("max_tokens") or 4096}
-    if system:
-        out["system"] = "\n\n".join(system)
+    if all(isinstance(content, str) for content in system):
+        if system:
+            out["system"] = "\n\n".join(system)
+    else:
+        out["system"] = [block for content in system
+                         for block in _textBlocks(content)]
     for key in ("temperature", "top_p", "stream"):
         if key in body:
             out[key] = body[key]
