@@ -8,7 +8,8 @@ import copy
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
-from keeptrusts.api.endpoint import readSlots, requestTextSlots, writeSlots
+from keeptrusts.api.endpoint import (
+    plainArguments, readSlots, requestTextSlots, writeSlots)
 from keeptrusts.api.openai import ENDPOINTS, usageOf
 
 CHAT = ENDPOINTS["chat/completions"]
@@ -185,6 +186,29 @@ class EveryTextTests(SynchronousTestCase):
         slots = requestTextSlots(ENDPOINTS["completions"], body)
         writeSlots(slots, ["P", "S"])
         self.assertEqual(body, {"model": "m", "prompt": "P", "suffix": "S"})
+
+
+class PlainArgumentsTests(SynchronousTestCase):
+    def test_escapesDecoded(self):
+        """
+        Arguments escaping what JSON need not escape are re-encoded
+        plainly, wherever they are; the others, and what is not JSON, are
+        left as they came.
+        """
+        body = {"messages": [{"tool_calls": [{"function": {
+            "arguments": '{"k": "AKIA\\u0049X", "p": "a\\/b\\n"}'}}]},
+            {"function_call": {"arguments": '{"k": "plain\\n\\"q\\""}'}}],
+            "input": [{"type": "function_call",
+                       "arguments": '{"k": "\\u00e9'}]}
+        self.assertTrue(plainArguments(body))
+        self.assertEqual(
+            body["messages"][0]["tool_calls"][0]["function"]["arguments"],
+            '{"k": "AKIAIX", "p": "a/b\\n"}')
+        self.assertEqual(body["messages"][1]["function_call"]["arguments"],
+                         '{"k": "plain\\n\\"q\\""}')
+        self.assertEqual(body["input"][0]["arguments"], '{"k": "\\u00e9')
+        self.assertFalse(plainArguments({"messages": [{"tool_calls": [
+            {"function": {"arguments": '{"k": "v"}'}}]}]}))
 
 
 class ChatValidationTests(SynchronousTestCase):

@@ -7,6 +7,7 @@ JSON: reading the slots gives the texts, writing them back rewrites the body
 in place, whatever else it carries.
 """
 
+import json
 import re
 from collections import deque
 
@@ -118,3 +119,32 @@ def requestTextSlots(endpoint, body):
                   and not _notText(node, key, value)):
                 slots.append((node, key))
     return slots
+
+
+def plainArguments(body):
+    """
+    Re-encode, without escapes, the tool-call arguments of C{body} (a JSON
+    text inside a string: C{arguments}) that escape characters a JSON
+    encoder need not (C{\\u0041}, C{\\/}): the policies read the string,
+    but a translation, a provider or a model reads what it decodes to, and
+    a key written C{AKIA\\u0049...} would pass unread.
+
+    @return: whether C{body} changed.
+    """
+    changed = False
+    queue = deque([body])
+    while queue:
+        node = queue.popleft()
+        for key, value in (node.items() if isinstance(node, dict)
+                           else enumerate(node)):
+            if isinstance(value, (dict, list)):
+                queue.append(value)
+            elif (key == "arguments" and isinstance(value, str)
+                  and ("\\u" in value or "\\/" in value)):
+                try:
+                    plain = json.dumps(json.loads(value), ensure_ascii=False)
+                except (ValueError, RecursionError):
+                    continue  # not JSON: read as it is, sent as it is
+                node[key] = plain
+                changed = True
+    return changed

@@ -11,7 +11,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
-from keeptrusts.api.endpoint import readSlots, requestTextSlots, writeSlots
+from keeptrusts.api.endpoint import (
+    plainArguments, readSlots, requestTextSlots, writeSlots)
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
@@ -70,6 +71,7 @@ class Call:
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self):
+        self.reencoded = plainArguments(self.body)
         slots = requestTextSlots(self.endpoint, self.body)
         self.exchange = attr.evolve(self.exchange, texts=readSlots(slots))
         d = self.chain.checkInput(self.exchange)
@@ -87,8 +89,8 @@ class Call:
                 self._end(_policyError(result, "input_blocked"))
             return
         self.payload = self.raw
-        changed = result.verdict == REDACT
-        if changed:
+        changed = self.reencoded or result.verdict == REDACT
+        if result.verdict == REDACT:
             writeSlots(slots, result.texts)
         if self._askForUsage():
             self.body["stream_options"] = dict(
