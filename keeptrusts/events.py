@@ -6,6 +6,8 @@ carry finding types and counts, never a matched text.
 
 import os
 
+from keeptrusts.policy.scrub import scrubbed
+
 
 def policyEntries(outcomes):
     return [{"name": o.name, "verdict": o.verdict, "ms": o.ms,
@@ -22,20 +24,21 @@ def eventRecord(phase, verdict, exchange, configName, policies=(),
     @param policies: the list of C{policyEntries}.
     @param latency: C{{"policy": ms, "upstream": ms, "total": ms}}.
     """
+    # What the client chose (ids, names, the path) is scrubbed of keys.
     return {
         "event_id": os.urandom(16).hex(),
-        "request_id": exchange.request_id,
+        "request_id": scrubbed(exchange.request_id),
         "phase": phase,
         "verdict": verdict,
         "mode": exchange.mode,
         "provider": exchange.provider,
         "target": exchange.target,
-        "endpoint": exchange.endpoint,
+        "endpoint": scrubbed(exchange.endpoint),
         "method": exchange.method,
-        "host": exchange.host,
-        "user": exchange.user,
-        "agent": exchange.agent,
-        "model": exchange.model,
+        "host": scrubbed(exchange.host),
+        "user": scrubbed(exchange.user),
+        "agent": scrubbed(exchange.agent),
+        "model": scrubbed(exchange.model),
         "stream": exchange.stream,
         "status": status,
         "policies": list(policies),

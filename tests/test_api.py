@@ -732,6 +732,46 @@ class AccessLogTests(TestCase):
         for secret in ("sk-in-query", "sk-header", "12345678"):
             self.assertNotIn(secret, everything)
 
+    @defer.inlineCallbacks
+    def test_keysInRecordedFieldsAndPaths(self):
+        """
+        What the client names besides its texts (the model, its request,
+        agent and user ids, the path) is scrubbed of keys in the journal
+        and the access-log line (found by review).
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        gw = Gateway(self)
+        key = "AKIAIOSFODNN7EXAMPLE"
+        headers = {b"content-type": b"application/json",
+                   b"x-request-id": b"id-" + key.encode(),
+                   b"x-keeptrusts-agent-id": b"agent-" + key.encode(),
+                   b"x-user-id": b"user-" + key.encode()}
+        response = yield gw.post("/v1/chat/completions", chat("hi"),
+                                 headers=headers)
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        response = yield gw.post("/v1/chat/completions", chat(
+            "hi", model="model-" + key), headers=headers)
+        yield response.content()
+        response = yield gw.post("/v1/" + key, chat("hi"))
+        yield response.content()
+        self.assertEqual(response.code, 404)
+        records = json.dumps(gw.journal.records)
+        self.assertNotIn(key, records)
+        marker = "[REDACTED:AWS_ACCESS_KEY_ID]"
+        [first] = [r for r in gw.events("input")
+                   if r["model"] == "gpt-fake"]
+        self.assertEqual(
+            [first[k] for k in ("request_id", "agent", "user")],
+            ["id-" + marker, "agent-" + marker, "user-" + marker])
+        self.assertIn("model-" + marker, records)
+        lines = " ".join(formatEvent(e) for e in events)
+        self.assertIn("/v1/" + marker, lines)
+        self.assertNotIn(key, lines)
+
     def siteEvents(self, accessLog, verdict="redact"):
         """
         The events of the gateway's site for one logged request.

@@ -16,6 +16,7 @@ from twisted.web.server import Request, Site
 
 from keeptrusts.api.errors import ErrorResource, GatewayError, validationError
 from keeptrusts.api.sending import sendNow
+from keeptrusts.policy.scrub import scrubbed
 
 log = Logger()
 
@@ -186,14 +187,15 @@ def logRequest(request, asJSON):
 def shownTarget(target):
     """
     A request target as logs show it: without its query or the userinfo of
-    an absolute URL, either of which may carry a key.
+    an absolute URL, either of which may carry a key, and with the keys a
+    path may hold (C{/bot<token>/getMe}) replaced by their markers.
     """
     target = target.split(b"?", 1)[0].split(b"#", 1)[0]
     scheme, sep, rest = target.partition(b"://")
     if sep:
         authority, slash, path = rest.partition(b"/")
         target = scheme + sep + authority.rpartition(b"@")[2] + slash + path
-    return target.decode("utf-8", "replace")[:200]
+    return scrubbed(target.decode("utf-8", "replace"))[:200]
 
 
 class ActiveRequests:
