@@ -204,6 +204,34 @@ class ForwardProxyTests(TestCase):
                          ("proxy", "127.0.0.1", "redact", "openai", "fake"))
 
     @defer.inlineCallbacks
+    def test_otherProviderCallsRead(self):
+        """
+        A JSON call to the provider's host on a path no surface knows
+        (batches, threads, the legacy completions) is read all the same:
+        every string of its body; it goes out on its own path, and its
+        answer comes back as it is.  Other bodies, and other hosts' calls,
+        are relayed (found by review).
+        """
+        for path in ["/v1/messages/batches", "/v1/complete",
+                     "/v1/threads/t/messages", "/openai/v1/embeddings"]:
+            response, content = yield self.request(b"POST", path, {
+                "requests": [{"params": {"prompt": "id ACME-12345678"}}]})
+            received = self.gw.provider.requests[-1]
+            self.assertEqual(received.path, path)
+            self.assertEqual(received.json["requests"][0]["params"]["prompt"],
+                             "id [REDACTED:CUSTOM_PATTERN]", path)
+        events = self.gw.events("input")
+        self.assertEqual([(e["verdict"], e["endpoint"]) for e in events], [
+            ("redact", "v1/messages/batches"), ("redact", "v1/complete"),
+            ("redact", "v1/threads/t/messages"),
+            ("redact", "openai/v1/embeddings")])
+        response, content = yield self.request(
+            b"POST", "/v1/files", {"prompt": "id ACME-12345678"},
+            headers={b"content-type": [b"text/plain"]})
+        self.assertIn(b"12345678", self.gw.provider.requests[-1].body)
+        self.assertEqual(len(self.gw.events("input")), 4)
+
+    @defer.inlineCallbacks
     def test_pathVariantsRead(self):
         """
         A call on a variant of its path (doubled or trailing slashes, an

@@ -10,6 +10,7 @@ from urllib.parse import unquote_to_bytes
 import attr
 
 from keeptrusts.api import anthropic, openai, responses, sourcegraph
+from keeptrusts.api.endpoint import Endpoint
 
 _EXACT = {
     b"/v1/chat/completions": openai.ENDPOINTS["chat/completions"],
@@ -53,6 +54,24 @@ def llmEndpoint(method, path):
     if deployment:
         return _AZURE[deployment.group(1).decode("ascii")]
     return None
+
+
+def otherJSON(name):
+    """
+    An L{Endpoint} for a JSON call no surface knows (a provider's batches,
+    assistants' threads, legacy completions): every string of its body is
+    read all the same (L{requestTextSlots} walks them all), and its answer
+    goes back as it is.
+    """
+    return Endpoint(name=name, validate=_anything, requestSlots=_noSlots)
+
+
+def _anything(body):
+    pass
+
+
+def _noSlots(body):
+    return ()
 
 
 def _modelInThePath(validate):

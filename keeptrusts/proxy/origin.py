@@ -13,7 +13,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, validationError, writeError
-from keeptrusts.api.paths import llmEndpoint
+from keeptrusts.api.paths import llmEndpoint, otherJSON
 from keeptrusts.api.gateway import recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
@@ -134,8 +134,9 @@ class OriginResource(Resource):
         gateway = parts.gateway
         user, _ = (self._identify or parts.identify)(request)
         path, query = splitTarget(request)
-        endpoint = llmEndpoint(request.method, path)
         origin = self._origin
+        endpoint = (llmEndpoint(request.method, path)
+                    or _providerJSON(request, origin, path))
         exchange = Exchange(
             request_id=rid, mode=self._mode,
             # The surface names the provider (sourcegraph) before the host.
@@ -169,6 +170,21 @@ class OriginResource(Resource):
         d = relay(gateway, request, request.method, self._origin.url(
             path, query), headers, body)
         d.addCallback(lambda status: recordAccess(gateway, exchange, status))
+
+
+def _providerJSON(request, origin, path):
+    """
+    Any other JSON call to a configured provider's host: its prompts are
+    read all the same (L{otherJSON}), not relayed unread.
+    """
+    if origin.configured is None or request.method != b"POST":
+        return None
+    contentType = (request.requestHeaders.getRawHeaders(b"content-type")
+                   or [b""])[0]
+    media = contentType.split(b";", 1)[0].strip().lower()
+    if media != b"application/json" and not media.endswith(b"+json"):
+        return None
+    return otherJSON(_endpointName(None, path))
 
 
 def _endpointName(endpoint, path):
