@@ -245,6 +245,44 @@ class PolicyTests(TestCase):
     """
 
     @defer.inlineCallbacks
+    def test_findingInANameBlocks(self):
+        """
+        A key sent as a name (an object key, a tool's or a message's name,
+        the model) cannot be rewritten without changing the call: the
+        request is blocked, the provider asked nothing (found by review).
+        """
+        key = "AKIAIOSFODNN7EXAMPLE"
+        gw = Gateway(self)
+        bodies = [
+            chat("hi", tools=[{"type": "function", "function": {
+                "name": "f", "parameters": {"type": "object", "properties": {
+                    key: {"type": "string"}}}}}]),
+            chat("hi", metadata={key: "x"}),
+            chat("hi", tools=[{"type": "function", "function": {
+                "name": key}}]),
+            {"model": "gpt-fake", "messages": [
+                {"role": "user", "content": "hi", "name": key}]},
+            chat("hi", model=key)]
+        for body in bodies:
+            response = yield gw.post("/v1/chat/completions", body)
+            error = (yield response.json())["error"]
+            self.assertEqual((response.code, error["type"], error["code"]),
+                             (409, "policy_violation", "input_blocked"), body)
+            self.assertIn("a name of the request", error["message"])
+        self.assertEqual(gw.provider.requests, [])
+        self.assertEqual(
+            [(e["verdict"], e["policies"][0]["verdict"])
+             for e in gw.events("input")], [("block", "block")] * 5)
+        self.assertNotIn(key, json.dumps(gw.journal.records))
+        # Names without findings pass as they came.
+        response = yield gw.post("/v1/chat/completions", chat(
+            "hi", metadata={"team": "infra"}))
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(gw.provider.requests[-1].json["metadata"],
+                         {"team": "infra"})
+
+    @defer.inlineCallbacks
     def test_redactReachesProvider(self):
         gw = Gateway(self)
         gw.provider.script = Script(answer=echoPrompt)

@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.endpoint import (
-    plainArguments, readSlots, requestTextSlots, writeSlots)
+    plainArguments, readSlots, requestNames, requestTextSlots, writeSlots)
 from keeptrusts.api.openai import ENDPOINTS, usageOf
 
 CHAT = ENDPOINTS["chat/completions"]
@@ -186,6 +186,27 @@ class EveryTextTests(SynchronousTestCase):
         slots = requestTextSlots(ENDPOINTS["completions"], body)
         writeSlots(slots, ["P", "S"])
         self.assertEqual(body, {"model": "m", "prompt": "P", "suffix": "S"})
+
+
+class RequestNamesTests(SynchronousTestCase):
+    def test_names(self):
+        """
+        Object keys and the identifiers left out of the texts, once each, in
+        the order met; encoded data is not among them.
+        """
+        body = {"model": "gpt-x", "messages": [
+            {"role": "user", "name": "bob", "content": [
+                {"type": "image_url", "image_url": {
+                    "url": "data:image/png;base64,QUtJQQ=="}}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "t", "signature": "c2ln"},
+                {"type": "reasoning", "encrypted_content": "ZW5j"}]}],
+            "metadata": {"team": "infra"}}
+        self.assertEqual(requestNames(body).split("\n"), [
+            "model", "gpt-x", "messages", "metadata", "team", "role", "user",
+            "name", "bob", "content", "assistant", "type", "image_url",
+            "thinking", "signature", "reasoning", "encrypted_content", "url"])
+        self.assertEqual(requestNames({}), "")
 
 
 class PlainArgumentsTests(SynchronousTestCase):

@@ -121,6 +121,35 @@ def requestTextSlots(endpoint, body):
     return slots
 
 
+# Encoded data among the identifiers: never read (they could only be
+# misread).
+_ENCODED = frozenset(["signature", "encrypted_content"])
+
+
+def requestNames(body):
+    """
+    The names a request carries, one per line: its object keys and the
+    identifiers and enumerations left out of its texts (C{model}, C{name},
+    C{id}, ...), but encoded data.  The policies read them; as the gateway
+    cannot rewrite a name without changing the call, a finding there
+    blocks the request (a key sent as a tool's or a property's name).
+    """
+    names = {}
+    queue = deque([body])
+    while queue:
+        node = queue.popleft()
+        mapping = isinstance(node, dict)
+        for key, value in (node.items() if mapping else enumerate(node)):
+            if mapping:
+                names[key] = None
+            if isinstance(value, (dict, list)):
+                queue.append(value)
+            elif (mapping and isinstance(value, str) and key in _NOT_TEXT
+                  and key not in _ENCODED and not _DATA_URL.fullmatch(value)):
+                names[value] = None
+    return "\n".join(names)
+
+
 def plainArguments(body):
     """
     Re-encode, without escapes, the tool-call arguments of C{body} (a JSON

@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import (
-    plainArguments, readSlots, requestTextSlots, writeSlots)
+    plainArguments, readSlots, requestNames, requestTextSlots, writeSlots)
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
@@ -73,14 +73,19 @@ class Call:
     def start(self):
         self.reencoded = plainArguments(self.body)
         slots = requestTextSlots(self.endpoint, self.body)
-        self.exchange = attr.evolve(self.exchange, texts=readSlots(slots))
+        names = requestNames(self.body)
+        self.exchange = attr.evolve(self.exchange, texts=readSlots(slots) + (
+            (names,) if names else ()))
         d = self.chain.checkInput(self.exchange)
-        d.addCallback(self._inputDecided, slots)
+        d.addCallback(self._inputDecided, slots, names)
         d.addErrback(self._crashed)
 
-    def _inputDecided(self, result, slots):
+    def _inputDecided(self, result, slots, names):
         self.policyMs += result.ms
         self.degraded = result.degraded
+        if (result.verdict == REDACT and names
+                and result.texts[len(slots)] != names):
+            result = _namesBlocked(result)
         record = self._record("input", result.verdict, result.outcomes)
         if result.verdict in (BLOCK, ERROR) or self.gone:
             self._append(record)
@@ -415,6 +420,22 @@ class Call:
         if phase == "output" and len(self.tried) > 1:
             record["attempts"] = list(self.tried)
         return record
+
+
+def _namesBlocked(result):
+    """
+    The chain's C{result} when it rewrote a name of the request (a key, an
+    id, the model): the gateway cannot send that call changed, so the
+    policies that found something block it.
+    """
+    outcomes = tuple(attr.evolve(o, verdict=BLOCK) if o.verdict == REDACT
+                     else o for o in result.outcomes)
+    policy = next(o.name for o in outcomes if o.verdict == BLOCK)
+    return attr.evolve(
+        result, verdict=BLOCK, outcomes=outcomes, policy=policy,
+        message="Blocked by %s: a finding in a name of the request (an "
+        "object key, an id, the model), which the gateway does not rewrite"
+        % (policy,))
 
 
 def _policyError(result, code):
