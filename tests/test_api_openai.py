@@ -136,7 +136,9 @@ class EveryTextTests(SynchronousTestCase):
                     {"type": "image_url", "image_url": {
                         "url": "https://b.s3.amazonaws.com/x?X-Amz=1"}},
                     {"type": "input_audio", "input_audio": {
-                        "data": "UklGRg==", "format": "wav"}}]},
+                        "data": "UklGRg==", "format": "wav"}},
+                    {"type": "input_audio", "input_audio": {
+                        "data": "words, not base64", "format": "text"}}]},
                 {"role": "assistant", "function_call": {
                     "name": "f", "arguments": "{\"k\": 1}"}}],
             "prediction": {"type": "content", "content": "predicted"},
@@ -150,7 +152,8 @@ class EveryTextTests(SynchronousTestCase):
         self.assertEqual(texts[0], "hi")
         self.assertEqual(sorted(texts[1:]), sorted([
             "u1", "END", "predicted", "no", "{\"k\": 1}", "lists files",
-            "where", "https://b.s3.amazonaws.com/x?X-Amz=1"]))
+            "where", "https://b.s3.amazonaws.com/x?X-Amz=1",
+            "words, not base64"]))
 
     def test_onlyTheSkippedKeysOwnStrings(self):
         """

@@ -77,8 +77,9 @@ _NOT_TEXT = frozenset([
     "mime_type", "detail", "format", "encoding_format", "service_tier",
     "reasoning_effort", "effort", "voice", "tool_choice", "truncation",
     "signature", "encrypted_content"])
-# A data URL that is base64 and nothing else.
+# A data URL that is base64 and nothing else; base64 and nothing else.
 _DATA_URL = re.compile(r"data:[^,]*;base64,[A-Za-z0-9+/=\r\n]*")
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]*")
 
 
 def _notText(node, key, value):
@@ -91,7 +92,8 @@ def _notText(node, key, value):
     # input_audio {"data": ..., "format": "wav"}; and Claude's signed
     # thinking, which its signature seals: the provider refuses it changed.
     return ((key == "data" and (kind == "base64"
-                                or set(node) == {"data", "format"}))
+                                or set(node) == {"data", "format"})
+             and _BASE64.fullmatch(value))
             or (key == "thinking" and kind == "thinking"
                 and isinstance(node.get("signature"), str))
             or (key == "data" and kind == "redacted_thinking"))
