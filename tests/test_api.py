@@ -31,7 +31,7 @@ from twisted.web.client import URI, HTTPConnectionPool, ResponseNeverReceived
 from twisted.web.error import SchemeNotSupported
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Site
 
 from zope.interface import implementer
 
@@ -243,6 +243,51 @@ class PolicyTests(TestCase):
     """
     Redact, block and fail_mode through the chain.
     """
+
+    @defer.inlineCallbacks
+    def test_everyAnswerTextRead(self):
+        """
+        Every text of a whole answer is read, not only those the surface
+        names: a refusal, reasoning, a legacy function call, an audio
+        transcript (found by review).
+        """
+        key = "AKIAIOSFODNN7EXAMPLE"
+        answer = {"id": "c1", "object": "chat.completion", "model": "gpt-fake",
+                  "choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {
+                                   "role": "assistant", "content": "ok",
+                                   "refusal": "no " + key,
+                                   "reasoning_content": "think " + key,
+                                   "function_call": {
+                                       "name": "f",
+                                       "arguments": '{"k": "%s"}' % (key,)},
+                                   "audio": {"id": "a1",
+                                             "transcript": "said " + key}}}]}
+
+        class Provider(Resource):
+            isLeaf = True
+
+            def render_POST(self, request):
+                request.setHeader(b"content-type", b"application/json")
+                return json.dumps(answer).encode()
+        port = reactor.listenTCP(0, Site(Provider()), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        gw = Gateway(self, base="http://127.0.0.1:%d/v1" % (
+            port.getHost().port,))
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(response.code, 200)
+        self.assertNotIn(key, json.dumps(body))
+        marker = "[REDACTED:AWS_ACCESS_KEY_ID]"
+        message = body["choices"][0]["message"]
+        self.assertEqual(
+            (message["content"], message["refusal"],
+             message["reasoning_content"], message["audio"]["transcript"],
+             json.loads(message["function_call"]["arguments"])),
+            ("ok", "no " + marker, "think " + marker, "said " + marker,
+             {"k": marker}))
+        self.assertEqual((body["id"], message["audio"]["id"]), ("c1", "a1"))
+        self.assertEqual(gw.events("output")[0]["verdict"], "redact")
 
     @defer.inlineCallbacks
     def test_findingInANameBlocks(self):

@@ -107,7 +107,20 @@ def requestTextSlots(endpoint, body):
     rare one) is read all the same: what the policies do not see must not
     reach the provider.
     """
-    slots = list(endpoint.requestSlots(body))
+    return _everyText(endpoint.requestSlots(body), body)
+
+
+def answerTextSlots(endpoint, answer):
+    """
+    The slots of every text an answer carries, as L{requestTextSlots} finds
+    a request's: a field the surface does not name (a refusal, a reasoning
+    summary, a tool's output) does not reach the client unread.
+    """
+    return _everyText(endpoint.answerSlots(answer), answer)
+
+
+def _everyText(ownSlots, body):
+    slots = list(ownSlots)
     known = {(id(container), key) for container, key in slots}
     queue = deque([body])
     while queue:

@@ -12,7 +12,8 @@ from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import (
-    plainArguments, readSlots, requestNames, requestTextSlots, writeSlots)
+    answerTextSlots, plainArguments, readSlots, requestNames,
+    requestTextSlots, writeSlots)
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
@@ -265,7 +266,7 @@ class Call:
         if self.translated:
             answer = answerToChat(answer)
             data = json.dumps(answer).encode("utf-8")
-        slots = list(self.endpoint.answerSlots(answer))
+        slots = answerTextSlots(self.endpoint, answer)
         d = self.chain.checkOutput(self.exchange, readSlots(slots))
         d.addCallback(self._outputDecided, response, answer, data, slots)
         return d
