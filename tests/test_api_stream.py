@@ -289,6 +289,43 @@ class SseRewriterTests(SynchronousTestCase):
                          "tool_calls")
         self.assertEqual(contentOf(events), "writing ")
 
+    def test_otherDeltaTextsScanned(self):
+        """
+        A refusal, reasoning as some servers name it, and a legacy function
+        call's arguments are streamed texts of their own too: a key split
+        across their chunks is redacted, and what is held goes out in its own
+        field (found by review).
+        """
+        def delta(**fields):
+            return event(chunk(index=0, choices=[{
+                "index": 0, "delta": fields, "finish_reason": None}]))
+        pieces = [delta(role="assistant", content="ok "),
+                  delta(refusal="no AKIAIOSF"), delta(refusal="ODNN7EXAMPLE."),
+                  delta(reasoning="think AKIAIOSF"),
+                  delta(reasoning="ODNN7EXAMPLE "),
+                  delta(function_call={"name": "f", "arguments": '{"k": "AKIA'}),
+                  delta(function_call={"arguments": 'IOSFODNN7EXAMPLE"}'}),
+                  delta(reasoning="held AKIA"),
+                  event(chunk(finish="stop")), b"data: [DONE]\n\n"]
+        out = self.runPieces(pieces)
+        self.assertNotIn(b"IOSF", out)
+        events, _ = parse(out)
+        texts = {}
+        for e in events:
+            for choice in (e.get("choices") or ()) if isinstance(e, dict) else ():
+                d = choice["delta"]
+                for field in ("refusal", "reasoning"):
+                    if field in d:
+                        texts[field] = texts.get(field, "") + d[field]
+                if "function_call" in d:
+                    texts["call"] = texts.get("call", "") + \
+                        d["function_call"]["arguments"]
+        self.assertEqual(texts, {
+            "refusal": "no %s." % (REDACTED_AWS,),
+            "reasoning": "think %s held AKIA" % (REDACTED_AWS,),
+            "call": '{"k": "%s"}' % (REDACTED_AWS,)})
+        self.assertEqual(events[-2]["choices"][0]["finish_reason"], "stop")
+
     def test_unnumberedToolCallsKeptApart(self):
         """
         Calls without an index (some compatible servers) are told apart by

@@ -48,11 +48,18 @@ def _chatAnswerSlots(answer):
             yield from _messageSlots(message)
 
 
+# Other texts a chat stream's delta may carry, each streamed on its own:
+# a refusal, and reasoning as some servers name it.
+_DELTA_FIELDS = ("refusal", "reasoning")
+
+
 def _chatDeltaSlots(chunk):
     """
     A choice's streamed texts, each its own: the content (keyed by the
-    choice's index), its reasoning, each tool call's arguments (keyed
-    C{(index, "reasoning")}, C{(index, "tool", call index)}).
+    choice's index), its reasoning, a refusal, a legacy function call's and
+    each tool call's arguments (keyed C{(index, "reasoning")},
+    C{(index, "field", name)}, C{(index, "function_call")},
+    C{(index, "tool", call index)}).
     """
     for choice in _choices(chunk):
         index = indexOf(choice)
@@ -63,6 +70,12 @@ def _chatDeltaSlots(chunk):
             yield index, delta, "content"
         if isinstance(delta.get("reasoning_content"), str):
             yield (index, "reasoning"), delta, "reasoning_content"
+        for field in _DELTA_FIELDS:
+            if isinstance(delta.get(field), str):
+                yield (index, "field", field), delta, field
+        call = delta.get("function_call")
+        if isinstance(call, dict) and isinstance(call.get("arguments"), str):
+            yield (index, "function_call"), call, "arguments"
         calls = delta.get("tool_calls")
         for position, call in enumerate(calls if isinstance(calls, list)
                                         else ()):
@@ -85,6 +98,10 @@ def _chatDeltaChoice(key, text):
                 "finish_reason": None}
     if key[1] == "reasoning":
         delta = {"reasoning_content": text}
+    elif key[1] == "field":
+        delta = {key[2]: text}
+    elif key[1] == "function_call":
+        delta = {"function_call": {"arguments": text}}
     else:
         delta = {"tool_calls": [{"index": key[2],
                                  "function": {"arguments": text}}]}
