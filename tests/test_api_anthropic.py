@@ -135,6 +135,46 @@ class SlotTests(SynchronousTestCase):
             1: '{"content": "id [REDACTED:CUSTOM_PATTERN]"}',
             2: '{"a": "ACME-1'})
 
+    def test_otherEventsScannedWhole(self):
+        """
+        Events the rewriter does not stream (a block that starts with its
+        content, a citation) have their texts scanned whole; thinking still
+        goes out as it came (found by review).
+        """
+        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
+        outcome = Outcome()
+        rewriter = MessagesRewriter(outcome, MESSAGES,
+                                    lambda: policy.scanOutput(None))
+
+        def event(name, payload):
+            return b"event: %s\ndata: %s\n\n" % (
+                name, json.dumps(payload).encode())
+        start = {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "mcp_tool_result", "tool_use_id": "t1",
+            "content": [{"type": "text", "text": "found ACME-12345678"}]}}
+        citation = {"type": "content_block_delta", "index": 1, "delta": {
+            "type": "citations_delta", "citation": {
+                "type": "char_location", "cited_text": "ACME-87654321 here"}}}
+        thinking = {"type": "content_block_delta", "index": 2, "delta": {
+            "type": "thinking_delta", "thinking": "ACME-11112222"}}
+        ping = event(b"ping", {"type": "ping"})
+        out = b"".join(rewriter.feed(e) for e in [
+            event(b"content_block_start", start),
+            event(b"content_block_delta", citation),
+            event(b"content_block_delta", thinking), ping])
+        self.assertNotIn(b"12345678", out)
+        self.assertNotIn(b"87654321", out)
+        self.assertIn(b"ACME-11112222", out)
+        self.assertTrue(out.endswith(ping))
+        payloads = [json.loads(e.split(b"data: ", 1)[1])
+                    for e in out.split(b"\n\n") if b"data: " in e]
+        self.assertEqual(
+            payloads[0]["content_block"]["content"][0]["text"],
+            "found [REDACTED:CUSTOM_PATTERN]")
+        self.assertEqual(payloads[1]["delta"]["citation"]["cited_text"],
+                         "[REDACTED:CUSTOM_PATTERN] here")
+        self.assertTrue(out.startswith(b"event: content_block_start\n"))
+
 
 class EveryTextTests(TestCase):
     """

@@ -66,6 +66,32 @@ class RewriterTests(SynchronousTestCase):
         return ResponsesRewriter(Outcome(), RESPONSES, newScanner or (
             lambda: policy.scanOutput(None)))
 
+    def test_otherEventsScannedWhole(self):
+        """
+        Events the rewriter does not stream (a refusal's or a reasoning
+        summary's deltas, an item that comes whole) have their texts scanned
+        whole (found by review).
+        """
+        events = [
+            {"type": "response.refusal.delta", "output_index": 0,
+             "content_index": 0, "delta": "no ACME-12345678"},
+            {"type": "response.reasoning_summary_text.delta",
+             "output_index": 1, "summary_index": 0,
+             "delta": "ACME-87654321 seen"},
+            {"type": "response.output_item.added", "output_index": 2,
+             "item": {"type": "local_shell_call", "id": "ls1",
+                      "action": {"command": ["echo", "ACME-11112222"]}}},
+            {"type": "response.in_progress", "response": {"id": "r"}}]
+        out = b"".join(self.rewriter().feed(_event(e)) for e in events)
+        for digits in (b"12345678", b"87654321", b"11112222"):
+            self.assertNotIn(digits, out)
+        payloads = _payloads(out)
+        self.assertEqual([p["type"] for p in payloads],
+                         [e["type"] for e in events])
+        self.assertEqual(payloads[0]["delta"], "no [REDACTED:CUSTOM_PATTERN]")
+        self.assertEqual(payloads[2]["item"]["action"]["command"],
+                         ["echo", "[REDACTED:CUSTOM_PATTERN]"])
+
     def test_callArgumentsScanned(self):
         """
         A function call's streamed arguments are scanned, and its closing

@@ -9,7 +9,7 @@ import json
 from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import EventRewriter
+from keeptrusts.api.rewrite import EventRewriter, namedEvent
 
 
 def _leaves(container):
@@ -101,11 +101,6 @@ def errorEvent(error):
             "utf-8") + b"\n\n"
 
 
-def _event(name, payload):
-    return (b"event: " + name + b"\ndata: " +
-            json.dumps(payload, separators=(",", ":")).encode("utf-8") +
-            b"\n\n")
-
 
 # The streamed texts of a content block: an answer's text, a tool call's
 # input (JSON, scanned as the text it is).  Thinking is passed as it is:
@@ -142,12 +137,12 @@ class MessagesRewriter(EventRewriter):
             if field is not None and isinstance(delta.get(field), str):
                 self._kinds[index] = deltaKind
                 delta[field] = self._scanner(index).feed(delta[field])
-                return _event(b"content_block_delta", payload)
+                return namedEvent(b"content_block_delta", payload)
         elif kind == "content_block_stop":
             return self._heldDelta(index) + event + b"\n\n"
         elif kind == "message_stop":
             return self._flush() + event + b"\n\n"
-        return None
+        return self._scanOther(name or str(kind).encode(), payload)
 
     def _heldDelta(self, index):
         scanner = self._scanners.pop(index, None)
@@ -155,7 +150,7 @@ class MessagesRewriter(EventRewriter):
         if not held:
             return b""
         kind = self._kinds.get(index, "text_delta")
-        return _event(b"content_block_delta", {
+        return namedEvent(b"content_block_delta", {
             "type": "content_block_delta", "index": index,
             "delta": {"type": kind, _DELTA_TEXT[kind]: held}})
 

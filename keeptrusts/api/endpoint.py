@@ -96,6 +96,7 @@ def _notText(node, key, value):
              and _BASE64.fullmatch(value))
             or (key == "thinking" and kind == "thinking"
                 and isinstance(node.get("signature"), str))
+            or (key == "thinking" and kind == "thinking_delta")
             or (key == "data" and kind == "redacted_thinking"))
 
 
@@ -117,6 +118,14 @@ def answerTextSlots(endpoint, answer):
     summary, a tool's output) does not reach the client unread.
     """
     return _everyText(endpoint.answerSlots(answer), answer)
+
+
+def everyText(value):
+    """
+    The slots of every text in C{value} (parsed JSON), but identifiers,
+    enumerations and encoded data.
+    """
+    return _everyText((), value)
 
 
 def _everyText(ownSlots, body):

@@ -15,7 +15,7 @@ import json
 from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import EventRewriter, indexOf
+from keeptrusts.api.rewrite import EventRewriter, indexOf, namedEvent
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 
@@ -83,11 +83,6 @@ def errorEvent(error):
         "message": error.message, "param": None}).encode("utf-8") + b"\n\n"
 
 
-def _event(name, payload):
-    return (b"event: " + name + b"\ndata: " +
-            json.dumps(payload, separators=(",", ":")).encode("utf-8") +
-            b"\n\n")
-
 
 # An output item's texts besides its content: a tool call's arguments (or a
 # custom tool's input), streamed by events of their own.
@@ -131,27 +126,27 @@ class ResponsesRewriter(EventRewriter):
             payload["delta"] = self._release(key, self._scanner(key).feed(
                 text))
             _logprobsIfChanged(payload, text, payload["delta"])
-            return _event(name, payload)
+            return namedEvent(name, payload)
         if kind == "response.output_text.done":
             held = self._heldDelta(payload, key)
             self._replace(payload, "text", key)
-            return held + _event(name, payload)
+            return held + namedEvent(name, payload)
         field = _CALL_DONES.get(kind)
         if field is not None:
             key = (output, field)
             held = self._heldDelta(payload, key)
             self._replace(payload, field, key)
-            return held + _event(name, payload)
+            return held + namedEvent(name, payload)
         if kind == "response.content_part.done" and isinstance(
                 payload.get("part"), dict):
             held = self._heldDelta(payload, key)
             self._replace(payload["part"], "text", key)
-            return held + _event(name, payload)
+            return held + namedEvent(name, payload)
         if kind == "response.output_item.done" and isinstance(
                 payload.get("item"), dict):
             held = self._flushAll(payload, output)
             self._replaceTexts(payload["item"], output)
-            return held + _event(name, payload)
+            return held + namedEvent(name, payload)
         if kind in _RESPONSE_ENDS and isinstance(
                 payload.get("response"), dict):
             tokens = usageOf(payload)
@@ -163,8 +158,8 @@ class ResponsesRewriter(EventRewriter):
                                          else ()):
                 if isinstance(item, dict):
                     self._replaceTexts(item, index)
-            return held + _event(name, payload)
-        return None
+            return held + namedEvent(name, payload)
+        return self._scanOther(name, payload)
 
     def _release(self, key, text):
         self._released[key] = self._released.get(key, "") + text
@@ -181,7 +176,7 @@ class ResponsesRewriter(EventRewriter):
         if kind == "response.output_text.delta":
             payload["content_index"] = key[1]
         payload["delta"] = self._release(key, held)
-        return _event(kind.encode(), payload)
+        return namedEvent(kind.encode(), payload)
 
     def _flushAll(self, template, output=None):
         """

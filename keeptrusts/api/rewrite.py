@@ -7,6 +7,7 @@ field is kept.  A surface (OpenAI, Sourcegraph) says where its texts are.
 
 import json
 
+from keeptrusts.api.endpoint import everyText
 from keeptrusts.api.errors import upstreamError
 from keeptrusts.api.sse import EventSplitter, eventData
 from keeptrusts.policy.chain import mergeOutcomes
@@ -65,6 +66,23 @@ class EventRewriter:
         self._allScanners.append(scanner)
         return scanner.feed(text) + scanner.end()
 
+    def _scanOther(self, name, payload):
+        """
+        An event the surface's rewriter does not know (a tool's output, a
+        citation, a refusal, an item that comes whole): each of its texts
+        scanned whole, so none goes on unread.
+
+        @return: the event's bytes, or L{None} when no text changed.
+        """
+        changed = False
+        for container, key in everyText(payload):
+            text = container[key]
+            released = self._scanWhole(text)
+            if released != text:
+                container[key] = released
+                changed = True
+        return namedEvent(name, payload) if changed else None
+
     def _scanner(self, index):
         scanner = self._scanners.get(index)
         if scanner is None:
@@ -84,6 +102,16 @@ class EventRewriter:
             raise upstreamError("invalid event in the provider's stream")
         rewritten = self._rewritePayload(name, payload, event)
         return event + b"\n\n" if rewritten is None else rewritten
+
+
+def namedEvent(name, payload):
+    """
+    The bytes of an SSE event with a name (Anthropic's and the Responses
+    API's streams name every event).
+    """
+    return (b"event: " + name + b"\ndata: " +
+            json.dumps(payload, separators=(",", ":")).encode("utf-8") +
+            b"\n\n")
 
 
 class _Counting:
