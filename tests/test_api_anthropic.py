@@ -14,6 +14,7 @@ from twisted.internet import defer, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.anthropic import MESSAGES, MessagesRewriter, usageOf
+from keeptrusts.api.rewrite import namedEvent
 from keeptrusts.api.endpoint import readSlots
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.stream import Outcome
@@ -27,6 +28,15 @@ ANTHROPIC_TARGET = """
       base_url: %(base)s
       secret_key_ref: {env: FAKE_KEY}
 """
+
+
+def acmeRewriter(outcome):
+    """
+    A L{MessagesRewriter} whose policy redacts C{ACME-} and eight digits.
+    """
+    policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
+    return MessagesRewriter(outcome, MESSAGES,
+                            lambda: policy.scanOutput(None))
 
 
 class SlotTests(SynchronousTestCase):
@@ -68,14 +78,9 @@ class SlotTests(SynchronousTestCase):
         self.assertIsNone(usageOf({"type": "ping"}))
 
     def test_rewriterHoldsUntilBlockStops(self):
-        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
         outcome = Outcome()
-        rewriter = MessagesRewriter(outcome, MESSAGES,
-                                    lambda: policy.scanOutput(None))
-
-        def event(name, payload):
-            return b"event: %s\ndata: %s\n\n" % (
-                name, json.dumps(payload).encode())
+        rewriter = acmeRewriter(outcome)
+        event = namedEvent
         out = rewriter.feed(
             event(b"message_start", {"type": "message_start", "message": {
                 "usage": {"input_tokens": 3, "output_tokens": 1}}})
@@ -89,7 +94,7 @@ class SlotTests(SynchronousTestCase):
                  for e in out.split(b"\n\n")
                  if e.startswith(b"event: content_block_delta")]
         self.assertEqual("".join(texts), "id ACME-1234")
-        self.assertTrue(out.rstrip().endswith(b'"index": 0}'))
+        self.assertTrue(out.rstrip().endswith(b'"index":0}'))
         self.assertEqual(outcome.tokens, {"input": 3, "output": 1})
 
 
@@ -141,14 +146,9 @@ class SlotTests(SynchronousTestCase):
         content, a citation) have their texts scanned whole; thinking still
         goes out as it came (found by review).
         """
-        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
         outcome = Outcome()
-        rewriter = MessagesRewriter(outcome, MESSAGES,
-                                    lambda: policy.scanOutput(None))
-
-        def event(name, payload):
-            return b"event: %s\ndata: %s\n\n" % (
-                name, json.dumps(payload).encode())
+        rewriter = acmeRewriter(outcome)
+        event = namedEvent
         start = {"type": "content_block_start", "index": 0, "content_block": {
             "type": "mcp_tool_result", "tool_use_id": "t1",
             "content": [{"type": "text", "text": "found ACME-12345678"}]}}
