@@ -134,6 +134,25 @@ def chat(text, model="gpt-fake", **extra):
     return body
 
 
+def fixedProvider(testCase, status, answer,
+                  contentType=b"application/json"):
+    """
+    A provider answering every call with C{status} and C{answer} (JSON, or
+    bytes as they are): its base URL.
+    """
+    class Provider(Resource):
+        isLeaf = True
+
+        def render_POST(self, request):
+            request.setResponseCode(status)
+            request.setHeader(b"content-type", contentType)
+            return answer if isinstance(answer, bytes) else json.dumps(
+                answer).encode()
+    port = reactor.listenTCP(0, Site(Provider()), interface="127.0.0.1")
+    testCase.addCleanup(port.stopListening)
+    return "http://127.0.0.1:%d/v1" % (port.getHost().port,)
+
+
 def sleep(seconds):
     return task.deferLater(reactor, seconds, lambda: None)
 
@@ -264,16 +283,7 @@ class PolicyTests(TestCase):
                                    "audio": {"id": "a1",
                                              "transcript": "said " + key}}}]}
 
-        class Provider(Resource):
-            isLeaf = True
-
-            def render_POST(self, request):
-                request.setHeader(b"content-type", b"application/json")
-                return json.dumps(answer).encode()
-        port = reactor.listenTCP(0, Site(Provider()), interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        gw = Gateway(self, base="http://127.0.0.1:%d/v1" % (
-            port.getHost().port,))
+        gw = Gateway(self, base=fixedProvider(self, 200, answer))
         response = yield gw.post("/v1/chat/completions", chat("hi"))
         body = yield response.json()
         self.assertEqual(response.code, 200)
@@ -288,6 +298,29 @@ class PolicyTests(TestCase):
              {"k": marker}))
         self.assertEqual((body["id"], message["audio"]["id"]), ("c1", "a1"))
         self.assertEqual(gw.events("output")[0]["verdict"], "redact")
+
+    @defer.inlineCallbacks
+    def test_errorAnswersRead(self):
+        """
+        A provider's error in JSON is read like an answer (it may quote what
+        it was sent); another error body passes as it came.
+        """
+        key = "AKIAIOSFODNN7EXAMPLE"
+        error = {"error": {"type": "invalid_request_error",
+                           "message": "bad value %s" % (key,)}}
+        gw = Gateway(self, base=fixedProvider(self, 400, error))
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(response.code, 400)
+        self.assertEqual(body["error"]["message"],
+                         "bad value [REDACTED:AWS_ACCESS_KEY_ID]")
+        self.assertEqual([(e["status"], e["verdict"])
+                          for e in gw.events("output")], [(400, "redact")])
+        gw = Gateway(self, base=fixedProvider(
+            self, 502, b"<html>bad gateway</html>", b"text/html"))
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        self.assertEqual((response.code, (yield response.content())),
+                         (502, b"<html>bad gateway</html>"))
 
     @defer.inlineCallbacks
     def test_findingInANameBlocks(self):

@@ -289,6 +289,21 @@ class SseRewriterTests(SynchronousTestCase):
                          "tool_calls")
         self.assertEqual(contentOf(events), "writing ")
 
+    def test_eventsWithoutDataRead(self):
+        """
+        What has no data line (a comment, or JSON sent under the stream's
+        media type) is read whole, not passed on unread (found by review).
+        """
+        answer = json.dumps({"choices": [{"message": {
+            "content": "key AKIAIOSFODNN7EXAMPLE"}}]}).encode()
+        for pieces in ([answer], [answer[:30], answer[30:]],
+                       [b": note AKIAIOSFODNN7EXAMPLE\n\n"]):
+            out = self.runPieces(pieces)
+            self.assertNotIn(b"AKIAIOSFODNN7EXAMPLE", out)
+            self.assertIn(REDACTED_AWS.encode(), out)
+        self.assertEqual(self.runPieces([b": keep-alive\n\n"]),
+                         b": keep-alive\n\n")
+
     def test_otherDeltaTextsScanned(self):
         """
         A refusal, reasoning as some servers name it, and a legacy function

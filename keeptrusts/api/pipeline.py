@@ -178,11 +178,15 @@ class Call:
             if self.gateway.router is not None:
                 self.gateway.router.breaker.succeeded(target.id)
         request = self.request
-        isStream = mediaType(response) == b"text/event-stream"
+        media = mediaType(response)
+        isStream = media == b"text/event-stream"
         ok = 200 <= response.code < 300
         # An answer the policies must read is read, whatever it says it is:
-        # what cannot be read is refused (502), never passed on unread.
-        collect = ok and not isStream and self.endpoint.answerSlots
+        # what cannot be read is refused (502), never passed on unread.  An
+        # error is read when it is JSON (it may quote what was asked).
+        collect = (not isStream and self.endpoint.answerSlots
+                   and (ok or media == b"application/json"
+                        or media.endswith(b"+json")))
         # Every answered stream is read: for the policies' scanners, its
         # usage, and the usage chunk the gateway asked for.
         rewrite = ok and isStream and self.endpoint.rewriter is not None
@@ -263,7 +267,7 @@ class Call:
         if not isinstance(answer, dict):
             raise GatewayError(502, "upstream_error",
                                "the provider's answer is not a JSON object")
-        if self.translated:
+        if self.translated and 200 <= response.code < 300:
             answer = answerToChat(answer)
             data = json.dumps(answer).encode("utf-8")
         slots = answerTextSlots(self.endpoint, answer)

@@ -83,6 +83,13 @@ class EventRewriter:
                 changed = True
         return namedEvent(name, payload) if changed else None
 
+    def _scanRaw(self, event):
+        text = event.decode("utf-8", "surrogateescape")
+        released = self._scanWhole(text)
+        if released == text:
+            return event
+        return released.encode("utf-8", "surrogateescape")
+
     def _scanner(self, index):
         scanner = self._scanners.get(index)
         if scanner is None:
@@ -93,7 +100,9 @@ class EventRewriter:
     def _rewrite(self, event):
         name, data = eventData(event)
         if data is None:
-            return event + b"\n\n"
+            # No data line: a comment, or an answer that is no stream at all
+            # (JSON sent as one): read whole all the same.
+            return self._scanRaw(event) + b"\n\n"
         if data.strip() == b"[DONE]":
             return self._flush() + event + b"\n\n"
         try:
