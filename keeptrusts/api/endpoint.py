@@ -73,7 +73,8 @@ def writeSlots(slots, texts):
 _NOT_TEXT = frozenset([
     "model", "role", "type", "id", "name", "object", "speaker", "status",
     "tool_call_id", "tool_use_id", "call_id", "item_id", "file_id",
-    "previous_response_id", "finish_reason", "stop_reason", "media_type",
+    "previous_response_id", "finish_reason", "stop_reason", "stopReason",
+    "media_type",
     "mime_type", "detail", "format", "encoding_format", "service_tier",
     "reasoning_effort", "effort", "voice", "tool_choice", "truncation",
     "signature", "encrypted_content"])

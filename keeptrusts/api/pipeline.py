@@ -75,7 +75,8 @@ class Call:
         self.reencoded = plainArguments(self.body)
         slots = requestTextSlots(self.endpoint, self.body)
         names = requestNames(self.body)
-        self.exchange = attr.evolve(self.exchange, texts=readSlots(slots) + (
+        self.promptTexts = readSlots(slots)
+        self.exchange = attr.evolve(self.exchange, texts=self.promptTexts + (
             (names,) if names else ()))
         d = self.chain.checkInput(self.exchange)
         d.addCallback(self._inputDecided, slots, names)
@@ -371,7 +372,7 @@ class Call:
         """
         Tokens when the provider tells none: marked as an estimate.
         """
-        return {"input": estimateTokens(self.exchange.texts),
+        return {"input": estimateTokens(self.promptTexts),
                 "output": outputChars // 4 + (1 if outputChars else 0),
                 "estimated": True}
 
