@@ -326,8 +326,9 @@ class PolicyTests(TestCase):
     def test_findingInANameBlocks(self):
         """
         A key sent as a name (an object key, a tool's or a message's name,
-        the model) cannot be rewritten without changing the call: the
-        request is blocked, the provider asked nothing (found by review).
+        the model) or in the query cannot be rewritten without changing the
+        call: the request is blocked, the provider asked nothing (found by
+        review).
         """
         key = "AKIAIOSFODNN7EXAMPLE"
         gw = Gateway(self)
@@ -347,10 +348,14 @@ class PolicyTests(TestCase):
             self.assertEqual((response.code, error["type"], error["code"]),
                              (409, "policy_violation", "input_blocked"), body)
             self.assertIn("a name of the request", error["message"])
+        response = yield gw.post("/v1/chat/completions?key=" + key, chat("hi"))
+        error = (yield response.json())["error"]
+        self.assertEqual((response.code, error["code"]), (409, "input_blocked"))
+        self.assertIn("or its query", error["message"])
         self.assertEqual(gw.provider.requests, [])
         self.assertEqual(
             [(e["verdict"], e["policies"][0]["verdict"])
-             for e in gw.events("input")], [("block", "block")] * 5)
+             for e in gw.events("input")], [("block", "block")] * 6)
         self.assertNotIn(key, json.dumps(gw.journal.records))
         # Names without findings pass as they came.
         response = yield gw.post("/v1/chat/completions", chat(

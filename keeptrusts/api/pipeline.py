@@ -5,6 +5,7 @@ client, journal (DESIGN.md section 2).
 """
 
 import json
+from urllib.parse import unquote_plus
 
 import attr
 from twisted.logger import Logger
@@ -74,7 +75,9 @@ class Call:
     def start(self):
         self.reencoded = plainArguments(self.body)
         slots = requestTextSlots(self.endpoint, self.body)
-        names = requestNames(self.body)
+        # The query goes to the provider too: read with the names.
+        names = "\n".join(filter(None, (requestNames(self.body), unquote_plus(
+            _query(self.request).decode("utf-8", "replace")))))
         self.promptTexts = readSlots(slots)
         self.exchange = attr.evolve(self.exchange, texts=self.promptTexts + (
             (names,) if names else ()))
@@ -431,8 +434,8 @@ class Call:
 def _namesBlocked(result):
     """
     The chain's C{result} when it rewrote a name of the request (a key, an
-    id, the model): the gateway cannot send that call changed, so the
-    policies that found something block it.
+    id, the model) or its query: the gateway cannot send that call changed,
+    so the policies that found something block it.
     """
     outcomes = tuple(attr.evolve(o, verdict=BLOCK) if o.verdict == REDACT
                      else o for o in result.outcomes)
@@ -440,7 +443,8 @@ def _namesBlocked(result):
     return attr.evolve(
         result, verdict=BLOCK, outcomes=outcomes, policy=policy,
         message="Blocked by %s: a finding in a name of the request (an "
-        "object key, an id, the model), which the gateway does not rewrite"
+        "object key, an id, the model) or its query, which the gateway does "
+        "not rewrite"
         % (policy,))
 
 
