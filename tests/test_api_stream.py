@@ -315,6 +315,8 @@ class SseRewriterTests(SynchronousTestCase):
             return event(chunk(index=0, choices=[{
                 "index": 0, "delta": fields, "finish_reason": None}]))
         pieces = [delta(role="assistant", content="ok "),
+                  delta(audio={"id": "a1", "transcript": "said AKIAIOSF"}),
+                  delta(audio={"transcript": "ODNN7EXAMPLE!"}),
                   delta(refusal="no AKIAIOSF"), delta(refusal="ODNN7EXAMPLE."),
                   delta(reasoning="think AKIAIOSF"),
                   delta(reasoning="ODNN7EXAMPLE "),
@@ -335,11 +337,37 @@ class SseRewriterTests(SynchronousTestCase):
                 if "function_call" in d:
                     texts["call"] = texts.get("call", "") + \
                         d["function_call"]["arguments"]
+                if "audio" in d:
+                    texts["audio"] = texts.get("audio", "") + \
+                        d["audio"]["transcript"]
         self.assertEqual(texts, {
+            "audio": "said %s!" % (REDACTED_AWS,),
             "refusal": "no %s." % (REDACTED_AWS,),
             "reasoning": "think %s held AKIA" % (REDACTED_AWS,),
             "call": '{"k": "%s"}' % (REDACTED_AWS,)})
         self.assertEqual(events[-2]["choices"][0]["finish_reason"], "stop")
+
+    def test_otherChoiceTextsScannedWhole(self):
+        """
+        A text of a choice no surface streams (a new delta field, a final
+        chunk carrying a whole message) is scanned whole.
+        """
+        pieces = [event(chunk(index=0, choices=[{"index": 0, "delta": {
+                      "role": "assistant", "content": "ok ",
+                      "novel": {"note": "key AKIAIOSFODNN7EXAMPLE"}},
+                      "finish_reason": None}])),
+                  event(chunk(index=0, choices=[{"index": 0, "delta": {},
+                      "message": {"role": "assistant",
+                                  "content": "ok AKIAIOSFODNN7EXAMPLE"},
+                      "finish_reason": "stop"}])),
+                  b"data: [DONE]\n\n"]
+        out = self.runPieces(pieces)
+        self.assertNotIn(b"AKIAIOSFODNN7EXAMPLE", out)
+        events, _ = parse(out)
+        self.assertEqual(events[0]["choices"][0]["delta"]["novel"]["note"],
+                         "key " + REDACTED_AWS)
+        self.assertEqual(events[1]["choices"][0]["message"]["content"],
+                         "ok " + REDACTED_AWS)
 
     def test_unnumberedToolCallsKeptApart(self):
         """

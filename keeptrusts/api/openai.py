@@ -56,10 +56,10 @@ _DELTA_FIELDS = ("refusal", "reasoning")
 def _chatDeltaSlots(chunk):
     """
     A choice's streamed texts, each its own: the content (keyed by the
-    choice's index), its reasoning, a refusal, a legacy function call's and
-    each tool call's arguments (keyed C{(index, "reasoning")},
-    C{(index, "field", name)}, C{(index, "function_call")},
-    C{(index, "tool", call index)}).
+    choice's index), its reasoning, a refusal, an audio answer's transcript,
+    a legacy function call's and each tool call's arguments (keyed
+    C{(index, "reasoning")}, C{(index, "field", name)}, C{(index, "audio")},
+    C{(index, "function_call")}, C{(index, "tool", call index)}).
     """
     for choice in _choices(chunk):
         index = indexOf(choice)
@@ -76,6 +76,9 @@ def _chatDeltaSlots(chunk):
         call = delta.get("function_call")
         if isinstance(call, dict) and isinstance(call.get("arguments"), str):
             yield (index, "function_call"), call, "arguments"
+        audio = delta.get("audio")
+        if isinstance(audio, dict) and isinstance(audio.get("transcript"), str):
+            yield (index, "audio"), audio, "transcript"
         calls = delta.get("tool_calls")
         for position, call in enumerate(calls if isinstance(calls, list)
                                         else ()):
@@ -102,6 +105,8 @@ def _chatDeltaChoice(key, text):
         delta = {key[2]: text}
     elif key[1] == "function_call":
         delta = {"function_call": {"arguments": text}}
+    elif key[1] == "audio":
+        delta = {"audio": {"transcript": text}}
     else:
         delta = {"tool_calls": [{"index": key[2],
                                  "function": {"arguments": text}}]}

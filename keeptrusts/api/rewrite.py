@@ -175,6 +175,7 @@ class SseRewriter(EventRewriter):
             if released != text:
                 altered.add(_choiceOf(index))
             slots[index] = (container, key)
+        altered.update(self._scanRest(chunk, slots))
         if slots:
             self._template = chunk
         before = []
@@ -196,6 +197,30 @@ class SseRewriter(EventRewriter):
             return None  # the event as it came: no re-encoding
         forgetLogprobs(chunk, altered)
         return b"".join(before) + _chunkEvent(chunk)
+
+    def _scanRest(self, chunk, slots):
+        """
+        Scan whole each other text of the chunk's choices (a field no
+        surface streams yet, a final chunk carrying a whole message).
+
+        @return: the indexes of the choices it changed.
+        """
+        streamed = {(id(container), key) for container, key in slots.values()}
+        changed = set()
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            for part in ("delta", "message"):
+                for container, key in everyText(choice.get(part) or {}):
+                    if (id(container), key) in streamed:
+                        continue
+                    text = container[key]
+                    released = self._scanWhole(text)
+                    if released != text:
+                        container[key] = released
+                        changed.add(indexOf(choice))
+        return changed
 
     def _flush(self):
         """
