@@ -209,10 +209,15 @@ class SseRewriter(EventRewriter):
         changed = set()
         choices = chunk.get("choices") if isinstance(chunk, dict) else None
         for choice in choices if isinstance(choices, list) else ():
-            if not isinstance(choice, dict):
-                continue
+            if not isinstance(choice, dict) or (
+                    "message" not in choice
+                    and _PLAIN_DELTA.issuperset(choice.get("delta") or ())):
+                continue  # most chunks: content alone, streamed already
             for part in ("delta", "message"):
-                for container, key in everyText(choice.get(part) or {}):
+                value = choice.get(part)
+                if not isinstance(value, (dict, list)):
+                    continue
+                for container, key in everyText(value):
                     if (id(container), key) in streamed:
                         continue
                     text = container[key]
@@ -240,6 +245,10 @@ class SseRewriter(EventRewriter):
                  if key not in ("choices", "usage")}
         chunk["choices"] = [self._endpoint.deltaChoice(index, text)]
         return _chunkEvent(chunk)
+
+
+# The keys of a delta that has no text but those streamed.
+_PLAIN_DELTA = frozenset(["role", "content"])
 
 
 def _finishedChoices(chunk):
