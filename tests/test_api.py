@@ -302,8 +302,9 @@ class PolicyTests(TestCase):
     @defer.inlineCallbacks
     def test_errorAnswersRead(self):
         """
-        A provider's error in JSON is read like an answer (it may quote what
-        it was sent); another error body passes as it came.
+        A provider's error in JSON, an object or not, is read like an answer
+        (it may quote what it was sent) and keeps its status; another error
+        body, or none, passes as it came; a failed call is not charged.
         """
         key = "AKIAIOSFODNN7EXAMPLE"
         error = {"error": {"type": "invalid_request_error",
@@ -314,13 +315,22 @@ class PolicyTests(TestCase):
         self.assertEqual(response.code, 400)
         self.assertEqual(body["error"]["message"],
                          "bad value [REDACTED:AWS_ACCESS_KEY_ID]")
-        self.assertEqual([(e["status"], e["verdict"])
-                          for e in gw.events("output")], [(400, "redact")])
-        gw = Gateway(self, base=fixedProvider(
-            self, 502, b"<html>bad gateway</html>", b"text/html"))
-        response = yield gw.post("/v1/chat/completions", chat("hi"))
-        self.assertEqual((response.code, (yield response.content())),
-                         (502, b"<html>bad gateway</html>"))
+        # A failed call is not charged.
+        self.assertEqual([(e["status"], e["verdict"], e["tokens"])
+                          for e in gw.events("output")],
+                         [(400, "redact", {"input": None, "output": None})])
+        for answer, contentType in [
+                (b"<html>bad gateway</html>", b"text/html"),
+                (b"", b"application/json"),
+                (json.dumps([{"error": {"code": 429, "message": key}}]).encode(),
+                 b"application/json")]:
+            gw = Gateway(self, base=fixedProvider(self, 429, answer,
+                                                  contentType))
+            response = yield gw.post("/v1/chat/completions", chat("hi"))
+            content = yield response.content()
+            self.assertEqual(response.code, 429)
+            self.assertEqual(content, answer.replace(
+                key.encode(), b"[REDACTED:AWS_ACCESS_KEY_ID]"))
 
     @defer.inlineCallbacks
     def test_findingInANameBlocks(self):

@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import (
-    answerTextSlots, plainArguments, readSlots, requestNames,
+    answerTextSlots, everyText, plainArguments, readSlots, requestNames,
     requestTextSlots, writeSlots)
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
@@ -268,13 +268,20 @@ class Call:
             answer = json.loads(data)
         except (ValueError, RecursionError):
             answer = None
-        if not isinstance(answer, dict):
+        ok = 200 <= response.code < 300
+        if ok and not isinstance(answer, dict):
             raise GatewayError(502, "upstream_error",
                                "the provider's answer is not a JSON object")
-        if self.translated and 200 <= response.code < 300:
+        if self.translated and ok:
             answer = answerToChat(answer)
             data = json.dumps(answer).encode("utf-8")
-        slots = answerTextSlots(self.endpoint, answer)
+        if ok:
+            slots = answerTextSlots(self.endpoint, answer)
+        else:
+            # An error, of whatever JSON (an object, a list; or none: its
+            # bytes go on as they came): its texts are read.
+            slots = everyText(answer) if isinstance(
+                answer, (dict, list)) else []
         d = self.chain.checkOutput(self.exchange, readSlots(slots))
         d.addCallback(self._outputDecided, response, answer, data, slots)
         return d
@@ -282,8 +289,11 @@ class Call:
     def _outputDecided(self, result, response, answer, data, slots):
         self.policyMs += result.ms
         self.degraded = self.degraded or result.degraded
-        tokens = self.endpoint.usage(answer) or self._estimate(
-            sum(len(text) for text in result.texts))
+        if 200 <= response.code < 300:
+            tokens = self.endpoint.usage(answer) or self._estimate(
+                sum(len(text) for text in result.texts))
+        else:
+            tokens = None  # a failed call is not charged
         if result.verdict in (BLOCK, ERROR):
             self._journal("output", result.verdict, result.outcomes,
                           status=response.code, tokens=tokens)
