@@ -229,6 +229,16 @@ class ForwardProxyTests(TestCase):
             b"POST", "/v1/files", {"prompt": "id ACME-12345678"},
             headers={b"content-type": [b"text/plain"]})
         self.assertIn(b"12345678", self.gw.provider.requests[-1].body)
+        # A call's empty body (the SDK's cancels), a JSON list: relayed.
+        for path, body in [("/v1/batches/b1/cancel", b""),
+                           ("/v1/odd", b'["id ACME-12345678"]')]:
+            response = yield self.agent.request(
+                b"POST", (self.origin + path).encode(),
+                Headers({b"content-type": [b"application/json"]}),
+                BytesProducer(body) if body else None)
+            yield readBody(response)
+            self.assertEqual(self.gw.provider.requests[-1].path, path)
+            self.assertEqual(self.gw.provider.requests[-1].body, body)
         self.assertEqual(len(self.gw.events("input")), 4)
 
     @defer.inlineCallbacks

@@ -66,6 +66,13 @@ def otherJSON(name):
     return Endpoint(name=name, validate=_anything, requestSlots=_noSlots)
 
 
+def isOtherJSON(endpoint):
+    """
+    Whether C{endpoint} is one L{otherJSON} made.
+    """
+    return endpoint.requestSlots is _noSlots
+
+
 def _anything(body):
     pass
 

@@ -13,7 +13,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, validationError, writeError
-from keeptrusts.api.paths import llmEndpoint, otherJSON
+from keeptrusts.api.paths import isOtherJSON, llmEndpoint, otherJSON
 from keeptrusts.api.gateway import recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
@@ -148,10 +148,15 @@ class OriginResource(Resource):
             agent=header(request, b"x-keeptrusts-agent-id"))
         # The client's own credentials belong to this destination.
         headers = outgoingHeaders(request.requestHeaders, origin, True)
+        raw = request.content.read() if endpoint is not None else b""
+        if endpoint is not None and isOtherJSON(endpoint) and (
+                not raw.strip() or raw.lstrip()[:1] != b"{"):
+            # No JSON object (a call's empty body, a list): relayed.
+            endpoint = None
         if endpoint is None:
+            request.content.seek(0)
             self._relay(gateway, request, exchange, path, query, headers)
             return
-        raw = request.content.read()
         body = parseBody(raw)
         endpoint.validate(body)
         exchange = attr.evolve(
@@ -159,7 +164,10 @@ class OriginResource(Resource):
                 body.get("model"), str) else None,
             stream=body.get("stream") is True or endpoint.name.endswith(
                 "/stream"))
-        admit(gateway, exchange, request)
+        if not isOtherJSON(endpoint):
+            # Rate limits and budgets count LLM calls, not a provider's
+            # other calls read on their way.
+            admit(gateway, exchange, request)
         chain, _ = gateway.routes.select(
             request, path.decode("utf-8", "replace"), origin.host)
         Call(gateway, request, exchange, endpoint, body, raw, chain,
@@ -177,7 +185,10 @@ def _providerJSON(request, origin, path):
     Any other JSON call to a configured provider's host: its prompts are
     read all the same (L{otherJSON}), not relayed unread.
     """
-    if origin.configured is None or request.method != b"POST":
+    if (origin.configured is None or request.method != b"POST"
+            or origin.provider == "sourcegraph"):
+        # Sourcegraph's LLM calls are known by their paths; its others
+        # (GraphQL, many a minute from Cody) carry no prompt.
         return None
     contentType = (request.requestHeaders.getRawHeaders(b"content-type")
                    or [b""])[0]
