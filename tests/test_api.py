@@ -335,10 +335,10 @@ class PolicyTests(TestCase):
     @defer.inlineCallbacks
     def test_findingInANameBlocks(self):
         """
-        A key sent as a name (an object key, a tool's or a message's name,
-        the model) or in the query cannot be rewritten without changing the
-        call: the request is blocked, the provider asked nothing (found by
-        review).
+        A credential sent as a name (an object key, a tool's or a message's
+        name, the model) cannot be rewritten without changing the call: the
+        request is blocked by the credential policy, the provider asked
+        nothing (found by review).
         """
         key = "AKIAIOSFODNN7EXAMPLE"
         gw = Gateway(self)
@@ -358,22 +358,25 @@ class PolicyTests(TestCase):
             self.assertEqual((response.code, error["type"], error["code"]),
                              (409, "policy_violation", "input_blocked"), body)
             self.assertIn("a name of the request", error["message"])
-        response = yield gw.post("/v1/chat/completions?key=" + key, chat("hi"))
-        error = (yield response.json())["error"]
-        self.assertEqual((response.code, error["code"]), (409, "input_blocked"))
-        self.assertIn("or its query", error["message"])
         self.assertEqual(gw.provider.requests, [])
         self.assertEqual(
-            [(e["verdict"], e["policies"][0]["verdict"])
-             for e in gw.events("input")], [("block", "block")] * 6)
+            [(e["verdict"], e["policies"]) for e in gw.events("input")],
+            [("block", [{"name": "dlp-filter", "verdict": "block", "ms": 0.0,
+                         "findings": [{"type": "aws_access_key_id",
+                                       "count": 1}]}])] * 5)
         self.assertNotIn(key, json.dumps(gw.journal.records))
-        # Names without findings pass as they came.
+        # Names without findings pass as they came; without the credential
+        # policy, names are not read.
         response = yield gw.post("/v1/chat/completions", chat(
-            "hi", metadata={"team": "infra"}))
+            "hi", metadata={"team": "infra", "10.20.30.40": "host"}))
         yield response.content()
         self.assertEqual(response.code, 200)
         self.assertEqual(gw.provider.requests[-1].json["metadata"],
-                         {"team": "infra"})
+                         {"team": "infra", "10.20.30.40": "host"})
+        gw = Gateway(self, chain="[audit-logger]")
+        response = yield gw.post("/v1/chat/completions", bodies[1])
+        yield response.content()
+        self.assertEqual(response.code, 200)
 
     @defer.inlineCallbacks
     def test_redactReachesProvider(self):

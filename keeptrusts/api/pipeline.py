@@ -5,7 +5,6 @@ client, journal (DESIGN.md section 2).
 """
 
 import json
-from urllib.parse import unquote_plus
 
 import attr
 from twisted.logger import Logger
@@ -28,7 +27,11 @@ from keeptrusts.api.stream import (
 from keeptrusts.api.upstream import (
     copyResponseHeaders, discard, isEncoded, mediaType, outgoingHeaders)
 from keeptrusts.events import eventRecord, policyEntries
-from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, REDACT
+from keeptrusts.policy.chain import ChainResult, PolicyOutcome
+from keeptrusts.policy.dlp import KIND as CREDENTIALS
+from keeptrusts.policy.scrub import credentialTypes
+from keeptrusts.policy.values import (
+    ALLOW, BLOCK, ERROR, REDACT, countFindings)
 
 log = Logger()
 
@@ -75,22 +78,19 @@ class Call:
     def start(self):
         self.reencoded = plainArguments(self.body)
         slots = requestTextSlots(self.endpoint, self.body)
-        # The query goes to the provider too: read with the names.
-        names = "\n".join(filter(None, (requestNames(self.body), unquote_plus(
-            _query(self.request).decode("utf-8", "replace")))))
         self.promptTexts = readSlots(slots)
-        self.exchange = attr.evolve(self.exchange, texts=self.promptTexts + (
-            (names,) if names else ()))
+        self.exchange = attr.evolve(self.exchange, texts=self.promptTexts)
+        named = _namedCredentials(self.chain, self.body)
+        if named is not None:
+            self._inputDecided(named, slots)
+            return
         d = self.chain.checkInput(self.exchange)
-        d.addCallback(self._inputDecided, slots, names)
+        d.addCallback(self._inputDecided, slots)
         d.addErrback(self._crashed)
 
-    def _inputDecided(self, result, slots, names):
+    def _inputDecided(self, result, slots):
         self.policyMs += result.ms
         self.degraded = result.degraded
-        if (result.verdict == REDACT and names
-                and result.texts[len(slots)] != names):
-            result = _namesBlocked(result)
         record = self._record("input", result.verdict, result.outcomes)
         if result.verdict in (BLOCK, ERROR) or self.gone:
             self._append(record)
@@ -441,21 +441,24 @@ class Call:
         return record
 
 
-def _namesBlocked(result):
+def _namedCredentials(chain, body):
     """
-    The chain's C{result} when it rewrote a name of the request (a key, an
-    id, the model) or its query: the gateway cannot send that call changed,
-    so the policies that found something block it.
+    A credential of the catalogue among the names of C{body} (an object key,
+    the model, a tool's or a message's name, an id), when the chain has the
+    credential policy: a name cannot be rewritten without making another
+    call, so the request is blocked (a L{ChainResult}); else L{None}.
     """
-    outcomes = tuple(attr.evolve(o, verdict=BLOCK) if o.verdict == REDACT
-                     else o for o in result.outcomes)
-    policy = next(o.name for o in outcomes if o.verdict == BLOCK)
-    return attr.evolve(
-        result, verdict=BLOCK, outcomes=outcomes, policy=policy,
-        message="Blocked by %s: a finding in a name of the request (an "
-        "object key, an id, the model) or its query, which the gateway does "
-        "not rewrite"
-        % (policy,))
+    if CREDENTIALS not in chain.names:
+        return None
+    types = credentialTypes(requestNames(body))
+    if not types:
+        return None
+    return ChainResult(
+        BLOCK, (), (PolicyOutcome(CREDENTIALS, BLOCK, 0.0,
+                                  countFindings(types)),),
+        policy=CREDENTIALS, message="Blocked by %s: a credential in a name of "
+        "the request (an object key, an id, the model), which the gateway does "
+        "not rewrite" % (CREDENTIALS,))
 
 
 def _policyError(result, code):

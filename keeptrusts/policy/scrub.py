@@ -11,8 +11,9 @@ from keeptrusts.policy.catalogue import CATALOGUE
 from keeptrusts.policy.matcher import Matcher
 
 # Recorded values repeat (models, users, paths): their outcomes are kept,
-# this many at most.
+# this many at most, of values this long at most.
 MAX_KEPT = 4096
+MAX_KEPT_LENGTH = 256
 
 
 class Scrubber:
@@ -33,16 +34,27 @@ class Scrubber:
         """
         if not isinstance(value, str) or not value:
             return value
-        clean = self._kept.get(value)
-        if clean is None:
+        return self._outcome(value)[0]
+
+    def types(self, value):
+        """
+        The types of the findings in C{value} (text), in order.
+        """
+        return self._outcome(value)[1] if value else []
+
+    def _outcome(self, value):
+        outcome = self._kept.get(value)
+        if outcome is None:
             if self._matcher is None:
                 # Built at first use: some 90 patterns to compile.
                 self._matcher = Matcher(self._patterns)
-            clean = self._matcher.redact(value)[0]
-            if len(self._kept) >= MAX_KEPT:
-                self._kept.clear()
-            self._kept[value] = clean
-        return clean
+            outcome = self._matcher.redact(value)
+            if len(value) <= MAX_KEPT_LENGTH:
+                if len(self._kept) >= MAX_KEPT:
+                    self._kept.clear()
+                self._kept[value] = outcome
+        return outcome
 
 
 scrubbed = Scrubber()
+credentialTypes = scrubbed.types
