@@ -213,26 +213,33 @@ class RequestNamesTests(SynchronousTestCase):
 
 
 class PlainArgumentsTests(SynchronousTestCase):
-    def test_escapesDecoded(self):
+    def test_escapesWrittenPlainly(self):
         """
-        Arguments escaping what JSON need not escape are re-encoded
-        plainly, wherever they are; the others, and what is not JSON, are
-        left as they came.
+        The \\uXXXX and \\/ escapes of arguments are written plainly,
+        wherever the arguments are; what a JSON string must escape, a lone
+        surrogate and an escaped backslash stay; numbers, duplicate keys and
+        what is not JSON stay as they came.
         """
         body = {"messages": [{"tool_calls": [{"function": {
-            "arguments": '{"k": "AKIA\\u0049X", "p": "a\\/b\\n"}'}}]},
-            {"function_call": {"arguments": '{"k": "plain\\n\\"q\\""}'}}],
+            "arguments": '{"k": "AKIA\\u0049X", "p": "a\\/b", '
+                         '"n": 1e400, "f": 0.12345678901234567891}'}}]},
+            {"function_call": {"arguments":
+                '{"k": "\\\\u0041", "q": "\\u0022", "c": "\\u000a", '
+                '"e": "\\ud83d\\ude00", "s": "\\ud800x", "d": 1, "d": 2}'}}],
             "input": [{"type": "function_call",
                        "arguments": '{"k": "\\u00e9'}]}
         self.assertTrue(plainArguments(body))
         self.assertEqual(
             body["messages"][0]["tool_calls"][0]["function"]["arguments"],
-            '{"k": "AKIAIX", "p": "a/b\\n"}')
-        self.assertEqual(body["messages"][1]["function_call"]["arguments"],
-                         '{"k": "plain\\n\\"q\\""}')
-        self.assertEqual(body["input"][0]["arguments"], '{"k": "\\u00e9')
+            '{"k": "AKIAIX", "p": "a/b", "n": 1e400, '
+            '"f": 0.12345678901234567891}')
+        self.assertEqual(
+            body["messages"][1]["function_call"]["arguments"],
+            '{"k": "\\\\u0041", "q": "\\u0022", "c": "\\u000a", '
+            '"e": "\U0001f600", "s": "\\ud800x", "d": 1, "d": 2}')
+        self.assertEqual(body["input"][0]["arguments"], '{"k": "\u00e9')
         self.assertFalse(plainArguments({"messages": [{"tool_calls": [
-            {"function": {"arguments": '{"k": "v"}'}}]}]}))
+            {"function": {"arguments": '{"k": "v\\n", "b": "\\\\u0041"}'}}]}]}))
 
 
 class ChatValidationTests(SynchronousTestCase):

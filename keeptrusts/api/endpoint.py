@@ -7,7 +7,6 @@ JSON: reading the slots gives the texts, writing them back rewrites the body
 in place, whatever else it carries.
 """
 
-import json
 import re
 from collections import deque
 
@@ -177,11 +176,12 @@ def requestNames(body):
 
 def plainArguments(body):
     """
-    Re-encode, without escapes, the tool-call arguments of C{body} (a JSON
-    text inside a string: C{arguments}) that escape characters a JSON
-    encoder need not (C{\\u0041}, C{\\/}): the policies read the string,
-    but a translation, a provider or a model reads what it decodes to, and
-    a key written C{AKIA\\u0049...} would pass unread.
+    Write plainly the C{\\uXXXX} and C{\\/} escapes of the tool-call
+    arguments of C{body} (a JSON text inside a string: C{arguments}): the
+    policies read the string, but a translation, a provider or a model reads
+    what it decodes to, and a key written C{AKIA\\u0049...} would pass
+    unread.  Only those escapes change: the rest of the JSON text, numbers
+    and key order included, stays as it came.
 
     @return: whether C{body} changed.
     """
@@ -195,10 +195,34 @@ def plainArguments(body):
                 queue.append(value)
             elif (key == "arguments" and isinstance(value, str)
                   and ("\\u" in value or "\\/" in value)):
-                try:
-                    plain = json.dumps(json.loads(value), ensure_ascii=False)
-                except (ValueError, RecursionError):
-                    continue  # not JSON: read as it is, sent as it is
-                node[key] = plain
-                changed = True
+                plain = _ESCAPES.sub(_plainEscape, value)
+                if plain != value:
+                    node[key] = plain
+                    changed = True
     return changed
+
+
+# An escaped backslash (kept, so that what follows it is no escape), a
+# \uXXXX escape and the one after it (a surrogate pair), an escaped slash.
+_ESCAPES = re.compile(r"\\\\|\\u([0-9a-fA-F]{4})(?:\\u([0-9a-fA-F]{4}))?|\\/")
+
+
+def _plainEscape(match):
+    text = match.group(0)
+    if text == "\\\\":
+        return text
+    if text == "\\/":
+        return "/"
+    high, low = int(match.group(1), 16), match.group(2)
+    if low is not None and 0xD800 <= high < 0xDC00 and (
+            0xDC00 <= int(low, 16) < 0xE000):
+        return chr(0x10000 + ((high - 0xD800) << 10) + int(low, 16) - 0xDC00)
+    return _plainCharacter(high, match.group(1)) + (
+        "" if low is None else _plainCharacter(int(low, 16), low))
+
+
+def _plainCharacter(code, hexDigits):
+    # What a JSON string must escape, and a lone surrogate, stay escaped.
+    if code < 0x20 or code in (0x22, 0x5C) or 0xD800 <= code < 0xE000:
+        return "\\u" + hexDigits
+    return chr(code)
