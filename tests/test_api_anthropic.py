@@ -11,6 +11,7 @@ try:
 except ImportError:  # Debian 12 has no python3-anthropic
     Anthropic = None
 from twisted.internet import defer, threads
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.anthropic import MESSAGES, MessagesRewriter, usageOf
@@ -18,6 +19,7 @@ from keeptrusts.api.rewrite import namedEvent
 from keeptrusts.api.endpoint import readSlots
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.stream import Outcome
+from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.policy.dlp import DlpFilter, DlpOptions
 from keeptrusts.testing import Script, echoPrompt
 from tests.test_api import Gateway
@@ -30,13 +32,22 @@ ANTHROPIC_TARGET = """
 """
 
 
+def acmeScanners():
+    """
+    A factory of the chain's answer scanners, as the pipeline makes them,
+    for a policy that redacts C{ACME-} and eight digits.
+    """
+    chain = PolicyChain([DlpFilter(DlpOptions(
+        detect_patterns=("ACME-[0-9]{8}",)))], "block", Clock(),
+        timer=lambda: 0.0)
+    return lambda: chain.scanOutput(None)
+
+
 def acmeRewriter(outcome):
     """
-    A L{MessagesRewriter} whose policy redacts C{ACME-} and eight digits.
+    A L{MessagesRewriter} over L{acmeScanners}.
     """
-    policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
-    return MessagesRewriter(outcome, MESSAGES,
-                            lambda: policy.scanOutput(None))
+    return MessagesRewriter(outcome, MESSAGES, acmeScanners())
 
 
 class SlotTests(SynchronousTestCase):
@@ -105,9 +116,7 @@ class SlotTests(SynchronousTestCase):
         as the same kind of delta before the block stops.  Thinking goes
         out as it came: its signature seals it.
         """
-        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
-        rewriter = MessagesRewriter(Outcome(), MESSAGES,
-                                    lambda: policy.scanOutput(None))
+        rewriter = acmeRewriter(Outcome())
 
         def delta(index, kind, field, text):
             return b"event: content_block_delta\ndata: %s\n\n" % (

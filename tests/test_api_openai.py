@@ -9,7 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.endpoint import (
-    plainArguments, readSlots, requestNames, requestTextSlots, writeSlots)
+    answerTextSlots, plainArguments, readSlots, requestNames,
+    requestTextSlots, writeSlots)
 from keeptrusts.api.openai import ENDPOINTS, usageOf
 
 CHAT = ENDPOINTS["chat/completions"]
@@ -210,6 +211,24 @@ class RequestNamesTests(SynchronousTestCase):
             "name", "bob", "content", "assistant", "type", "image_url",
             "thinking", "signature", "reasoning", "encrypted_content", "url"])
         self.assertEqual(requestNames({}), "")
+
+
+class AnswerTextTests(SynchronousTestCase):
+    def test_everyTextButLogprobs(self):
+        """
+        Every text of an answer is read but its logprobs, which spell its
+        text out token by token (dropped when that text is redacted).
+        """
+        answer = {"id": "c", "object": "chat.completion", "choices": [{
+            "index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "hi",
+                        "refusal": "no", "audio": {"id": "a", "transcript": "t"}},
+            "logprobs": {"content": [{"token": "hi", "top_logprobs": [
+                {"token": "hey"}]}]}}], "system_fingerprint": "fp"}
+        texts = readSlots(answerTextSlots(ENDPOINTS["chat/completions"],
+                                          answer))
+        self.assertEqual(texts[0], "hi")
+        self.assertEqual(sorted(texts[1:]), ["fp", "no", "t"])
 
 
 class PlainArgumentsTests(SynchronousTestCase):

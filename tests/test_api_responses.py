@@ -12,9 +12,9 @@ from keeptrusts.api.endpoint import readSlots
 from keeptrusts.api.responses import RESPONSES, ResponsesRewriter
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.stream import Outcome
-from keeptrusts.policy.dlp import DlpFilter, DlpOptions
 from keeptrusts.testing import Script, echoPrompt
 from tests.test_api import Gateway
+from tests.test_api_anthropic import acmeScanners
 
 
 class SlotTests(SynchronousTestCase):
@@ -62,9 +62,8 @@ class RewriterTests(SynchronousTestCase):
     """
 
     def rewriter(self, newScanner=None):
-        policy = DlpFilter(DlpOptions(detect_patterns=("ACME-[0-9]{8}",)))
-        return ResponsesRewriter(Outcome(), RESPONSES, newScanner or (
-            lambda: policy.scanOutput(None)))
+        return ResponsesRewriter(Outcome(), RESPONSES,
+                                 newScanner or acmeScanners())
 
     def test_otherEventsScannedWhole(self):
         """

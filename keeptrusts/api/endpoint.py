@@ -128,6 +128,11 @@ def everyText(value):
     return _everyText((), value)
 
 
+# Not read: an answer's logprobs spell its text out token by token (a text
+# that is redacted loses them), and reading each token would cost dear.
+_SKIPPED = frozenset(["logprobs", "top_logprobs"])
+
+
 def _everyText(ownSlots, body):
     slots = list(ownSlots)
     known = {(id(container), key) for container, key in slots}
@@ -137,7 +142,8 @@ def _everyText(ownSlots, body):
         for key, value in (node.items() if isinstance(node, dict)
                            else enumerate(node)):
             if isinstance(value, (dict, list)):
-                queue.append(value)
+                if key not in _SKIPPED:
+                    queue.append(value)
             elif (isinstance(value, str) and value
                   and (id(node), key) not in known
                   and not _notText(node, key, value)):

@@ -92,6 +92,10 @@ _CALL_DELTAS = {"arguments": "response.function_call_arguments.delta",
 _CALL_DONES = {"response.function_call_arguments.done": "arguments",
                "response.custom_tool_call_input.done": "input"}
 _DELTA_FIELDS = {kind: field for field, kind in _CALL_DELTAS.items()}
+# Events that repeat the request as the provider had it (instructions,
+# tools; read on the way in), before any output: not read again.
+_ECHOES = frozenset(["response.created", "response.in_progress",
+                     "response.queued"])
 # The closing events that repeat a whole response.
 _RESPONSE_ENDS = ("response.completed", "response.incomplete",
                   "response.failed")
@@ -159,6 +163,8 @@ class ResponsesRewriter(EventRewriter):
                 if isinstance(item, dict):
                     self._replaceTexts(item, index)
             return held + namedEvent(name, payload)
+        if kind in _ECHOES:
+            return None
         return self._scanOther(name, payload)
 
     def _release(self, key, text):

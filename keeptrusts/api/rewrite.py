@@ -31,6 +31,8 @@ class EventRewriter:
         self._newScanner = newScanner
         self._scanners = {}
         self._allScanners = []
+        self._wholeOutcomes = ()
+        self._wholeReleased = 0
         self._splitter = EventSplitter()
 
     def feed(self, data):
@@ -49,22 +51,27 @@ class EventRewriter:
         """
         @return: a L{PolicyOutcome} per scanning policy, over every text.
         """
-        return mergeOutcomes(s.outcomes() for s in self._allScanners)
+        return mergeOutcomes([self._wholeOutcomes] + [
+            s.outcomes() for s in self._allScanners])
 
     def releasedChars(self):
         """
         How much answer text went out, for a token estimate.
         """
-        return sum(s.released for s in self._allScanners)
+        return self._wholeReleased + sum(
+            s.released for s in self._allScanners)
 
     def _scanWhole(self, text):
         """
-        A text that came whole (in a closing event only), through a scanner
-        of its own.
+        A text that came whole, through a scanner of its own; only its
+        outcome is kept (a stream may carry thousands of such texts).
         """
         scanner = _Counting(self._newScanner())
-        self._allScanners.append(scanner)
-        return scanner.feed(text) + scanner.end()
+        released = scanner.feed(text) + scanner.end()
+        self._wholeOutcomes = mergeOutcomes([self._wholeOutcomes,
+                                             scanner.outcomes()])
+        self._wholeReleased += scanner.released
+        return released
 
     def _scanOther(self, name, payload):
         """
