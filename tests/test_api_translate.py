@@ -63,6 +63,7 @@ class TranslationTests(SynchronousTestCase):
         between two parts would leave whole (found by review).
         """
         halves = [{"type": "text", "text": "key AKIAIOSFOD"},
+                  {"type": "text", "text": ""},
                   {"type": "text", "text": "NN7EXAMPLE"}]
         out = requestToMessages({"model": "claude-fake", "messages": [
             {"role": "system", "content": "Be brief."},

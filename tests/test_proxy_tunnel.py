@@ -375,20 +375,6 @@ class ConnectHandlerTests(SynchronousTestCase):
         self.assertRefused(transport, 503, "unavailable")
         self.assertEqual(self.events[0].status, 503)
 
-    def test_noInterceptionOnTheGatewaysPort(self):
-        """
-        An intercepted call goes on by name, later: on the gateway's own
-        port, a name resolving to the gateway would loop, so interception
-        there is refused before anything is answered.
-        """
-        def intercept(request, transport, leftover):
-            self.fail("intercepted")
-        protocol, transport = self.connect(
-            self.handler(intercept, allowedPorts=[443, 41002]),
-            b"api.openai.com:41002")
-        self.assertIsNone(protocol)
-        self.assertRefused(transport, 403, "forbidden", "loop")
-
     def test_interceptHookFails(self):
         def intercept(request, transport, leftover):
             transport.write(ESTABLISHED)

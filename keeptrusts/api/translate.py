@@ -39,7 +39,9 @@ def _textBlocks(content):
     """
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
-    return [block for block in _blocks(content) if block["type"] == "text"]
+    # Anthropic refuses an empty text block.
+    return [block for block in _blocks(content)
+            if block["type"] == "text" and block["text"]]
 
 
 def _mapping(value):

@@ -181,7 +181,6 @@ class ConnectHandler:
             # Names are checked again once resolved, just before connecting.
             _refuseGateway(request.host, request)
             if intercepting:
-                _refuseOwnPort(request)
                 return self._interceptWith(request, transport, leftover,
                                            started)
         except GatewayError as error:
@@ -281,17 +280,6 @@ def isLocalAddress(address):
     finally:
         probe.close()
     return True
-
-
-def _refuseOwnPort(request):
-    """
-    Refuse to intercept on the gateway's own port: an intercepted call is
-    sent on later, by name, past the resolved-address check of a tunnel, so
-    a name resolving to the gateway would come back to it.
-    """
-    if request.port == getattr(request.serverAddress, "port", None):
-        raise _forbidden("the gateway does not intercept on its own port",
-                         "loop")
 
 
 def _vetted(addresses, request):

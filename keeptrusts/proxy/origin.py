@@ -19,6 +19,7 @@ from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.resource import admit, header, parseBody, requestId
 from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.policy.values import Exchange
 
 
@@ -201,4 +202,5 @@ def _providerJSON(request, origin, path):
 def _endpointName(endpoint, path):
     if endpoint is not None:
         return endpoint.name
-    return path.decode("utf-8", "replace").lstrip("/")[:200]
+    # Keys out before the cut: cut first, a key's tail would stay.
+    return scrubbed(path.decode("utf-8", "replace").lstrip("/"))[:200]
