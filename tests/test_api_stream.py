@@ -350,7 +350,8 @@ class SseRewriterTests(SynchronousTestCase):
     def test_otherChoiceTextsScannedWhole(self):
         """
         A text of a choice no surface streams (a new delta field, a final
-        chunk carrying a whole message) is scanned whole.
+        chunk carrying a whole message), or beside the choices (an error in
+        mid-stream), is scanned whole.
         """
         pieces = [event(chunk(index=0, choices=[{"index": 0, "delta": {
                       "role": "assistant", "content": "ok ",
@@ -360,10 +361,12 @@ class SseRewriterTests(SynchronousTestCase):
                       "message": {"role": "assistant",
                                   "content": "ok AKIAIOSFODNN7EXAMPLE"},
                       "finish_reason": "stop"}])),
+                  event({"error": {"message": "bad AKIAIOSFODNN7EXAMPLE"}}),
                   b"data: [DONE]\n\n"]
         out = self.runPieces(pieces)
         self.assertNotIn(b"AKIAIOSFODNN7EXAMPLE", out)
         events, _ = parse(out)
+        self.assertEqual(events[2]["error"]["message"], "bad " + REDACTED_AWS)
         self.assertEqual(events[0]["choices"][0]["delta"]["novel"]["note"],
                          "key " + REDACTED_AWS)
         self.assertEqual(events[1]["choices"][0]["message"]["content"],

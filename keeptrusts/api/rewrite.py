@@ -207,14 +207,33 @@ class SseRewriter(EventRewriter):
 
     def _scanRest(self, chunk, slots):
         """
-        Scan whole each other text of the chunk's choices (a field no
-        surface streams yet, a final chunk carrying a whole message).
+        Scan whole each other text of the chunk: of its choices (a field no
+        surface streams yet, a final chunk carrying a whole message), and
+        beside them (an error in mid-stream, citations).
 
-        @return: the indexes of the choices it changed.
+        @return: the indexes of the choices it changed, L{None} among them
+            when it changed a field beside them.
         """
         streamed = {(id(container), key) for container, key in slots.values()}
         changed = set()
-        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        if not isinstance(chunk, dict):
+            return changed
+        for key in set(chunk) - _PLAIN_CHUNK:
+            # A field beside the choices (an error in mid-stream, citations).
+            value = chunk[key]
+            if isinstance(value, str) and value:
+                released = self._scanWhole(value)
+                if released != value:
+                    chunk[key] = released
+                    changed.add(None)
+            elif isinstance(value, (dict, list)):
+                for container, field in everyText(value):
+                    text = container[field]
+                    released = self._scanWhole(text)
+                    if released != text:
+                        container[field] = released
+                        changed.add(None)
+        choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict) or (
                     "message" not in choice
@@ -256,6 +275,9 @@ class SseRewriter(EventRewriter):
 
 # The keys of a delta that has no text but those streamed.
 _PLAIN_DELTA = frozenset(["role", "content"])
+# The fields of a chunk that carry no text besides its choices.
+_PLAIN_CHUNK = frozenset(["id", "object", "created", "model", "choices",
+                          "usage", "system_fingerprint", "service_tier"])
 
 
 def _finishedChoices(chunk):
