@@ -9,8 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.endpoint import (
-    answerTextSlots, plainArguments, readSlots, requestNames,
-    requestTextSlots, writeSlots)
+    answerTextSlots, readRequest, readSlots, requestTextSlots, writeSlots)
+from keeptrusts.api.paths import otherJSON
 from keeptrusts.api.openai import ENDPOINTS, usageOf
 
 CHAT = ENDPOINTS["chat/completions"]
@@ -192,6 +192,14 @@ class EveryTextTests(SynchronousTestCase):
         self.assertEqual(body, {"model": "m", "prompt": "P", "suffix": "S"})
 
 
+def names(body):
+    return readRequest(otherJSON("any"), body).names
+
+
+def rewritten(body):
+    return readRequest(otherJSON("any"), body).rewritten
+
+
 class RequestNamesTests(SynchronousTestCase):
     def test_names(self):
         """
@@ -206,11 +214,11 @@ class RequestNamesTests(SynchronousTestCase):
                 {"type": "thinking", "thinking": "t", "signature": "c2ln"},
                 {"type": "reasoning", "encrypted_content": "ZW5j"}]}],
             "metadata": {"team": "infra"}}
-        self.assertEqual(requestNames(body).split("\n"), [
+        self.assertEqual(names(body).split("\n"), [
             "model", "gpt-x", "messages", "metadata", "team", "role", "user",
             "name", "bob", "content", "assistant", "type", "image_url",
             "thinking", "signature", "reasoning", "encrypted_content", "url"])
-        self.assertEqual(requestNames({}), "")
+        self.assertEqual(names({}), "")
 
 
 class AnswerTextTests(SynchronousTestCase):
@@ -247,7 +255,7 @@ class PlainArgumentsTests(SynchronousTestCase):
                 '"e": "\\ud83d\\ude00", "s": "\\ud800x", "d": 1, "d": 2}'}}],
             "input": [{"type": "function_call",
                        "arguments": '{"k": "\\u00e9'}]}
-        self.assertTrue(plainArguments(body))
+        self.assertTrue(rewritten(body))
         self.assertEqual(
             body["messages"][0]["tool_calls"][0]["function"]["arguments"],
             '{"k": "AKIAIX", "p": "a/b", "n": 1e400, '
@@ -257,7 +265,7 @@ class PlainArgumentsTests(SynchronousTestCase):
             '{"k": "\\\\u0041", "q": "\\u0022", "c": "\\u000a", '
             '"e": "\U0001f600", "s": "\\ud800x", "d": 1, "d": 2}')
         self.assertEqual(body["input"][0]["arguments"], '{"k": "\u00e9')
-        self.assertFalse(plainArguments({"messages": [{"tool_calls": [
+        self.assertFalse(rewritten({"messages": [{"tool_calls": [
             {"function": {"arguments": '{"k": "v\\n", "b": "\\\\u0041"}'}}]}]}))
 
 

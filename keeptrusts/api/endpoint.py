@@ -102,13 +102,9 @@ def _notText(node, key, value):
 
 def requestTextSlots(endpoint, body):
     """
-    The slots of every text a request carries: the surface's own, in its
-    order, then every other string of the body but identifiers,
-    enumerations and encoded data.  A field no surface names (a new one, a
-    rare one) is read all the same: what the policies do not see must not
-    reach the provider.
+    The slots of every text a request carries (L{readRequest}).
     """
-    return _everyText(endpoint.requestSlots(body), body)
+    return readRequest(endpoint, body).slots
 
 
 def answerTextSlots(endpoint, answer):
@@ -156,15 +152,44 @@ def _everyText(ownSlots, body):
 _ENCODED = frozenset(["signature", "encrypted_content"])
 
 
-def requestNames(body):
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class RequestReading:
     """
-    The names a request carries, one per line: its object keys and the
-    identifiers and enumerations left out of its texts (C{model}, C{name},
-    C{id}, ...), but encoded data.  The policies read them; as the gateway
-    cannot rewrite a name without changing the call, a finding there
-    blocks the request (a key sent as a tool's or a property's name).
+    What one walk over a request found.
+
+    @ivar slots: the slots of every text it carries: the surface's own, in
+        its order, then every other string of the body but identifiers,
+        enumerations and encoded data.  A field no surface names (a new one,
+        a rare one) is read all the same: what the policies do not see must
+        not reach the provider.
+    @ivar names: the names it carries, one per line: its object keys and
+        the identifiers and enumerations left out of its texts (C{model},
+        C{name}, C{id}, ...), but encoded data.  A name cannot be rewritten
+        without changing the call: a credential there blocks the request.
+    @ivar rewritten: whether the walk wrote the C{\\uXXXX} and C{\\/}
+        escapes of tool-call arguments (a JSON text inside a string) plainly:
+        the policies read the string, but a translation, a provider or a
+        model reads what it decodes to, and a key written C{AKIA\\u0049...}
+        would pass unread.  Only those escapes change: the rest of the JSON
+        text, numbers and key order included, stays as it came.
     """
+
+    slots: list
+    names: str
+    rewritten: bool
+
+
+def readRequest(endpoint, body):
+    """
+    Walk C{body} once: its texts, its names, its arguments written plainly
+    (in place).
+
+    @rtype: L{RequestReading}
+    """
+    slots = list(endpoint.requestSlots(body))
+    known = {(id(container), key) for container, key in slots}
     names = {}
+    rewritten = False
     queue = deque([body])
     while queue:
         node = queue.popleft()
@@ -173,39 +198,24 @@ def requestNames(body):
             if mapping:
                 names[key] = None
             if isinstance(value, (dict, list)):
-                queue.append(value)
-            elif (mapping and isinstance(value, str) and key in _NOT_TEXT
-                  and key not in _ENCODED and not _DATA_URL.fullmatch(value)):
-                names[value] = None
-    return "\n".join(names)
-
-
-def plainArguments(body):
-    """
-    Write plainly the C{\\uXXXX} and C{\\/} escapes of the tool-call
-    arguments of C{body} (a JSON text inside a string: C{arguments}): the
-    policies read the string, but a translation, a provider or a model reads
-    what it decodes to, and a key written C{AKIA\\u0049...} would pass
-    unread.  Only those escapes change: the rest of the JSON text, numbers
-    and key order included, stays as it came.
-
-    @return: whether C{body} changed.
-    """
-    changed = False
-    queue = deque([body])
-    while queue:
-        node = queue.popleft()
-        for key, value in (node.items() if isinstance(node, dict)
-                           else enumerate(node)):
-            if isinstance(value, (dict, list)):
-                queue.append(value)
-            elif (key == "arguments" and isinstance(value, str)
-                  and ("\\u" in value or "\\/" in value)):
+                if key not in _SKIPPED:
+                    queue.append(value)
+                continue
+            if not isinstance(value, str) or not value:
+                continue
+            if key == "arguments" and ("\\u" in value or "\\/" in value):
                 plain = _ESCAPES.sub(_plainEscape, value)
                 if plain != value:
-                    node[key] = plain
-                    changed = True
-    return changed
+                    node[key] = value = plain
+                    rewritten = True
+            if (id(node), key) in known:
+                continue
+            if not _notText(node, key, value):
+                slots.append((node, key))
+            elif (mapping and key in _NOT_TEXT and key not in _ENCODED
+                  and not _DATA_URL.fullmatch(value)):
+                names[value] = None
+    return RequestReading(slots, "\n".join(names), rewritten)
 
 
 # An escaped backslash (kept, so that what follows it is no escape), a

@@ -12,8 +12,7 @@ from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import (
-    answerTextSlots, everyText, plainArguments, readSlots, requestNames,
-    requestTextSlots, writeSlots)
+    answerTextSlots, everyText, readRequest, readSlots, writeSlots)
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
@@ -76,11 +75,12 @@ class Call:
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self):
-        self.reencoded = plainArguments(self.body)
-        slots = requestTextSlots(self.endpoint, self.body)
+        reading = readRequest(self.endpoint, self.body)
+        self.reencoded = reading.rewritten
+        slots = reading.slots
         self.promptTexts = readSlots(slots)
         self.exchange = attr.evolve(self.exchange, texts=self.promptTexts)
-        named = _namedCredentials(self.chain, self.body)
+        named = _namedCredentials(self.chain, reading.names)
         if named is not None:
             self._inputDecided(named, slots)
             return
@@ -441,16 +441,16 @@ class Call:
         return record
 
 
-def _namedCredentials(chain, body):
+def _namedCredentials(chain, names):
     """
-    A credential of the catalogue among the names of C{body} (an object key,
+    A credential of the catalogue among a request's C{names} (an object key,
     the model, a tool's or a message's name, an id), when the chain has the
     credential policy: a name cannot be rewritten without making another
     call, so the request is blocked (a L{ChainResult}); else L{None}.
     """
     if CREDENTIALS not in chain.names:
         return None
-    types = credentialTypes(requestNames(body))
+    types = credentialTypes(names)
     if not types:
         return None
     return ChainResult(
