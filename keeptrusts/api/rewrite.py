@@ -81,14 +81,25 @@ class EventRewriter:
 
         @return: the event's bytes, or L{None} when no text changed.
         """
+        return namedEvent(name, payload) if self._scanTexts(payload) else None
+
+    def _scanTexts(self, value, streamed=frozenset()):
+        """
+        Scan whole, in place, each text of C{value} (parsed JSON) but the
+        C{streamed} slots (C{(id(container), key)} pairs).
+
+        @return: whether a text changed.
+        """
         changed = False
-        for container, key in everyText(payload):
+        for container, key in everyText(value):
+            if (id(container), key) in streamed:
+                continue
             text = container[key]
             released = self._scanWhole(text)
             if released != text:
                 container[key] = released
                 changed = True
-        return namedEvent(name, payload) if changed else None
+        return changed
 
     def _scanRaw(self, event):
         text = event.decode("utf-8", "surrogateescape")
@@ -226,13 +237,8 @@ class SseRewriter(EventRewriter):
                 if released != value:
                     chunk[key] = released
                     changed.add(None)
-            elif isinstance(value, (dict, list)):
-                for container, field in everyText(value):
-                    text = container[field]
-                    released = self._scanWhole(text)
-                    if released != text:
-                        container[field] = released
-                        changed.add(None)
+            elif isinstance(value, (dict, list)) and self._scanTexts(value):
+                changed.add(None)
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict) or (
@@ -241,16 +247,9 @@ class SseRewriter(EventRewriter):
                 continue  # most chunks: content alone, streamed already
             for part in ("delta", "message"):
                 value = choice.get(part)
-                if not isinstance(value, (dict, list)):
-                    continue
-                for container, key in everyText(value):
-                    if (id(container), key) in streamed:
-                        continue
-                    text = container[key]
-                    released = self._scanWhole(text)
-                    if released != text:
-                        container[key] = released
-                        changed.add(indexOf(choice))
+                if isinstance(value, (dict, list)) and self._scanTexts(
+                        value, streamed):
+                    changed.add(indexOf(choice))
         return changed
 
     def _flush(self):
