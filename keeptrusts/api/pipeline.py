@@ -24,7 +24,8 @@ from keeptrusts.api.translate import (
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge)
 from keeptrusts.api.upstream import (
-    copyResponseHeaders, discard, isEncoded, mediaType, outgoingHeaders)
+    copyResponseHeaders, discard, isEncoded, isJSON, mediaType,
+    outgoingHeaders)
 from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.chain import ChainResult, PolicyOutcome
 from keeptrusts.policy.dlp import KIND as CREDENTIALS
@@ -189,8 +190,7 @@ class Call:
         # what cannot be read is refused (502), never passed on unread.  An
         # error is read when it is JSON (it may quote what was asked).
         collect = (not isStream and self.endpoint.answerSlots
-                   and (ok or media == b"application/json"
-                        or media.endswith(b"+json")))
+                   and (ok or isJSON(media)))
         # Every answered stream is read: for the policies' scanners, its
         # usage, and the usage chunk the gateway asked for.
         rewrite = ok and isStream and self.endpoint.rewriter is not None

@@ -238,9 +238,19 @@ def mediaType(response):
     """
     An answer's media type, lower case, without its parameters.
     """
-    contentType = (response.headers.getRawHeaders(b"content-type")
-                   or [b""])[0]
+    return headersMediaType(response.headers)
+
+
+def headersMediaType(headers):
+    """
+    The media type C{headers} give, lower case, without its parameters.
+    """
+    contentType = (headers.getRawHeaders(b"content-type") or [b""])[0]
     return contentType.split(b";", 1)[0].strip().lower()
+
+
+def isJSON(media):
+    return media == b"application/json" or media.endswith(b"+json")
 
 
 def isEncoded(response):

@@ -18,7 +18,8 @@ from keeptrusts.api.gateway import recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.resource import admit, header, parseBody, requestId
-from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.api.upstream import (
+    headersMediaType, isJSON, outgoingHeaders)
 from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.policy.values import Exchange
 
@@ -149,15 +150,10 @@ class OriginResource(Resource):
             agent=header(request, b"x-keeptrusts-agent-id"))
         # The client's own credentials belong to this destination.
         headers = outgoingHeaders(request.requestHeaders, origin, True)
-        raw = request.content.read() if endpoint is not None else b""
-        if endpoint is not None and isOtherJSON(endpoint) and (
-                not raw.strip() or raw.lstrip()[:1] != b"{"):
-            # No JSON object (a call's empty body, a list): relayed.
-            endpoint = None
         if endpoint is None:
-            request.content.seek(0)
             self._relay(gateway, request, exchange, path, query, headers)
             return
+        raw = request.content.read()
         body = parseBody(raw)
         endpoint.validate(body)
         exchange = attr.evolve(
@@ -191,10 +187,12 @@ def _providerJSON(request, origin, path):
         # Sourcegraph's LLM calls are known by their paths; its others
         # (GraphQL, many a minute from Cody) carry no prompt.
         return None
-    contentType = (request.requestHeaders.getRawHeaders(b"content-type")
-                   or [b""])[0]
-    media = contentType.split(b";", 1)[0].strip().lower()
-    if media != b"application/json" and not media.endswith(b"+json"):
+    if not isJSON(headersMediaType(request.requestHeaders)):
+        return None
+    # A call's empty body (the SDK's cancels), a JSON list: relayed.
+    opening = request.content.read().lstrip()[:1]
+    request.content.seek(0)
+    if opening != b"{":
         return None
     return otherJSON(_endpointName(None, path))
 
