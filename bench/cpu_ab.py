@@ -52,12 +52,14 @@ def main(argv=None):
             port = run.freePort()
             env = dict(os.environ, PYTHONPATH=os.path.abspath(tree),
                        BENCH_FAKE_KEY="sk-bench-provider-key")
+            # Logging to standard output, as the systemd unit does.
             proc = subprocess.Popen(
-                [python, "-c", run.TWISTD, "-n", "--pidfile=", "-l",
-                 os.path.join(home, "gateway.log"), "keeptrusts", "-c", config,
+                [python, "-c", run.TWISTD, "-n", "--pidfile=", "keeptrusts",
+                 "-c", config,
                  "--listen", "tcp:%d:interface=127.0.0.1" % (port,)],
-                cwd=home, env=env, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, preexec_fn=run._pinned({0}))
+                cwd=home, env=env,
+                stdout=open(os.path.join(home, "gateway.log"), "wb"),
+                stderr=subprocess.STDOUT, preexec_fn=run._pinned({0}))
             gateways.append((tree, proc, port))
         time.sleep(6)
         body = os.path.join(workdir, "body.json")

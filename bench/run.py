@@ -316,23 +316,22 @@ def configLoads(python, path):
 
 def startGateway(python, workdir, config, cpus, profile=None, tag="gateway"):
     port = freePort()
-    twistd = ["-n", "--pidfile=", "-l", os.path.join(workdir, tag + ".log"),
-              "keeptrusts", "-c", config,
+    # Logging to standard output, as the systemd unit and scripts/run do.
+    twistd = ["-n", "--pidfile=", "keeptrusts", "-c", config,
               "--listen", "tcp:%d:interface=127.0.0.1" % (port,)]
     if profile:
         args = [python, os.path.join(HERE, "profiled.py"), profile] + twistd
     else:
         args = [python, "-c", TWISTD] + twistd
-    errors = open(os.path.join(workdir, tag + ".err"), "wb")
-    popen = subprocess.Popen(args, stdout=errors, stderr=subprocess.STDOUT,
+    output = open(os.path.join(workdir, tag + ".log"), "wb")
+    popen = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT,
                              cwd=workdir, env=_env(), preexec_fn=_pinned(cpus))
     proc = Proc(tag, popen)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not proc.alive():
-            raise SystemExit("the gateway exited (%s); see %s and %s" % (
-                popen.returncode, errors.name,
-                os.path.join(workdir, tag + ".log")))
+            raise SystemExit("the gateway exited (%s); see %s" % (
+                popen.returncode, output.name))
         try:
             sock = loadgen.connect(port, timeout=2)
             status, _, _ = loadgen.call(sock, loadgen.Reader(sock), "GET",

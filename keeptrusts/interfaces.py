@@ -104,6 +104,18 @@ class IJournal(Interface):
         """
 
 
+class IAccessLog(Interface):
+    """
+    Where the access log's lines go.
+    """
+
+    def write(line, fields):
+        """
+        Write one request's line (C{str}, without a newline); C{fields} are
+        the values it shows, by name, for sinks that keep them apart.
+        """
+
+
 class ICertificateStore(Interface):
     """
     Server-side TLS for intercepted hosts: certificates minted on demand by

@@ -162,13 +162,15 @@ def targetsByHost(targets):
 
 
 def buildSite(config, reactor, journal, pool, policyFactories, environ,
-              current=None, admin=None, active=None):
+              current=None, admin=None, active=None, accessLines=None):
     """
     @param current: the L{Current} to serve from; made from C{config} when
         not given.
     @param admin: the resource of C{/keeptrusts}, C{/healthz} and
         friends, or L{None}.
     @param active: the L{ActiveRequests} to count requests in.
+    @param accessLines: the L{IAccessLog} of the access log, or L{None}
+        for twisted.logger.
     @return: the L{GatewaySite} of the shared listener: C{/v1}, the
         operations endpoints, and the plain HTTP forward proxy.
     """
@@ -186,20 +188,23 @@ def buildSite(config, reactor, journal, pool, policyFactories, environ,
     return GatewaySite(root, limits.max_body_bytes,
                        forwardProxy=forward, active=active,
                        accessLog=config.gateway.access_log,
+                       accessLines=accessLines,
                        timeout=limits.client_idle_timeout_s)
 
 
 def buildFront(config, reactor, site, current, certificates, journal,
-               active=None, tunnels=None):
+               active=None, tunnels=None, accessLines=None):
     """
     @return: the factory of the shared listener: CONNECT (tunnels and
         interception) in front of C{site}.
     @param certificates: the L{ICertificateStore} of the local CA.
     @param tunnels: a Prometheus gauge of open CONNECTs, or L{None}.
+    @param accessLines: as for L{buildSite}, for intercepted requests.
     """
     limits = config.gateway.limits
     interceptor = Interceptor(current, certificates, limits.max_body_bytes,
-                              limits.client_idle_timeout_s, reactor, active)
+                              limits.client_idle_timeout_s, reactor, active,
+                              accessLines)
 
     def record(event):
         if tunnels is not None:

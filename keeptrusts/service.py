@@ -47,6 +47,8 @@ class GatewayService(service.Service):
     """
     @param loadConfig: called on reload; returns a new L{Config} or raises
         L{SystemExit} with the path-precise message.
+    @param accessLines: the L{IAccessLog} of the access log, or L{None}
+        for twisted.logger.
     @ivar port: the listening port, once started.
     @ivar current: the L{Current} parts in force.
     """
@@ -54,8 +56,9 @@ class GatewayService(service.Service):
     drainSeconds = DRAIN_SECONDS
 
     def __init__(self, config, reactor, policyFactories, environ=os.environ,
-                 loadConfig=None):
+                 loadConfig=None, accessLines=None):
         self.config = config
+        self._accessLines = accessLines
         self._reactor = reactor
         self._factories = policyFactories
         self._environ = environ
@@ -97,10 +100,10 @@ class GatewayService(service.Service):
             raise SystemExit("keeptrusts: %s" % (e,))
         site = buildSite(self.config, self._reactor, self.journal, self._pool,
                          self._factories, self._environ, self.current,
-                         adminRoot(self), self.active)
+                         adminRoot(self), self.active, self._accessLines)
         front = buildFront(self.config, self._reactor, site, self.current,
                            certificates, self.journal, self.active,
-                           self.metrics.openTunnels)
+                           self.metrics.openTunnels, self._accessLines)
         listening = serverFromString(self._reactor, gateway.listen).listen(
             front)
         result = []

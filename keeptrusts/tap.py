@@ -5,11 +5,13 @@ the only place that imports the global reactor.
 """
 
 import os
+import sys
 
 import attr
 from twisted.application.service import MultiService
 from twisted.python import usage
 
+from keeptrusts.api.accesslog import accessLinesFor
 from keeptrusts.collector import CollectorTuning
 from keeptrusts.config import ConfigError, loadConfig
 from keeptrusts.policy.registry import policyFactories
@@ -61,7 +63,9 @@ def makeService(options):
     from twisted.internet import reactor
     top = MultiService()
     GatewayService(config, reactor, factories,
-                   loadConfig=lambda: configure(options)[0]
+                   loadConfig=lambda: configure(options)[0],
+                   accessLines=accessLinesFor(getattr(options, "parent", None),
+                                              sys.stdout)
                    ).setServiceParent(top)
     # Started last: once the gateway has built what lives as long as it.
     CollectorTuning().setServiceParent(top)

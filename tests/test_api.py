@@ -36,7 +36,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from keeptrusts.api.sending import sendNow
-from keeptrusts.api.site import GatewaySite, shownTarget
+from keeptrusts.api.accesslog import shownTarget
+from keeptrusts.api.site import GatewaySite
 from keeptrusts.api.upstream import KeptEndpoints, Upstream
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -856,15 +857,36 @@ class AccessLogTests(TestCase):
                 if e.get("log_namespace") == "keeptrusts.api.site"]
         lines = [formatEvent(e) for e in mine]
         self.assertEqual(len(lines), 1, lines)
+        # (The prompt's ACME id was redacted: the line shows it.)
         self.assertRegex(lines[0], r"^POST /v1/chat/completions 200 "
-                                   r"[0-9.]+ms allow$")
+                                   r"[0-9.]+ms redact$")
         # The fields stay in the event, for observers that keep them.
         self.assertEqual(
             [mine[0][k] for k in ("method", "path", "status", "verdict")],
-            ["POST", "/v1/chat/completions", 200, "allow"])
+            ["POST", "/v1/chat/completions", 200, "redact"])
         everything = " ".join(formatEvent(e) for e in events)
         for secret in ("sk-in-query", "sk-header", "12345678"):
             self.assertNotIn(secret, everything)
+
+    @defer.inlineCallbacks
+    def test_strongestVerdict(self):
+        """
+        A request whose prompt was redacted and whose answer was not shows
+        C{redact}: the strongest verdict of its records, not the last.
+        """
+        from twisted.logger import globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions",
+                                 chat("key AKIAIOSFODNN7EXAMPLE"))
+        yield response.content()
+        self.assertEqual([e["verdict"] for e in gw.journal.records],
+                         ["redact", "allow"])
+        [line] = [e for e in events
+                  if e.get("log_namespace") == "keeptrusts.api.site"]
+        self.assertEqual(line["verdict"], "redact")
 
     @defer.inlineCallbacks
     def test_keysInRecordedFieldsAndPaths(self):

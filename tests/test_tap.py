@@ -204,6 +204,11 @@ class TwistdTests(TestCase):
         code = yield stop()
         self.assertIn(code, (0, 15), child.output)
         self.assertIn(b"Server Shut Down.", child.output)
+        # The access line, written as twistd writes its own lines.
+        self.assertRegex(
+            child.output, rb"\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} "
+            rb"\[keeptrusts\.api\.site#info\] POST /v1/chat/completions 200 "
+            rb"[0-9.]+ms redact\n")
 
         kt = [sys.executable, "-m", "keeptrusts.cli.main", "events", "tail",
               "--journal", state.child("journal").path]

@@ -31,7 +31,7 @@ from keeptrusts.policy.chain import ChainResult, PolicyOutcome
 from keeptrusts.policy.dlp import KIND as CREDENTIALS
 from keeptrusts.policy.scrub import credentialTypes
 from keeptrusts.policy.values import (
-    ALLOW, BLOCK, ERROR, REDACT, countFindings)
+    ALLOW, BLOCK, ERROR, RANK, REDACT, countFindings)
 
 log = Logger()
 
@@ -416,7 +416,10 @@ class Call:
 
     def _record(self, phase, verdict, outcomes, status=None, tokens=None,
                 client_gone=False):
-        self.request.ktVerdict = verdict  # for the access log line
+        # The access log line shows the request's strongest verdict.
+        shown = getattr(self.request, "ktVerdict", None)
+        if shown is None or RANK.get(verdict, 0) > RANK.get(shown, 0):
+            self.request.ktVerdict = verdict
         now = self.gateway.timer()
         upstream = (None if self.upstreamStarted is None
                     else round((now - self.upstreamStarted) * 1000.0, 3))

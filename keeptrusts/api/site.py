@@ -5,20 +5,16 @@ reading it, and a site that logs one compact line per request instead of
 Twisted's access log.
 """
 
-import json
 import re
 import time
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
+from keeptrusts.api.accesslog import LoggedLines, accessLine, shownTarget
 from keeptrusts.api.errors import ErrorResource, GatewayError, validationError
 from keeptrusts.api.sending import sendNow
-from keeptrusts.policy.scrub import scrubbed
-
-log = Logger()
 
 
 _VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
@@ -160,44 +156,6 @@ class GatewayChannel(HTTPChannel):
         self.transport.loseConnection()
 
 
-def logRequest(request, asJSON):
-    """
-    One line per request: method, path (never its query, which may carry
-    a key), status, milliseconds, and the verdict when policies ran.
-    """
-    started = getattr(request, "ktStarted", None)
-    line = {
-        "method": request.method.decode("ascii", "replace"),
-        "path": shownTarget(request.path),
-        "status": request.code,
-        "ms": round((time.monotonic() - started) * 1000.0, 1)
-        if started is not None else None,
-        "verdict": getattr(request, "ktVerdict", None)}
-    if asJSON:
-        text = json.dumps(line, sort_keys=True)
-    else:
-        # Formatted here, once: a logger format of five fields costs more
-        # than the rest of the line's work.
-        text = "%s %s %s %sms %s" % (line["method"], line["path"],
-                                     line["status"], line["ms"],
-                                     line["verdict"] or "-")
-    log.info("{line}", line=text, **line)
-
-
-def shownTarget(target):
-    """
-    A request target as logs show it: without its query or the userinfo of
-    an absolute URL, either of which may carry a key, and with the keys a
-    path may hold (C{/bot<token>/getMe}) replaced by their markers.
-    """
-    target = target.split(b"?", 1)[0].split(b"#", 1)[0]
-    scheme, sep, rest = target.partition(b"://")
-    if sep:
-        authority, slash, path = rest.partition(b"/")
-        target = scheme + sep + authority.rpartition(b"@")[2] + slash + path
-    return scrubbed(target.decode("utf-8", "replace"))[:200]
-
-
 class ActiveRequests:
     """
     The requests being answered, for draining: shared by the listener's
@@ -261,6 +219,8 @@ class GatewaySite(Site):
         (C{resourceFor(request)}), or L{None} to serve them as any other.
     @param active: the L{ActiveRequests} to count requests in, or L{None}.
     @param accessLog: C{text}, C{json} or C{off}.
+    @param accessLines: the L{IAccessLog} the lines go to; by default
+        twisted.logger.
     """
 
     accessLog = "text"
@@ -269,9 +229,10 @@ class GatewaySite(Site):
     protocol = GatewayChannel
 
     def __init__(self, resource, maxBodyBytes, forwardProxy=None,
-                 active=None, accessLog="text", **kwargs):
+                 active=None, accessLog="text", accessLines=None, **kwargs):
         Site.__init__(self, resource, **kwargs)
         self.accessLog = accessLog
+        self.accessLines = accessLines or LoggedLines()
         self._forwardProxy = forwardProxy
         self.active = active
         self.requestFactory = type("Request", (LimitedRequest,), {
@@ -302,4 +263,5 @@ class GatewaySite(Site):
         # ends: its last bytes (a stream's end) go first.
         sendNow(request)
         if self.accessLog != "off":
-            logRequest(request, self.accessLog == "json")
+            self.accessLines.write(*accessLine(request,
+                                               self.accessLog == "json"))

@@ -30,14 +30,12 @@ from twisted.internet.task import Clock
 
 from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.policy.values import (
-    ALLOW, BLOCK, ERROR, REDACT, Exchange, Finding)
+    ALLOW, BLOCK, ERROR, RANK, REDACT, Exchange, Finding)
 from keeptrusts.schema import (
     ConfigError, Field, invalid, joinPath, readSection, recordParser, setting,
     showValue)
 
 VERDICTS = (ALLOW, REDACT, BLOCK, ERROR)
-# The order verdicts overrule each other in, for a request and its answer.
-_RANK = {ALLOW: 0, REDACT: 1, BLOCK: 2, ERROR: 3}
 # Seconds a policy may take; the clock is advanced past it for a policy
 # that does not answer at once.
 TIMEOUT = 5.0
@@ -255,7 +253,7 @@ def runCase(case, config, factories, requestTexts):
     if answer is not None and outcomes[0][1].verdict not in (BLOCK, ERROR):
         exchange = attr.evolve(exchange, texts=outcomes[0][1].texts)
         outcomes.append(("output", _settle(chain.checkOutput(exchange, (answer,)), clock)))
-    last = max((result for _, result in outcomes), key=lambda r: _RANK[r.verdict])
+    last = max((result for _, result in outcomes), key=lambda r: RANK[r.verdict])
     findings = _merged(outcomes)
     return CaseResult(case, last.verdict, last.policy, findings,
                       tuple(_compare(case.expected, last, outcomes, findings)),

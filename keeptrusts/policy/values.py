@@ -10,6 +10,8 @@ ALLOW = "allow"
 REDACT = "redact"
 BLOCK = "block"
 ERROR = "error"
+# The order verdicts overrule each other in, for a request and its answer.
+RANK = {ALLOW: 0, REDACT: 1, BLOCK: 2, ERROR: 3}
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

@@ -21,11 +21,14 @@ class Interceptor:
     @param current: the L{Current} parts.
     @param certificates: an L{ICertificateStore}.
     @param clock: an L{IReactorTime} for TLS write batching.
+    @param accessLines: the L{IAccessLog} of the access log, or L{None}
+        for twisted.logger.
     """
 
     def __init__(self, current, certificates, maxBodyBytes, clientTimeout,
-                 clock, active=None):
+                 clock, active=None, accessLines=None):
         self._current = current
+        self._accessLines = accessLines
         self._certificates = certificates
         self._active = active
         self._maxBodyBytes = maxBodyBytes
@@ -42,7 +45,7 @@ class Interceptor:
             OriginResource(self._current, origin, "intercept", identify),
             self._maxBodyBytes, active=self._active,
             accessLog=parts.config.gateway.access_log,
-            timeout=self._clientTimeout)
+            accessLines=self._accessLines, timeout=self._clientTimeout)
         creator = self._certificates.serverConnectionCreator(connect.host)
         tls = tlsFactory(creator, False, site, clock=self._clock)
         protocol = tls.buildProtocol(connect.clientAddress)
