@@ -23,8 +23,12 @@ def canonical(record):
     The canonical JSON text of C{record}: sorted keys, no spaces, UTF-8
     characters kept.  NaN and infinities are refused: they are not JSON.
     """
-    return json.dumps(record, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False)
+    return _CANONICAL(record)
+
+
+# Made once: json.dumps with options makes an encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False).encode
 
 
 def recordHash(record):

@@ -113,10 +113,12 @@ class Metrics:
                          self.policyDuration, self.verdicts, self.tokens,
                          self.cost)
         registry.register(self)
-        self.journalLag = Gauge(
-            "keeptrusts_journal_lag_seconds",
-            "How long the last event waited to be durable.",
-            registry=registry)
+        # Read when scraped, not set per request: a Prometheus gauge takes a
+        # lock on every change.
+        self.lastJournalLag = 0.0
+        Gauge("keeptrusts_journal_lag_seconds",
+              "How long the last event waited to be durable.",
+              registry=registry).set_function(lambda: self.lastJournalLag)
         self.openRequests = Gauge(
             "keeptrusts_open_requests", "Requests being answered now.",
             registry=registry)
@@ -194,7 +196,7 @@ class MeteredJournal:
         d = self._journal.append(record)
 
         def durable(result):
-            self._metrics.journalLag.set(self._clock.seconds() - started)
+            self._metrics.lastJournalLag = self._clock.seconds() - started
             return result
         return d.addCallback(durable)
 

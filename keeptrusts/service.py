@@ -64,7 +64,8 @@ class GatewayService(service.Service):
         self._environ = environ
         self._loadConfig = loadConfig
         self.metrics = Metrics()
-        self.active = ActiveRequests(self.metrics.openRequests)
+        self.active = ActiveRequests()
+        self.metrics.openRequests.set_function(lambda: self.active.count)
         self.port = None
         self.journal = None
         self.current = None

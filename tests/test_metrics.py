@@ -98,3 +98,42 @@ class MetricsTests(SynchronousTestCase):
         text, _ = metrics.render()
         self.assertIn(b'provider="7"', text)
         self.assertIn(b'policy="None",verdict="3"', text)
+
+
+class MeteredJournalTests(SynchronousTestCase):
+    def test_journalLag(self):
+        """
+        The journal lag gauge shows how long the last record waited to be
+        durable, read when scraped.
+        """
+        from twisted.internet.defer import Deferred
+        from twisted.internet.task import Clock
+
+        from keeptrusts.metrics import MeteredJournal
+
+        class Slow:
+            def __init__(self):
+                self.waiting = []
+
+            def append(self, record):
+                d = Deferred()
+                self.waiting.append(d)
+                return d
+
+        def lag(metrics):
+            text, _ = metrics.render()
+            [family] = [f for f in text_string_to_metric_families(
+                text.decode()) if f.name == "keeptrusts_journal_lag_seconds"]
+            return family.samples[0].value
+
+        clock, journal, metrics = Clock(), Slow(), Metrics()
+        metered = MeteredJournal(journal, metrics, clock)
+        self.assertEqual(lag(metrics), 0.0)
+        metered.append(output("gpt"))
+        clock.advance(0.25)
+        journal.waiting[0].callback(1)
+        self.assertEqual(lag(metrics), 0.25)
+        metered.append(output("gpt"))
+        clock.advance(0.5)
+        journal.waiting[1].callback(2)
+        self.assertEqual(lag(metrics), 0.5)

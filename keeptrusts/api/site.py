@@ -161,19 +161,16 @@ class ActiveRequests:
     The requests being answered, for draining: shared by the listener's
     site and the sites inside intercepted tunnels.
 
-    @ivar gauge: a Prometheus gauge to keep in step, or L{None}.
+    @ivar count: how many are being answered now.
     """
 
-    def __init__(self, gauge=None):
+    def __init__(self):
         self.count = 0
         self._held = 0
-        self._gauge = gauge
         self._idle = []
 
     def started(self, request):
         self.count += 1
-        if self._gauge is not None:
-            self._gauge.inc()
         request.notifyFinish().addBoth(self._finished)
 
     def hold(self):
@@ -191,8 +188,6 @@ class ActiveRequests:
 
     def _finished(self, ignored):
         self.count -= 1
-        if self._gauge is not None:
-            self._gauge.dec()
         self._maybeIdle()
 
     def _maybeIdle(self):
