@@ -23,7 +23,8 @@ from keeptrusts.identity import Identify
 from keeptrusts.limits import Limits, MemoryCounters
 from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.front import FrontFactory
-from keeptrusts.proxy.connect import ConnectHandler, ProxyPolicy, accessRecord
+from keeptrusts.proxy.connect import (
+    ConnectHandler, ProxyPolicy, accessRecord, configuredHosts)
 from keeptrusts.proxy.forward import ForwardProxy
 from keeptrusts.proxy.intercept import Interceptor
 from keeptrusts.proxy.splice import Splicer, descriptorLimit
@@ -88,6 +89,19 @@ class Current:
         self.parts = parts
 
 
+def guardedOrigins(config):
+    """
+    Off loopback, which origins of proxied requests are reached only at
+    addresses that are not the gateway's machine's or link's
+    (L{keeptrusts.proxy.guard}): all but the hosts the configuration names
+    (targets and intercepted hosts).  On loopback, L{None}: none.
+    """
+    if isLoopback(config.gateway.listen):
+        return None
+    configured = configuredHosts(config)
+    return lambda origin: not configured(origin[1].decode("ascii", "replace"))
+
+
 def buildParts(config, reactor, journal, pool, policyFactories, environ,
                counters=None):
     """
@@ -100,7 +114,8 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ,
     # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
     agent = KeptAgent(KeptEndpoints(
         reactor, upstreamPolicy(config.gateway.intercept.upstream_ca_file),
-        limits.upstream_connect_timeout_s), pool)
+        limits.upstream_connect_timeout_s, guarded=guardedOrigins(config)),
+        pool)
     audit = config.policy.get("audit-logger")
     targets = usableTargets(config.providers.targets, environ)
     router = Router(targets, config.providers.routing,

@@ -54,6 +54,7 @@ gateway:
   fail_mode: %(fail_mode)s
   journal: {sync: %(sync)s}
   limits: {max_body_bytes: %(max_body)d, upstream_idle_timeout_s: %(idle)s}
+%(gateway)s
 providers:
   targets:
     - id: fake
@@ -83,7 +84,7 @@ class Gateway:
                  action="redact", failMode="block", maxBody=1024 * 1024,
                  idle=5, factories=None, environ=None, base=None,
                  keyRef=True, models=True, extraTargets="", extraTop="",
-                 sync="batch"):
+                 sync="batch", extraGateway=""):
         self.provider = FakeProvider(reactor)
         _, fakeBase = listenFake(reactor, self.provider, testCase.addCleanup)
         base = base or fakeBase
@@ -94,7 +95,7 @@ class Gateway:
             key="      secret_key_ref: {env: FAKE_KEY}" if keyRef else "",
             models="      models: [gpt-fake, gpt-fake-mini]" if models else "",
             extra=extraTargets % dict(base=base.rsplit("/v1", 1)[0]),
-            top=extraTop),
+            top=extraTop, gateway=extraGateway),
             factories)
         self.journal = MemoryJournal()
         pool = KeptConnections(reactor)

@@ -4,6 +4,7 @@ Requests for their original destination: absolute-form forward proxying
 through the policies, and other traffic relayed as it is.
 """
 
+import base64
 import json
 from types import SimpleNamespace
 
@@ -279,6 +280,36 @@ class ForwardProxyTests(TestCase):
         self.assertEqual(response.code, 200)
         self.assertNotIn("authorization", other.requests[-1].headers)
         self.assertEqual(self.gw.provider.requests, [])
+
+    @defer.inlineCallbacks
+    def test_guardedOffLoopback(self):
+        """
+        A gateway listening off loopback does not proxy to its own machine
+        (a 403, journaled), except to the hosts its configuration names:
+        a key holder cannot reach what only the gateway's machine can.
+        """
+        self.gw = Gateway(self, environ={"FAKE_KEY": "sk-provider-key",
+                                         "KT_KEY": "kt-secret"},
+                          extraGateway='  listen: "tcp:41002:interface=0.0.0.0"\n'
+                          "  access_keys: [{id: a, user: alice, "
+                          "key_env: KT_KEY}]")
+        self.agent = ProxyAgent(TCP4ClientEndpoint(
+            reactor, "127.0.0.1", self.gw.port.getHost().port))
+        auth = {b"proxy-authorization": [
+            b"Basic " + base64.b64encode(b"alice:kt-secret")]}
+        port = self.origin.rsplit(":", 1)[1]
+        response, content = yield self.request(
+            b"GET", "/v1/models", headers=auth)
+        self.assertEqual(response.code, 200)  # the target's own host
+        self.origin = "http://localhost:" + port
+        response, content = yield self.request(
+            b"GET", "/v1/models", headers=auth)
+        self.assertEqual(response.code, 403)
+        self.assertEqual(json.loads(content)["error"]["code"],
+                         "internal_address")
+        event = self.gw.events()[-1]
+        self.assertEqual((event["mode"], event["host"], event["status"]),
+                         ("proxy", "localhost", 403))
 
     @defer.inlineCallbacks
     def test_otherTrafficRelayed(self):

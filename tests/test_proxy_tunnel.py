@@ -44,8 +44,8 @@ from keeptrusts.front import FrontFactory, parseConnect
 from keeptrusts.identity import Identify
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.proxy.connect import (
-    ConnectEvent, ConnectHandler, ProxyPolicy, accessRecord, hostMatcher,
-    isLocalAddress)
+    ConnectEvent, ConnectHandler, ProxyPolicy, accessRecord, hostMatcher)
+from keeptrusts.proxy.guard import isLocalAddress
 from keeptrusts.proxy.splice import Splicer
 from keeptrusts.proxy.resolve import FixedResolver
 from keeptrusts.proxy.tunnel import ESTABLISHED, TunnelClient, TunnelOutcome
@@ -311,6 +311,60 @@ class ConnectHandlerTests(SynchronousTestCase):
         self.assertIsInstance(protocol, TunnelClient)
         self.assertEqual(len(self.reactor.tcpClients), 1)
         protocol.connectionLost(None)
+
+    def test_guardedInternal(self):
+        """
+        Off loopback (C{guarded}), a CONNECT to the gateway's machine or its
+        link is refused, literal or once resolved, on any allowed port; on
+        loopback it is not (the caller is on the machine already).
+        """
+        guarded = hostMatcher(["*.test", "127.0.0.1", "[::1]", "::1",
+                               "169.254.169.254", "0.0.0.0",
+                               "::ffff:169.254.169.254"])
+        handler = self.handler(guarded=guarded, allowedPorts=[443, 8443])
+        for target in (b"127.0.0.1:443", b"[::1]:8443",
+                       b"169.254.169.254:443", b"0.0.0.0:443",
+                       b"[::ffff:169.254.169.254]:443"):
+            protocol, transport = self.connect(handler, target)
+            self.assertIsNone(protocol, target)
+            self.assertRefused(transport, 403, "forbidden", "internal_address")
+        inForce = policy(guarded=guarded)
+        handler = ConnectHandler(self.reactor, lambda: inForce,
+                                 self.events.append,
+                                 resolver=FixedResolver(["169.254.169.254"]))
+        protocol, transport = self.connect(handler, b"metadata.test:443")
+        self.assertRefused(transport, 403, "forbidden", "internal_address")
+        protocol.connectionLost(None)
+        self.assertEqual(self.reactor.tcpClients, [])
+        self.assertEqual([e.status for e in self.events], [403] * 6)
+        # A host the configuration names is the operator's choice.
+        inForce = policy(guarded=lambda host: host != "local.test")
+        handler = ConnectHandler(self.reactor, lambda: inForce,
+                                 self.events.append,
+                                 resolver=FixedResolver(["127.0.0.1"]))
+        protocol, transport = self.connect(handler, b"local.test:443")
+        self.assertIsInstance(protocol, TunnelClient)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        protocol.connectionLost(None)
+
+    def test_guardedFromConfig(self):
+        """
+        Off loopback every host but those the configuration names is
+        guarded; on loopback none is.
+        """
+        identify = Identify(KEYS, ENVIRON, "anonymous")
+        config = parseConfig(
+            "pack: {name: t, version: 1.0.0, enabled: true}\n"
+            "providers: {targets: [{id: t, provider: openai, base_url: "
+            "'http://127.0.0.1:11434/v1', hosts: [llm.corp.example]}]}\n"
+            "policies: {chain: [audit-logger]}\n", policyFactories())
+        guarded = ProxyPolicy.fromConfig(config, identify,
+                                         loopback=False).guarded
+        self.assertEqual([guarded(h) for h in (
+            "127.0.0.1", "llm.corp.example", "localhost", "example.com")],
+            [False, False, True, True])
+        self.assertIsNone(ProxyPolicy.fromConfig(config, identify,
+                                                 loopback=True).guarded)
 
     def test_unknownName(self):
         inForce = policy()

@@ -16,7 +16,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
-from keeptrusts.api.errors import upstreamError, upstreamTimeout
+from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
+from keeptrusts.proxy.guard import GuardedEndpoint
 
 log = Logger()
 
@@ -154,10 +155,16 @@ class KeptEndpoints:
     it; endpoints are dear: IDNA, TLS options).
 
     @param tlsPolicy: the L{IPolicyForHTTPS} of C{https} URIs.
+    @param guarded: C{(scheme, host, port) -> bool} (bytes, the host in
+        lower case), whether that origin is reached only at addresses that
+        are not the gateway's machine's or link's
+        (L{keeptrusts.proxy.guard.GuardedEndpoint}); L{None}: none is.
     """
 
-    def __init__(self, reactor, tlsPolicy, connectTimeout, maxKept=256):
+    def __init__(self, reactor, tlsPolicy, connectTimeout, maxKept=256,
+                 guarded=None):
         self._reactor = reactor
+        self._guarded = guarded
         self._tlsPolicy = tlsPolicy
         self._connectTimeout = connectTimeout
         self._maxKept = maxKept
@@ -170,8 +177,14 @@ class KeptEndpoints:
             if uri.scheme not in (b"http", b"https"):
                 raise SchemeNotSupported("unsupported scheme: %r"
                                          % (uri.scheme,))
-            endpoint = HostnameEndpoint(self._reactor, uri.host, uri.port,
-                                        timeout=self._connectTimeout)
+            if self._guarded is not None and self._guarded(
+                    (uri.scheme, uri.host.lower(), uri.port)):
+                endpoint = GuardedEndpoint(
+                    self._reactor, uri.host.decode("ascii"), uri.port,
+                    self._connectTimeout)
+            else:
+                endpoint = HostnameEndpoint(self._reactor, uri.host, uri.port,
+                                            timeout=self._connectTimeout)
             if uri.scheme == b"https":
                 endpoint = wrapClientTLS(self._tlsPolicy.creatorForNetloc(
                     uri.host, uri.port), endpoint)
@@ -207,6 +220,8 @@ class Upstream:
 
 
 def _translate(reason):
+    if reason.check(GatewayError):
+        return reason  # the gateway's own refusal (a guarded address)
     if reason.check(defer.TimeoutError):
         raise upstreamTimeout("the provider did not answer in time")
     if reason.check(defer.CancelledError):

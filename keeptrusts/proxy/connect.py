@@ -2,14 +2,13 @@
 """
 What a C{CONNECT} gets, in this order: a 407 without a valid access key
 (unless the proxy is open), a 403 for a port not in
-C{gateway.proxy.allowed_ports} or for the gateway's own address, then TLS
-interception for the hosts listed for it and a blind tunnel for the rest.
+C{gateway.proxy.allowed_ports}, for the gateway's own address or (off
+loopback) for any address of its machine or link, then TLS interception
+for the hosts listed for it and a blind tunnel for the rest.
 """
 
 import functools
-import ipaddress
 import os
-import socket
 from typing import Callable, FrozenSet, Optional
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from keeptrusts.api.errors import GatewayError, upstreamError
 from keeptrusts.events import eventRecord
 from keeptrusts.front import refuse
 from keeptrusts.policy.values import Exchange
+from keeptrusts.proxy.guard import isInternal, refuseInternal
 from keeptrusts.proxy.resolve import pinnedEndpoint, resolve
 from keeptrusts.proxy.tunnel import TunnelClient, TunnelOutcome
 
@@ -51,6 +51,21 @@ def hostMatcher(patterns):
     return matches
 
 
+def configuredHosts(config):
+    """
+    A predicate on host names: those the configuration names (targets'
+    C{base_url} and C{hosts}, C{gateway.intercept.hosts}), which the
+    operator chose to reach.
+    """
+    return hostMatcher(targetHosts(config.providers.targets)
+                       + tuple(config.gateway.intercept.hosts or ()))
+
+
+def _unconfigured(config):
+    configured = configuredHosts(config)
+    return lambda host: not configured(host)
+
+
 def targetHosts(targets):
     """
     The hosts of the provider targets: the default of
@@ -69,6 +84,9 @@ class ProxyPolicy:
     @ivar authenticate: C{Proxy-Authorization value or None -> user},
         raising a 407 L{GatewayError}.
     @ivar interceptHost: C{host -> bool}, whether to intercept.
+    @ivar guarded: C{host -> bool}, whether the gateway's own machine and
+        link are out of reach for that host (L{keeptrusts.proxy.guard}), or
+        L{None} for no host (on loopback).
     """
 
     authenticate: Callable[[Optional[bytes]], str]
@@ -77,6 +95,7 @@ class ProxyPolicy:
     interceptHost: Callable[[str], bool] = hostMatcher(())
     connectTimeout: float = 10.0
     idleTimeout: float = 300.0
+    guarded: Optional[Callable[[str], bool]] = None
 
     @classmethod
     def fromConfig(cls, config, identify, loopback):
@@ -94,7 +113,8 @@ class ProxyPolicy:
             interceptHost=hostMatcher(targetHosts(config.providers.targets)
                                       if hosts is None else hosts),
             connectTimeout=gateway.limits.upstream_connect_timeout_s,
-            idleTimeout=gateway.limits.client_idle_timeout_s)
+            idleTimeout=gateway.limits.client_idle_timeout_s,
+            guarded=None if loopback else _unconfigured(config))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -180,6 +200,10 @@ class ConnectHandler:
                                  % (request.port,), "port_not_allowed")
             # Names are checked again once resolved, just before connecting.
             _refuseGateway(request.host, request)
+            guarded = policy.guarded is not None and policy.guarded(
+                request.host)
+            if guarded:
+                refuseInternal(request.host)
             if intercepting:
                 return self._interceptWith(request, transport, leftover,
                                            started)
@@ -188,7 +212,8 @@ class ConnectHandler:
             self._done(request, mode, started, TunnelOutcome(error.status,
                                                              0, 0))
             return None
-        return self._tunnel(request, transport, leftover, started, policy)
+        return self._tunnel(request, transport, leftover, started, policy,
+                            guarded)
 
     def _interceptWith(self, request, transport, leftover, started):
         meter = _Metered(transport, len(leftover))
@@ -208,11 +233,12 @@ class ConnectHandler:
             TunnelOutcome(200, meter.bytesUp, meter.bytesDown))
         return meter
 
-    def _tunnel(self, request, transport, leftover, started, policy):
+    def _tunnel(self, request, transport, leftover, started, policy,
+                guarded):
         def connect(factory):
             d = resolve(self._resolver or self._reactor.nameResolver,
                         request.host, request.port)
-            d.addCallback(_vetted, request)
+            d.addCallback(_vetted, request, guarded)
             d.addCallback(lambda addresses: pinnedEndpoint(
                 self._reactor, addresses, request.host, request.port,
                 policy.connectTimeout).connect(factory))
@@ -244,49 +270,21 @@ def _refuseGateway(host, request):
     """
     Refuse a target that is the gateway's own listening address and port.
     """
-    own = request.serverAddress
-    if request.port != getattr(own, "port", None):
+    if request.port != getattr(request.serverAddress, "port", None):
         return
-    try:
-        address = ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        if host == "localhost":
-            raise _forbidden("the gateway does not tunnel to itself", "loop")
-        return
-    address = getattr(address, "ipv4_mapped", None) or address
-    try:
-        ownAddress = ipaddress.ip_address(own.host.partition("%")[0])
-    except ValueError:
-        ownAddress = None
-    ownAddress = getattr(ownAddress, "ipv4_mapped", None) or ownAddress
-    if (address.is_loopback or address.is_unspecified or address == ownAddress
-            or isLocalAddress(address)):
+    if host == "localhost" or isInternal(host):
         # Any address of this machine: a listener on all interfaces is
         # there too.
         raise _forbidden("the gateway does not tunnel to itself", "loop")
 
 
-def isLocalAddress(address):
-    """
-    Whether C{address} (an L{ipaddress} address) is one of this machine's
-    own: only those can be bound, which the kernel tells at once.
-    """
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    probe = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        probe.bind((str(address), 0))
-    except OSError:
-        return False
-    finally:
-        probe.close()
-    return True
-
-
-def _vetted(addresses, request):
+def _vetted(addresses, request, guarded):
     if not addresses:
         raise upstreamError("cannot resolve %s" % (request.host,))
     for address in addresses:
         _refuseGateway(address.host, request)
+        if guarded:
+            refuseInternal(address.host, shown=request.host)
     return addresses
 
 
