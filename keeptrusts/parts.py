@@ -24,7 +24,7 @@ from keeptrusts.limits import Limits, MemoryCounters
 from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.front import FrontFactory
 from keeptrusts.proxy.connect import (
-    ConnectHandler, ProxyPolicy, accessRecord, configuredHosts)
+    ConnectHandler, ProxyPolicy, accessRecord, configuredOrigins)
 from keeptrusts.proxy.forward import ForwardProxy
 from keeptrusts.proxy.intercept import Interceptor
 from keeptrusts.proxy.splice import Splicer, descriptorLimit
@@ -93,13 +93,15 @@ def guardedOrigins(config):
     """
     Off loopback, which origins of proxied requests are reached only at
     addresses that are not the gateway's machine's or link's
-    (L{keeptrusts.proxy.guard}): all but the hosts the configuration names
-    (targets and intercepted hosts).  On loopback, L{None}: none.
+    (L{keeptrusts.proxy.guard}): all but those the configuration names
+    (L{configuredOrigins}).  On loopback, L{None}: none.
     """
     if isLoopback(config.gateway.listen):
         return None
-    configured = configuredHosts(config)
-    return lambda origin: not configured(origin[1].decode("ascii", "replace"))
+    configured = configuredOrigins(config)
+    return lambda origin: not configured(
+        origin[0].decode("ascii"), origin[1].decode("ascii", "replace"),
+        origin[2])
 
 
 def buildParts(config, reactor, journal, pool, policyFactories, environ,

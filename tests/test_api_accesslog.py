@@ -63,9 +63,11 @@ class StreamLinesTests(SynchronousTestCase):
         a line that spans two.
         """
         times = [1700000000.0, 1700000000.25, 1700000000.999999,
-                 1700000001.0, 1700000061.5, 1700003600.0]
+                 1700000001.0, 1700000061.5, 1700003600.0,
+                 # twistd rounds to the microsecond: the next second
+                 1700003600.5, 1700003600.9999996]
         lines = ["POST /v1/chat/completions 200 1.2ms allow",
-                 '{"method": "GET"}', "two\nlines", "a", "b", "c"]
+                 '{"method": "GET"}', "two\nlines", "a", "b", "c", "d", "e"]
         clock = iter(times)
         out = io.StringIO()
         sink = StreamLines(out, now=lambda: next(clock))
@@ -84,6 +86,34 @@ class StreamLinesTests(SynchronousTestCase):
         sink.write("one", {})
         sink.write("two", {})
         self.assertEqual(out.calls, ["write", "flush", "write", "flush"])
+
+    def test_unencodable(self):
+        """
+        A character the stream cannot encode (a client's path, on a stream
+        that is not UTF-8) is escaped in that line; the next line is
+        written as usual (found by review: the first such line sent every
+        later one down the slow way).
+        """
+        raw = io.BytesIO()
+        out = io.TextIOWrapper(raw, encoding="ascii")
+        fallback = Lines()
+        sink = StreamLines(out, now=lambda: 1700000000.0, fallback=fallback)
+        sink.write("GET /\u4e2d 200 1.0ms -", {})
+        sink.write("GET /x 200 1.0ms -", {})
+        self.assertEqual(fallback.written, [])
+        self.assertEqual(raw.getvalue().decode("ascii").splitlines(), [
+            line.rstrip("\n") for line in (
+                twistdWrites("GET /\\u4e2d 200 1.0ms -", 1700000000.0),
+                twistdWrites("GET /x 200 1.0ms -", 1700000000.0))])
+
+    def test_neverRaises(self):
+        """
+        Whatever the stream raises, the line goes to the fallback: a log
+        line never fails the request it is about.
+        """
+        fallback = Lines()
+        StreamLines(None, now=time.time, fallback=fallback).write("x", {})
+        self.assertEqual(fallback.written, [("x", {})])
 
     def test_brokenStream(self):
         """
@@ -149,6 +179,14 @@ class AccessLinesForTests(SynchronousTestCase):
             self.assertIsInstance(sink, StreamLines, options)
             sink.write("x", {})
             self.assertTrue(stdout.getvalue().endswith("#info] x\n"))
+
+    def test_noStdout(self):
+        """
+        A process without a standard output (its descriptor 1 closed at
+        start) logs through twisted.logger.
+        """
+        self.assertIsInstance(accessLinesFor(self.options(), None),
+                              LoggedLines)
 
     def test_elsewhere(self):
         for options in [None, self.options(nodaemon=False),

@@ -173,6 +173,23 @@ class AgentTests(_AgentCase):
         self.assertIs(again, connection)
         self.assertEqual(len(self.endpoints.connections), 1)
 
+    def test_keptPerEndpointFactory(self):
+        """
+        An agent of another configuration (its endpoints: its TLS trust,
+        its proxy guard) sharing the pool does not reuse the connections
+        kept for this one, though they go to the same origin (found by
+        review: a reload that guarded an origin went on reusing the
+        connection the old configuration had kept to it).
+        """
+        connection, response = self.answer(OK)
+        self.body(response).reason.trap(ResponseDone)
+        other = Endpoints()
+        KeptAgent(other, self.pool).request(
+            b"GET", b"http://api.example:8080/v1/models")
+        self.assertEqual(len(other.connections), 1)
+        again, _ = self.request()
+        self.assertIs(again, connection)
+
     def test_bodyBeforeDeliverBody(self):
         """
         What comes before C{deliverBody} waits for it.

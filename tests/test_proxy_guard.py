@@ -24,10 +24,16 @@ from tests.test_proxy_tunnel import primaryAddress
 
 INTERNAL = ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1",
             "169.254.169.254", "fe80::1", "fe80::1%eth0", "0.0.0.0",
-            "0.1.2.3", "::", "224.0.0.1", "ff02::1"]
+            "0.1.2.3", "::", "224.0.0.1", "ff02::1",
+            # other metadata services: AWS over IPv6, Alibaba, Azure
+            "fd00:ec2::254", "100.100.100.200", "168.63.129.16",
+            # IPv4 inside IPv6: NAT64, 6to4, IPv4-compatible
+            "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "2002:a9fe:a9fe::",
+            "2002:7f00:1::", "::127.0.0.1", "::169.254.169.254"]
 EXTERNAL = ["192.0.2.7", "93.184.216.34", "10.0.0.1", "192.168.1.1",
             "172.16.0.1", "fd00::1", "2001:db8::1", "api.openai.com",
-            "localhost.example", "not an address"]
+            "localhost.example", "not an address", "64:ff9b::808:808",
+            "2002:808:808::", "100.100.100.201"]
 
 
 class IsInternalTests(SynchronousTestCase):
@@ -117,18 +123,27 @@ class GuardedOriginsTests(SynchronousTestCase):
 
     def test_offLoopback(self):
         """
-        Off loopback every origin but the configured hosts is guarded.
+        Off loopback every origin but those the configuration names is
+        guarded: a target's base_url on its own scheme and port (not every
+        service of its host), the targets' and intercepted hosts over https
+        on an allowed CONNECT port.
         """
         guarded = guardedOrigins(config(
             "tcp:41002:interface=0.0.0.0",
             "  intercept: {hosts: ['*.corp.example']}"))
         for origin in [(b"http", b"127.0.0.1", 11434),
                        (b"https", b"sourcegraph.example.com", 443),
+                       (b"https", b"Sourcegraph.Example.com.", 443),
                        (b"https", b"llm.corp.example", 443)]:
             self.assertFalse(guarded(origin), origin)
         for origin in [(b"http", b"169.254.169.254", 80),
                        (b"http", b"localhost", 6379),
+                       (b"http", b"127.0.0.1", 6379),
+                       (b"https", b"127.0.0.1", 11434),
+                       (b"http", b"sourcegraph.example.com", 80),
+                       (b"https", b"sourcegraph.example.com", 8443),
                        (b"https", b"corp.example", 443),
+                       (b"http", b"llm.corp.example", 80),
                        (b"http", b"example.com", 80)]:
             self.assertTrue(guarded(origin), origin)
 
@@ -153,3 +168,37 @@ class GuardedOriginsTests(SynchronousTestCase):
         unguarded = KeptEndpoints(reactor, upstreamPolicy(None), 7)
         self.assertIsInstance(unguarded.endpointForURI(URI.fromBytes(
             b"http://169.254.169.254/")), HostnameEndpoint)
+
+
+class RecordAccessTests(SynchronousTestCase):
+    """
+    Relayed traffic is journaled when the audit asks for it; an error the
+    gateway answered itself (a refused destination) always, as a refused
+    CONNECT is (found by review: it was journaled only with
+    C{log_all_access}, and as C{allow}).
+    """
+
+    def record(self, outcome, logAllAccess=False):
+        from keeptrusts.api.gateway import Gateway, recordAccess
+        from keeptrusts.policy.values import Exchange
+        from keeptrusts.testing import MemoryJournal
+        journal = MemoryJournal()
+        gateway = Gateway(routes=None, upstream=None, journal=journal,
+                          clock=None, configName="t@1.0.0", maxBodyBytes=1,
+                          idleTimeout=1, logAllAccess=logAllAccess)
+        recordAccess(gateway, Exchange(request_id="r", mode="proxy",
+                                       method="GET", host="localhost"),
+                     outcome)
+        return [(r["verdict"], r["status"]) for r in journal.records]
+
+    def test_refusals(self):
+        refused = GatewayError(403, "forbidden", "no", code="internal_address")
+        self.assertEqual(self.record(refused), [("block", 403)])
+        self.assertEqual(self.record(GatewayError(502, "upstream_error", "x")),
+                         [("error", 502)])
+
+    def test_relayed(self):
+        self.assertEqual(self.record(200), [])
+        self.assertEqual(self.record(200, logAllAccess=True), [("allow", 200)])
+        self.assertEqual(self.record(None, logAllAccess=True),
+                         [("allow", None)])

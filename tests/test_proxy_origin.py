@@ -285,8 +285,10 @@ class ForwardProxyTests(TestCase):
     def test_guardedOffLoopback(self):
         """
         A gateway listening off loopback does not proxy to its own machine
-        (a 403, journaled), except to the hosts its configuration names:
-        a key holder cannot reach what only the gateway's machine can.
+        (a 403, journaled as blocked), except to the origins its
+        configuration names, on their own port: a key holder cannot reach
+        what only the gateway's machine can (found by review: another port
+        of a loopback target's host was reachable).
         """
         self.gw = Gateway(self, environ={"FAKE_KEY": "sk-provider-key",
                                          "KT_KEY": "kt-secret"},
@@ -295,12 +297,14 @@ class ForwardProxyTests(TestCase):
                           "key_env: KT_KEY}]")
         self.agent = ProxyAgent(TCP4ClientEndpoint(
             reactor, "127.0.0.1", self.gw.port.getHost().port))
+        self.origin = self.gw.config.providers.targets[0].base_url.rsplit(
+            "/v1", 1)[0]
         auth = {b"proxy-authorization": [
             b"Basic " + base64.b64encode(b"alice:kt-secret")]}
         port = self.origin.rsplit(":", 1)[1]
         response, content = yield self.request(
             b"GET", "/v1/models", headers=auth)
-        self.assertEqual(response.code, 200)  # the target's own host
+        self.assertEqual(response.code, 200, content)  # the target's own host
         self.origin = "http://localhost:" + port
         response, content = yield self.request(
             b"GET", "/v1/models", headers=auth)
@@ -308,8 +312,16 @@ class ForwardProxyTests(TestCase):
         self.assertEqual(json.loads(content)["error"]["code"],
                          "internal_address")
         event = self.gw.events()[-1]
-        self.assertEqual((event["mode"], event["host"], event["status"]),
-                         ("proxy", "localhost", 403))
+        self.assertEqual(
+            (event["mode"], event["host"], event["status"], event["verdict"]),
+            ("proxy", "localhost", 403, "block"))
+        other = self.gw.port.getHost().port  # another service of that host
+        self.origin = "http://127.0.0.1:%d" % (other,)
+        response, content = yield self.request(
+            b"GET", "/keeptrusts/health", headers=auth)
+        self.assertEqual(response.code, 403)
+        self.assertEqual(json.loads(content)["error"]["code"],
+                         "internal_address")
 
     @defer.inlineCallbacks
     def test_otherTrafficRelayed(self):

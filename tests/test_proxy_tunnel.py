@@ -318,9 +318,12 @@ class ConnectHandlerTests(SynchronousTestCase):
         link is refused, literal or once resolved, on any allowed port; on
         loopback it is not (the caller is on the machine already).
         """
-        guarded = hostMatcher(["*.test", "127.0.0.1", "[::1]", "::1",
+        matcher = hostMatcher(["*.test", "127.0.0.1", "[::1]", "::1",
                                "169.254.169.254", "0.0.0.0",
                                "::ffff:169.254.169.254"])
+
+        def guarded(host, port):
+            return matcher(host)
         handler = self.handler(guarded=guarded, allowedPorts=[443, 8443])
         for target in (b"127.0.0.1:443", b"[::1]:8443",
                        b"169.254.169.254:443", b"0.0.0.0:443",
@@ -338,7 +341,7 @@ class ConnectHandlerTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpClients, [])
         self.assertEqual([e.status for e in self.events], [403] * 6)
         # A host the configuration names is the operator's choice.
-        inForce = policy(guarded=lambda host: host != "local.test")
+        inForce = policy(guarded=lambda host, port: host != "local.test")
         handler = ConnectHandler(self.reactor, lambda: inForce,
                                  self.events.append,
                                  resolver=FixedResolver(["127.0.0.1"]))
@@ -349,8 +352,9 @@ class ConnectHandlerTests(SynchronousTestCase):
 
     def test_guardedFromConfig(self):
         """
-        Off loopback every host but those the configuration names is
-        guarded; on loopback none is.
+        Off loopback every destination but those the configuration names
+        is guarded (a target's host on its own port only); on loopback none
+        is.
         """
         identify = Identify(KEYS, ENVIRON, "anonymous")
         config = parseConfig(
@@ -360,9 +364,11 @@ class ConnectHandlerTests(SynchronousTestCase):
             "policies: {chain: [audit-logger]}\n", policyFactories())
         guarded = ProxyPolicy.fromConfig(config, identify,
                                          loopback=False).guarded
-        self.assertEqual([guarded(h) for h in (
-            "127.0.0.1", "llm.corp.example", "localhost", "example.com")],
-            [False, False, True, True])
+        self.assertEqual([guarded(h, p) for h, p in (
+            ("127.0.0.1", 11434), ("llm.corp.example", 443),
+            ("127.0.0.1", 443), ("llm.corp.example", 8443),
+            ("localhost", 11434), ("example.com", 443))],
+            [False, False, True, True, True, True])
         self.assertIsNone(ProxyPolicy.fromConfig(config, identify,
                                                  loopback=True).guarded)
 

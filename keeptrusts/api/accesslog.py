@@ -100,16 +100,26 @@ class StreamLines:
         if self._failed:
             return self._fallback.write(line, fields)
         now = self._now()
-        second = int(now)
+        # The stamp shows whole seconds (twistd rounds to the microsecond
+        # first), and the zone's offset then.
+        second = int(round(now, 6))
         if second != self._second:
-            # The stamp shows whole seconds, and the zone's offset then.
             self._second, self._stamp = second, formatTime(now)
+        text = "%s [%s#info] %s\n" % (self._stamp, NAMESPACE,
+                                      line.replace("\n", "\n\t"))
         try:
-            self._stream.write("%s [%s#info] %s\n" % (
-                self._stamp, NAMESPACE, line.replace("\n", "\n\t")))
+            try:
+                self._stream.write(text)
+            except UnicodeEncodeError:
+                # A stream that cannot show a character (a client's path):
+                # escaped, this line only.
+                encoding = self._stream.encoding
+                self._stream.write(text.encode(
+                    encoding, "backslashreplace").decode(encoding))
             self._stream.flush()
-        except (OSError, ValueError):
+        except Exception:
             # A closed or broken stream: twisted.logger's observers decide.
+            # A log line never fails the request it is about.
             self._failed = True
             self._fallback.write(line, fields)
 
@@ -123,9 +133,11 @@ def accessLinesFor(twistdOptions, stdout):
     @param twistdOptions: twistd's L{ServerOptions}, or L{None} when the
         service is not made by twistd.
     @param stdout: the standard output as twistd finds it (it replaces
-        C{sys.stdout} once it starts logging).
+        C{sys.stdout} once it starts logging); L{None} when the process has
+        none.
     """
-    if twistdOptions is None or not twistdOptions.get("nodaemon"):
+    if (stdout is None or twistdOptions is None
+            or not twistdOptions.get("nodaemon")):
         return LoggedLines()
     if twistdOptions.get("syslog") or twistdOptions.get("logger"):
         return LoggedLines()

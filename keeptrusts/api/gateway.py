@@ -9,8 +9,9 @@ import time
 import attr
 from twisted.logger import Logger
 
+from keeptrusts.api.errors import GatewayError
 from keeptrusts.events import eventRecord
-from keeptrusts.policy.values import ALLOW, BLOCK
+from keeptrusts.policy.values import ALLOW, BLOCK, ERROR
 
 log = Logger()
 
@@ -58,14 +59,24 @@ def recordRefusal(gateway, exchange, error):
     gateway.journal.append(record).addErrback(journalFailed)
 
 
-def recordAccess(gateway, exchange, status):
+def recordAccess(gateway, exchange, outcome):
     """
-    Journal proxied traffic that no policy read, when the audit asks for it.
+    Journal proxied traffic that no policy read: when the audit asks for
+    it; and always when the gateway answered it with an error of its own
+    (a refused destination is C{block}, as a refused CONNECT is).
+
+    @param outcome: the status passed on (L{None}: the client left), or
+        the L{GatewayError} answered.
     """
-    if not gateway.logAllAccess:
-        return
+    if isinstance(outcome, GatewayError):
+        status = outcome.status
+        verdict = BLOCK if status in (403, 407) else ERROR
+    else:
+        verdict, status = ALLOW, outcome
+        if not gateway.logAllAccess:
+            return
     gateway.journal.append(
-        eventRecord("access", ALLOW, exchange, gateway.configName,
+        eventRecord("access", verdict, exchange, gateway.configName,
                     status=status)).addErrback(journalFailed)
 
 

@@ -97,8 +97,12 @@ class _Origin:
         host = uri.host if b":" not in uri.host else b"[" + uri.host + b"]"
         hostHeader = host if uri.port == default else b"%s:%d" % (
             host, uri.port)
-        return cls((scheme, uri.host, uri.port), hostHeader,
-                   endpoints.endpointForURI(uri))
+        endpoint = endpoints.endpointForURI(uri)
+        # Connections are kept per endpoint: those a configuration made
+        # (its TLS trust, its guard: keeptrusts.proxy.guard) serve it
+        # alone, never the one a reload puts in force.
+        return cls((scheme, uri.host, uri.port, endpoint), hostHeader,
+                   endpoint)
 
 
 def _requestHead(method, target, host, headers, bodyProducer):

@@ -16,8 +16,10 @@ def relay(gateway, request, method, url, headers, body=None):
     Send C{request} upstream and stream the answer back unchanged; the
     gateway's own errors use the envelope.
 
-    @return: a Deferred firing with the status the client got, or L{None}
-        when the client left first.
+    @return: a Deferred firing with the status of the answer passed on,
+        the L{GatewayError} the gateway answered itself (the provider could
+        not be reached, or the destination is refused), or L{None} when the
+        client left first.
     """
     bridges = []
     d = gateway.upstream.request(method, url, headers, body)
@@ -44,7 +46,7 @@ def relay(gateway, request, method, url, headers, body=None):
         reason.trap(GatewayError)
         writeError(request, reason.value)
         request.finish()
-        return reason.value.status
+        return reason.value
 
     def clientGone(reason):
         if bridges:

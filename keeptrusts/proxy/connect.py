@@ -51,19 +51,38 @@ def hostMatcher(patterns):
     return matches
 
 
-def configuredHosts(config):
+def configuredOrigins(config):
     """
-    A predicate on host names: those the configuration names (targets'
-    C{base_url} and C{hosts}, C{gateway.intercept.hosts}), which the
-    operator chose to reach.
+    A predicate C{(scheme, host, port) -> bool} on the origins the
+    configuration names, which the operator chose to reach: each target's
+    C{base_url} (its scheme, host and port only), and C{https} on an allowed
+    CONNECT port of the targets' C{hosts} and of C{gateway.intercept.hosts}.
+    A scheme of L{None} (a tunnel's) stands for either.
     """
-    return hostMatcher(targetHosts(config.providers.targets)
-                       + tuple(config.gateway.intercept.hosts or ()))
+    exact = set()
+    for target in config.providers.targets:
+        url = urlsplit(target.base_url)
+        exact.add((url.scheme, (url.hostname or "").rstrip("."),
+                   url.port or _DEFAULT_PORTS.get(url.scheme)))
+    named = hostMatcher(tuple(h for t in config.providers.targets
+                              for h in t.hosts)
+                        + tuple(config.gateway.intercept.hosts or ()))
+    ports = frozenset(config.gateway.proxy.allowed_ports)
+
+    def configured(scheme, host, port):
+        host = host.lower().rstrip(".")
+        schemes = ("http", "https") if scheme is None else (scheme,)
+        return (any((s, host, port) in exact for s in schemes)
+                or ("https" in schemes and port in ports and named(host)))
+    return configured
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _unconfigured(config):
-    configured = configuredHosts(config)
-    return lambda host: not configured(host)
+    configured = configuredOrigins(config)
+    return lambda host, port: not configured(None, host, port)
 
 
 def targetHosts(targets):
@@ -84,9 +103,9 @@ class ProxyPolicy:
     @ivar authenticate: C{Proxy-Authorization value or None -> user},
         raising a 407 L{GatewayError}.
     @ivar interceptHost: C{host -> bool}, whether to intercept.
-    @ivar guarded: C{host -> bool}, whether the gateway's own machine and
-        link are out of reach for that host (L{keeptrusts.proxy.guard}), or
-        L{None} for no host (on loopback).
+    @ivar guarded: C{(host, port) -> bool}, whether the gateway's own
+        machine and link are out of reach there (L{keeptrusts.proxy.guard}),
+        or L{None} for no destination (on loopback).
     """
 
     authenticate: Callable[[Optional[bytes]], str]
@@ -95,7 +114,7 @@ class ProxyPolicy:
     interceptHost: Callable[[str], bool] = hostMatcher(())
     connectTimeout: float = 10.0
     idleTimeout: float = 300.0
-    guarded: Optional[Callable[[str], bool]] = None
+    guarded: Optional[Callable[[str, int], bool]] = None
 
     @classmethod
     def fromConfig(cls, config, identify, loopback):
@@ -201,7 +220,7 @@ class ConnectHandler:
             # Names are checked again once resolved, just before connecting.
             _refuseGateway(request.host, request)
             guarded = policy.guarded is not None and policy.guarded(
-                request.host)
+                request.host, request.port)
             if guarded:
                 refuseInternal(request.host)
             if intercepting:

@@ -22,8 +22,15 @@ from zope.interface import implementer
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.proxy.resolve import pinnedEndpoint, resolve
 
-# "This network" (RFC 791): Linux connects 0.x.y.z to the machine itself.
-_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+# Besides loopback, link-local and multicast: "this network" (RFC 791:
+# Linux connects 0.x.y.z to the machine itself), and the instance metadata
+# services outside link-local (AWS over IPv6, Alibaba, Azure's WireServer).
+_INTERNAL_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "fd00:ec2::/32", "100.100.100.200/32", "168.63.129.16/32"))
+# IPv6 forms that carry an IPv4 address a gateway on the way turns back
+# into one: NAT64 (RFC 6052) and IPv4-compatible addresses.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 def isInternal(host):
@@ -35,10 +42,33 @@ def isInternal(host):
         address = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
         return False
-    address = getattr(address, "ipv4_mapped", None) or address
+    embedded = _embedded(address)
+    if embedded is not None and _isInternal(embedded):
+        return True
+    return _isInternal(address)
+
+
+def _isInternal(address):
     return (address.is_loopback or address.is_unspecified
             or address.is_link_local or address.is_multicast
-            or address in _THIS_NETWORK or isLocalAddress(address))
+            or any(address in network for network in _INTERNAL_NETWORKS
+                   if network.version == address.version)
+            or isLocalAddress(address))
+
+
+def _embedded(address):
+    """
+    The IPv4 address an IPv6 one carries (mapped, NAT64, compatible,
+    6to4), or L{None}.
+    """
+    if address.version != 6:
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64 or (address in _COMPATIBLE
+                              and int(address) > 0xffff):
+        return ipaddress.IPv4Address(int(address) & 0xffffffff)
+    return address.sixtofour
 
 
 def isLocalAddress(address):

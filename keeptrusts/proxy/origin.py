@@ -174,7 +174,7 @@ class OriginResource(Resource):
         body = request.content.read() or None
         d = relay(gateway, request, request.method, self._origin.url(
             path, query), headers, body)
-        d.addCallback(lambda status: recordAccess(gateway, exchange, status))
+        d.addCallback(lambda outcome: recordAccess(gateway, exchange, outcome))
 
 
 def _providerJSON(request, origin, path):
