@@ -23,6 +23,7 @@ from twisted.web.http import RESPONSES
 from zope.interface import implementer
 
 from keeptrusts.api.errors import GatewayError, validationError
+from keeptrusts.api.sending import noDelay
 
 _CONNECT = b"CONNECT "
 _BLANK = b"\r\n"
@@ -151,6 +152,7 @@ class FrontProtocol(Protocol, TimeoutMixin):
     _lineEnd = None
 
     def connectionMade(self):
+        noDelay(self.transport)
         self._buffer = bytearray()
         self.callLater = self.factory.clock.callLater
         self.setTimeout(self.factory.headTimeout)

@@ -24,6 +24,13 @@ from keeptrusts.api.http1 import KeptAgent, KeptConnections
 from keeptrusts.api.upstream import BytesProducer, discard
 
 
+class NoDelayTransport(StringTransport):
+    noDelay = False
+
+    def setTcpNoDelay(self, enabled):
+        self.noDelay = enabled
+
+
 class Endpoints:
     """
     An endpoint factory whose connections are L{StringTransport}s.
@@ -39,7 +46,7 @@ class Endpoints:
 
     def connect(self, factory):
         protocol = factory.buildProtocol(None)
-        transport = StringTransport()
+        transport = NoDelayTransport()
         transport.abortConnection = lambda: self.close(protocol, True)
         transport.loseConnection = lambda: self.close(protocol, False)
         protocol.makeConnection(transport)
@@ -172,6 +179,13 @@ class AgentTests(_AgentCase):
         again, results = self.request()
         self.assertIs(again, connection)
         self.assertEqual(len(self.endpoints.connections), 1)
+
+    def test_noDelay(self):
+        """
+        Nagle's algorithm is off on connections to providers.
+        """
+        connection, _ = self.request()
+        self.assertTrue(connection.transport.noDelay)
 
     def test_keptPerEndpointFactory(self):
         """

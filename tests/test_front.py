@@ -7,6 +7,7 @@ keeps working as if it had accepted the connection itself.
 import hashlib
 import io
 import json
+import socket
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -391,6 +392,26 @@ class LoopbackTests(TestCase):
         self.assertEqual(len({a["port"] for a in answers}), 1)
         self.assertNotIn("Front", answers[0]["protocol"])
         self.assertEqual(answers[0]["protocol"], "GatewayChannel")
+
+    @inlineCallbacks
+    def test_noDelay(self):
+        """
+        An accepted connection has Nagle's algorithm off: a streamed event
+        does not wait for the acknowledgement of the one before it.
+        """
+        accepted = []
+        buildProtocol = self.factory.buildProtocol
+        self.factory.buildProtocol = lambda addr: accepted.append(
+            buildProtocol(addr)) or accepted[-1]
+        client = yield connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", self.port),
+            Protocol())
+        self.addCleanup(client.transport.loseConnection)
+        yield waitUntil(reactor, lambda: accepted and
+                        accepted[0].transport is not None, timeout=60)
+        handle = accepted[0].transport.getHandle()
+        self.assertTrue(handle.getsockopt(socket.IPPROTO_TCP,
+                                          socket.TCP_NODELAY))
 
     @inlineCallbacks
     def test_clientLeavesMidLine(self):

@@ -11,7 +11,7 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
 from keeptrusts.api.framing import (
     FramingError, KeptResponse, bodyFraming, parseHead)
-from keeptrusts.api.sending import sendOn
+from keeptrusts.api.sending import noDelay, sendOn
 
 # An answer's head may not exceed this (Twisted's own line limit is 16 KB).
 MAX_HEAD = 64 * 1024
@@ -46,6 +46,10 @@ class KeptConnection(Protocol):
         self._response = None
         self._head = bytearray()
         self.closed = defer.Deferred()
+
+    def connectionMade(self):
+        # A request whose body comes in pieces leaves as it comes.
+        noDelay(self.transport)
 
     def idle(self, clock, seconds):
         self._timer = clock.callLater(seconds, self._idleTooLong)

@@ -2,10 +2,28 @@
 """
 Bytes to the kernel now, not when the reactor next polls: what follows in
 the same turn (the journal, metrics, the access log) then does not hold
-them back.
+them back; and on the wire now, not when the peer acknowledged the bytes
+before them.
 """
 
 from twisted.internet.abstract import FileDescriptor
+
+
+def noDelay(transport):
+    """
+    Turn Nagle's algorithm off on C{transport}'s socket (a TCP one, under
+    TLS too; others are left as they are): a small write (a streamed event,
+    a head before its body) leaves at once, instead of waiting for the
+    acknowledgement of the bytes before it, which the peer may delay by up
+    to 40 ms.  nginx (C{tcp_nodelay on}), Envoy and asyncio do the same for
+    every connection.
+    """
+    setTcpNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setTcpNoDelay is not None:
+        try:
+            setTcpNoDelay(True)
+        except OSError:
+            pass  # closed already: nothing more will be sent
 
 
 def sendNow(request):
