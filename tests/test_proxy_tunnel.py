@@ -772,6 +772,21 @@ class LoopbackTests(GatewayCase):
              len(payload), len(payload) + 15))
 
     @inlineCallbacks
+    def test_noDelay(self):
+        """
+        Both of a tunnel's sockets have Nagle's algorithm off: a client's
+        small TLS records go on as they came.
+        """
+        client = yield self.tunnel()
+        tunnel = self.handler.calls[0][2]
+        for transport in (tunnel.transport, tunnel.upstream.transport):
+            handle = transport.getHandle()
+            self.assertTrue(handle.getsockopt(socket.IPPROTO_TCP,
+                                              socket.TCP_NODELAY))
+        client.transport.loseConnection()
+        yield until(lambda: self.events)
+
+    @inlineCallbacks
     def test_eagerBytesArriveFirst(self):
         self.upstreams.configure = lambda peer: setattr(peer, "echo", False)
         hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"r" * 32

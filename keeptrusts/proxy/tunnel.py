@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
+from keeptrusts.api.sending import noDelay
 from keeptrusts.front import refuse
 
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
@@ -259,6 +260,10 @@ class _Upstream(Protocol):
 
     def __init__(self, client):
         self.client = client
+
+    def connectionMade(self):
+        # The client's small writes (TLS records) go on as they came.
+        noDelay(self.transport)
 
     def dataReceived(self, data):
         client = self.client
