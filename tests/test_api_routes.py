@@ -45,6 +45,20 @@ class RuleTests(SynchronousTestCase):
                          ("main", None))
 
 
+    def test_namesNotCased(self):
+        """
+        Paths come in lower case (as the gateway reads a proxied call) and
+        host names are not cased: a rule written in capitals still fits.
+        """
+        table = RouteTable((
+            Rule(RouteMatch(path_prefix="/.API/Completions/Code"), "light"),
+            Rule(RouteMatch(host="API.Example.com"), "host")), "main")
+        self.assertEqual(table.select(request(), "/.api/completions/code",
+                                      "h"), ("light", None))
+        self.assertEqual(table.select(request(), "/x", "api.example.COM"),
+                         ("host", None))
+
+
 CONFIG = """
 pack: {name: routes, version: 1.0.0, enabled: true}
 providers:

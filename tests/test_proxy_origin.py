@@ -205,6 +205,34 @@ class ForwardProxyTests(TestCase):
                          ("proxy", "127.0.0.1", "redact", "openai", "fake"))
 
     @defer.inlineCallbacks
+    def test_routesReadTheCallAsItIsRead(self):
+        """
+        A route rule's path prefix is matched against the path as the call
+        was read: a variant of a chat call under a lighter rule's prefix
+        (C{/v1/completions/../chat/completions}) gets the chat call's chain,
+        not the lighter one (found by review: routes read the raw path).
+        """
+        self.gw = Gateway(self, action="redact", extraTop=(
+            "routes:\n  - match: {path_prefix: /v1/completions}\n"
+            "    chain: [audit-logger]"))
+        self.agent = ProxyAgent(TCP4ClientEndpoint(
+            reactor, "127.0.0.1", self.gw.port.getHost().port))
+        self.origin = self.gw.config.providers.targets[0].base_url.rsplit(
+            "/v1", 1)[0]
+        for path, chain in [
+                ("/v1/completions/../chat/completions",
+                 ["dlp-filter", "audit-logger"]),
+                ("/v1//Chat/Completions", ["dlp-filter", "audit-logger"]),
+                # The rule still fits its own calls, whatever their case.
+                ("/v1/COMPLETIONS", ["audit-logger"])]:
+            yield self.request(b"POST", path, {
+                "model": "gpt-fake", "prompt": "p", "messages": [
+                    {"role": "user", "content": "id ACME-12345678"}]})
+            event = self.gw.events("input")[-1]
+            self.assertEqual([p["name"] for p in event["policies"]], chain,
+                             path)
+
+    @defer.inlineCallbacks
     def test_otherProviderCallsRead(self):
         """
         A JSON call to the provider's host on a path no surface knows

@@ -44,7 +44,7 @@ def llmEndpoint(method, path):
     """
     if method != b"POST":
         return None
-    path = _normalized(path)
+    path = normalizedPath(path)
     endpoint = _EXACT.get(path)
     if endpoint is not None:
         return endpoint
@@ -92,7 +92,7 @@ _AZURE = {name: attr.evolve(endpoint, validate=_modelInThePath(
           for name, endpoint in openai.ENDPOINTS.items()}
 
 
-def _normalized(path):
+def normalizedPath(path):
     """
     The path as the most lenient server may read it: what one router reads
     as the call itself (C{/v1//chat/completions/}, C{chat%2Fcompletions},

@@ -22,12 +22,14 @@ class Rule:
 
     def fits(self, method, path, host, headers):
         match = self.match
+        # The path comes in lower case (as proxied calls are read: see
+        # keeptrusts.api.paths.normalizedPath); names are not cased.
         if match.path_prefix is not None and not path.startswith(
-                match.path_prefix):
+                match.path_prefix.lower()):
             return False
         if match.method is not None and method != match.method:
             return False
-        if match.host is not None and host != match.host:
+        if match.host is not None and host.lower() != match.host.lower():
             return False
         for name, value in match.header or ():
             given = headers.getRawHeaders(name.encode("ascii"))
@@ -48,7 +50,8 @@ class RouteTable:
 
     def select(self, request, path, host):
         """
-        @param path: the request's path (text), without its query.
+        @param path: the request's path (text), without its query, as the
+            gateway reads it (L{keeptrusts.api.paths.normalizedPath}).
         @param host: the destination host (text), without a port.
         @return: C{(chain, target id or None)}.
         """

@@ -13,7 +13,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from keeptrusts.api.errors import GatewayError, validationError, writeError
-from keeptrusts.api.paths import isOtherJSON, llmEndpoint, otherJSON
+from keeptrusts.api.paths import (
+    isOtherJSON, llmEndpoint, normalizedPath, otherJSON)
 from keeptrusts.api.gateway import recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
@@ -165,8 +166,11 @@ class OriginResource(Resource):
             # Rate limits and budgets count LLM calls, not a provider's
             # other calls read on their way.
             admit(gateway, exchange, request)
+        # Routes read the path as the endpoint was read: a variant of one
+        # call cannot pick another call's (lighter) chain.
         chain, _ = gateway.routes.select(
-            request, path.decode("utf-8", "replace"), origin.host)
+            request, normalizedPath(path).decode("utf-8", "replace"),
+            origin.host)
         Call(gateway, request, exchange, endpoint, body, raw, chain,
              [(origin, path)], True).start()
 
