@@ -31,6 +31,15 @@ class NoDelayTransport(StringTransport):
         self.noDelay = enabled
 
 
+class NewEndpoint:
+    """
+    A new endpoint object each time, to the same connections.
+    """
+
+    def __init__(self, endpoints):
+        self.connect = endpoints.connect
+
+
 class Endpoints:
     """
     An endpoint factory whose connections are L{StringTransport}s.
@@ -179,6 +188,29 @@ class AgentTests(_AgentCase):
         again, results = self.request()
         self.assertIs(again, connection)
         self.assertEqual(len(self.endpoints.connections), 1)
+
+    def test_keptAcrossManyOrigins(self):
+        """
+        A provider's kept connection serves it again after the agent has
+        met a thousand other origins (a forward proxy's), even when the
+        endpoint factory makes a new endpoint for it by then (found by
+        review: keyed by endpoint, every provider's connections were
+        orphaned once the caches were cleared).
+        """
+        fresh = Endpoints()
+        fresh.endpointForURI = lambda uri: NewEndpoint(fresh)
+        self.agent = KeptAgent(fresh, self.pool)
+        self.endpoints = fresh
+        connection, response = self.answer(OK)
+        self.body(response).reason.trap(ResponseDone)
+        for n in range(1100):
+            self.agent.request(b"GET", b"http://host%d.example/" % (n,))
+        made = len(fresh.connections)
+        connection.transport.clear()
+        self.request()
+        self.assertEqual(len(fresh.connections), made)
+        self.assertTrue(connection.transport.value().startswith(
+            b"POST /v1/chat?x=1 HTTP/1.1\r\n"))
 
     def test_noDelay(self):
         """

@@ -58,6 +58,26 @@ class RuleTests(SynchronousTestCase):
         self.assertEqual(table.select(request(), "/x", "api.example.COM"),
                          ("host", None))
 
+    def test_prefixReadAsPathsAre(self):
+        """
+        A prefix is read as the paths it is matched against are (found by
+        review: a prefix with an escape, a doubled slash or a dot segment
+        no longer fitted anything).
+        """
+        for prefix, path in [
+                ("/openai/deployments/my%20dep",
+                 "/openai/deployments/my dep/chat/completions"),
+                ("/.api/completions/code/", "/.api/completions/code/x"),
+                ("/v1//chat/./completions", "/v1/chat/completions")]:
+            table = RouteTable((Rule(RouteMatch(path_prefix=prefix), "r"),),
+                               "main")
+            self.assertEqual(table.select(request(), path, "h"),
+                             ("r", None), prefix)
+        table = RouteTable((Rule(RouteMatch(
+            path_prefix="/.api/completions/code/"), "r"),), "main")
+        self.assertEqual(table.select(request(), "/.api/completions/codex",
+                                      "h"), ("main", None))
+
 
 CONFIG = """
 pack: {name: routes, version: 1.0.0, enabled: true}

@@ -97,12 +97,11 @@ class _Origin:
         host = uri.host if b":" not in uri.host else b"[" + uri.host + b"]"
         hostHeader = host if uri.port == default else b"%s:%d" % (
             host, uri.port)
-        endpoint = endpoints.endpointForURI(uri)
-        # Connections are kept per endpoint: those a configuration made
-        # (its TLS trust, its guard: keeptrusts.proxy.guard) serve it
-        # alone, never the one a reload puts in force.
-        return cls((scheme, uri.host, uri.port, endpoint), hostHeader,
-                   endpoint)
+        # Connections are kept per configuration (its endpoints: its TLS
+        # trust, its guard, keeptrusts.proxy.guard): those one made never
+        # serve the one a reload puts in force.
+        return cls((scheme, uri.host, uri.port, endpoints), hostHeader,
+                   endpoints.endpointForURI(uri))
 
 
 def _requestHead(method, target, host, headers, bodyProducer):

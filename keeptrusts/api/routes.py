@@ -5,7 +5,11 @@ chain and, optionally, its target (lighter chains for hot paths such as
 autocomplete).
 """
 
+import functools
+
 import attr
+
+from keeptrusts.api.paths import normalizedPath
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -22,10 +26,8 @@ class Rule:
 
     def fits(self, method, path, host, headers):
         match = self.match
-        # The path comes in lower case (as proxied calls are read: see
-        # keeptrusts.api.paths.normalizedPath); names are not cased.
         if match.path_prefix is not None and not path.startswith(
-                match.path_prefix.lower()):
+                _prefix(match.path_prefix)):
             return False
         if match.method is not None and method != match.method:
             return False
@@ -36,6 +38,17 @@ class Rule:
             if not given or given[-1].decode("latin-1") != value:
                 return False
         return True
+
+
+@functools.lru_cache(maxsize=256)
+def _prefix(prefix):
+    """
+    A path prefix read as paths are (L{normalizedPath}: decoded, dot
+    segments and doubled slashes resolved, lower case), a trailing C{/}
+    kept.
+    """
+    read = normalizedPath(prefix.encode("utf-8")).decode("utf-8", "replace")
+    return read + "/" if prefix.endswith("/") and read != "/" else read
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
