@@ -39,6 +39,25 @@ class IPolicy(Interface):
         """
 
 
+class IImmediatePolicy(IPolicy):
+    """
+    A policy that decides at once, without I/O or waiting (a search of the
+    texts): the chain asks it these, sparing a L{Deferred} and its
+    callbacks per call; C{checkInput} and C{checkOutput} give the same
+    decisions, fired.
+    """
+
+    def decideInput(exchange):
+        """
+        @return: the L{Decision} C{checkInput} fires with.
+        """
+
+    def decideOutput(exchange, texts):
+        """
+        @return: the L{Decision} C{checkOutput} fires with.
+        """
+
+
 class IOutputScanner(Interface):
     """
     A synchronous scanner over the text of one streamed answer.  It holds

@@ -12,7 +12,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from keeptrusts.interfaces import IOutputScanner, IPolicy
+from keeptrusts.interfaces import IImmediatePolicy, IOutputScanner, IPolicy
 from keeptrusts.policy.chain import (
     ChainResult, ChainScanner, PolicyChain, PolicyOutcome, mergeOutcomes)
 from keeptrusts.policy.dlp import DlpFilter, DlpOptions
@@ -53,6 +53,27 @@ class FakePolicy:
 
     def scanOutput(self, exchange):
         return self._scanner
+
+
+@implementer(IImmediatePolicy)
+class ImmediatePolicy(FakePolicy):
+    """
+    A L{FakePolicy} that decides at once: the chain must ask it
+    C{decideInput} and C{decideOutput}, never for a Deferred.
+    """
+
+    def _now(self, phase, exchange, texts):
+        self.calls.append((self.name, phase, exchange, texts))
+        answer = self._decide(texts)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def decideInput(self, exchange):
+        return self._now("input now", exchange, exchange.texts)
+
+    def decideOutput(self, exchange, texts):
+        return self._now("output now", exchange, texts)
 
 
 def allow(texts):
@@ -356,6 +377,74 @@ class CheckInputTests(SynchronousTestCase):
     def test_manyPoliciesNoRecursionLimit(self):
         result = self.runChain([FakePolicy("p%d" % i) for i in range(100)])
         self.assertEqual(len(result.outcomes), 100)
+
+
+class ImmediatePolicyTests(SynchronousTestCase):
+    """
+    Policies that decide at once are asked without a Deferred, with the
+    same semantics: order, redaction fed on, block, failure.
+    """
+
+    def decided(self, policies, failMode="block", output=False):
+        chain = PolicyChain(policies, failMode, Clock())
+        if output:
+            return self.successResultOf(chain.checkOutput(EXCHANGE, ["x"]))
+        return self.successResultOf(chain.checkInput(EXCHANGE))
+
+    def test_askedAtOnce(self):
+        calls = []
+        result = self.decided([ImmediatePolicy("up", upper, calls=calls),
+                           FakePolicy("later", calls=calls),
+                           ImmediatePolicy("seen", calls=calls)])
+        self.assertEqual([(c[0], c[1], c[3]) for c in calls], [
+            ("up", "input now", ("hello", "world")),
+            ("later", "input", ("HELLO", "WORLD")),
+            ("seen", "input now", ("HELLO", "WORLD"))])
+        self.assertEqual(calls[2][2], attr.evolve(EXCHANGE,
+                                                  texts=("HELLO", "WORLD")))
+        self.assertEqual((result.verdict, result.texts),
+                         (REDACT, ("HELLO", "WORLD")))
+        calls[:] = []
+        self.decided([ImmediatePolicy("a", calls=calls)], output=True)
+        self.assertEqual([(c[1], c[3]) for c in calls],
+                         [("output now", ("x",))])
+
+    def test_block(self):
+        calls = []
+        result = self.decided([ImmediatePolicy("guard", blocked, calls=calls),
+                           ImmediatePolicy("after", calls=calls)])
+        self.assertEqual([c[0] for c in calls], ["guard"])
+        self.assertEqual((result.verdict, result.policy, result.message),
+                         (BLOCK, "guard", "nope: bad"))
+
+    def test_failure(self):
+        """
+        A policy that raises, or answers something other than a Decision,
+        has failed: the fail mode decides, its message names no secret.
+        """
+        for answer in (raising, lambda texts: "yes"):
+            result = self.decided([ImmediatePolicy("broken", answer)])
+            self.assertEqual((result.verdict, result.policy),
+                             (ERROR, "broken"))
+            result = self.decided([ImmediatePolicy("broken", answer),
+                               ImmediatePolicy("after", upper)], "allow")
+            self.assertEqual((result.verdict, result.degraded),
+                             (REDACT, True))
+        self.flushLoggedErrors()
+
+    def test_builtInPoliciesDecideAtOnce(self):
+        """
+        The built-in policies that only search texts say so, and their
+        Deferred answers are the same decisions.
+        """
+        from keeptrusts.policy.passive import PassivePolicy
+        dlp = DlpFilter(DlpOptions(detect_patterns=("hunter2-[a-zA-Z0-9-]+",)))
+        for policy in (dlp, PassivePolicy(None)):
+            self.assertTrue(IImmediatePolicy.providedBy(policy))
+        exchange = attr.evolve(EXCHANGE, texts=("key " + SECRET,))
+        self.assertEqual(self.successResultOf(dlp.checkInput(exchange)),
+                         dlp.decideInput(exchange))
+        self.assertEqual(dlp.decideOutput(EXCHANGE, [SECRET]).verdict, REDACT)
 
 
 class LoggingTests(SynchronousTestCase):

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_policy_chain -*-
 """
-The policy chain: policies run in order, each returning a Deferred; the
-first block stops the chain; a redaction feeds the next policy.
+The policy chain: policies run in order, each returning a Deferred, or
+deciding at once (L{IImmediatePolicy}: asked without one); the first block
+stops the chain; a redaction feeds the next policy.
 """
 
 import time
@@ -11,6 +12,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from keeptrusts.interfaces import IImmediatePolicy
 from keeptrusts.policy.values import (
     ALLOW, BLOCK, ERROR, REDACT, Decision, Finding)
 
@@ -76,6 +78,8 @@ class PolicyChain:
                  timer=time.perf_counter):
         self.policies = tuple(policies)
         self.names = tuple(p.name for p in self.policies)
+        self._immediate = tuple(IImmediatePolicy.providedBy(p)
+                                for p in self.policies)
         self._failMode = failMode
         self._clock = clock
         self._timeout = timeout
@@ -85,16 +89,22 @@ class PolicyChain:
         """
         @return: a Deferred firing with a L{ChainResult} over C{exchange.texts}.
         """
-        def check(policy, texts):
+        def check(policy, texts, immediate):
             if texts is not exchange.texts:
-                return policy.checkInput(attr.evolve(exchange, texts=texts))
-            return policy.checkInput(exchange)
+                exchange_ = attr.evolve(exchange, texts=texts)
+            else:
+                exchange_ = exchange
+            if immediate:
+                return policy.decideInput(exchange_)
+            return policy.checkInput(exchange_)
         return self._run(exchange.texts, check)
 
     def checkOutput(self, exchange, texts):
-        return self._run(tuple(texts),
-                         lambda policy, current: policy.checkOutput(
-                             exchange, current))
+        def check(policy, current, immediate):
+            if immediate:
+                return policy.decideOutput(exchange, current)
+            return policy.checkOutput(exchange, current)
+        return self._run(tuple(texts), check)
 
     def scanOutput(self, exchange):
         """
@@ -110,18 +120,27 @@ class PolicyChain:
 
     def _next(self, index, progress, check):
         # Most policies answer at once: those answers are taken here, in a
-        # loop; only a policy still working costs a callback and a timeout.
+        # loop, without a Deferred when the policy says it decides at once
+        # (IImmediatePolicy); only a policy still working costs a callback
+        # and a timeout.
         while index < len(self.policies):
             policy = self.policies[index]
             started = self._timer()
-            d = defer.maybeDeferred(check, policy, progress.texts)
-            if not d.called or d.paused:
-                d.addTimeout(self._timeout, self._clock)
-                return d.addBoth(self._resume, index, started, progress,
-                                 check)
-            answered = []
-            d.addBoth(answered.append)
-            result = self._judge(answered[0], index, started, progress)
+            if self._immediate[index]:
+                try:
+                    answer = check(policy, progress.texts, True)
+                except Exception:
+                    answer = Failure()
+            else:
+                d = defer.maybeDeferred(check, policy, progress.texts, False)
+                if not d.called or d.paused:
+                    d.addTimeout(self._timeout, self._clock)
+                    return d.addBoth(self._resume, index, started, progress,
+                                     check)
+                answered = []
+                d.addBoth(answered.append)
+                answer = answered[0]
+            result = self._judge(answer, index, started, progress)
             if isinstance(result, ChainResult):
                 return defer.succeed(result)
             progress, index = result, index + 1

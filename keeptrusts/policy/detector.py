@@ -9,9 +9,10 @@ import regex
 from twisted.internet import defer
 from zope.interface import implementer
 
-from keeptrusts.interfaces import IPolicy
+from keeptrusts.interfaces import IImmediatePolicy
 from keeptrusts.policy.matcher import StreamScanner, marker
-from keeptrusts.policy.values import ALLOW, BLOCK, REDACT, Decision, countFindings
+from keeptrusts.policy.values import (
+    ALLOWED, BLOCK, REDACT, Decision, countFindings)
 from keeptrusts.schema import Field
 
 
@@ -36,7 +37,7 @@ def patternList():
     return Field(list, default=(), item=Field(str, check=patternProblem))
 
 
-@implementer(IPolicy)
+@implementer(IImmediatePolicy)
 class Detector:
     """
     An L{IPolicy} over a L{Matcher}.
@@ -66,7 +67,7 @@ class Detector:
             redacted.append(new)
             types.extend(found)
         if not types:
-            return Decision(ALLOW)
+            return ALLOWED
         findings = countFindings(types)
         if self._block:
             # Types only: the message reaches the caller and the logs.
@@ -74,13 +75,19 @@ class Detector:
                             % (what, self.name, ", ".join(f.type for f in findings)))
         return Decision(REDACT, findings, texts=tuple(redacted))
 
-    def checkInput(self, exchange):
+    def decideInput(self, exchange):
         if not self._inputs:
-            return defer.succeed(Decision(ALLOW))
-        return defer.succeed(self.decide(exchange.texts, "Request"))
+            return ALLOWED
+        return self.decide(exchange.texts, "Request")
+
+    def decideOutput(self, exchange, texts):
+        return self.decide(texts, "Answer")
+
+    def checkInput(self, exchange):
+        return defer.succeed(self.decideInput(exchange))
 
     def checkOutput(self, exchange, texts):
-        return defer.succeed(self.decide(texts, "Answer"))
+        return defer.succeed(self.decideOutput(exchange, texts))
 
     def scanOutput(self, exchange):
         if not self._matcher:

@@ -17,12 +17,12 @@ from twisted.internet import defer
 from twisted.plugin import IPlugin
 from zope.interface import implementer, provider
 
-from keeptrusts.interfaces import IPolicy, IPolicyFactory
+from keeptrusts.interfaces import IImmediatePolicy, IPolicyFactory
 from keeptrusts.policy.detector import patternProblem
 from keeptrusts.policy.folding import fold, hiddenTexts
 from keeptrusts.policy.matcher import Matcher, Pattern, marker
 from keeptrusts.policy.values import (
-    ALLOW, BLOCK, REDACT, Decision, countFindings)
+    ALLOW, ALLOWED, BLOCK, REDACT, Decision, countFindings)
 from keeptrusts.schema import Field, recordParser, setting
 
 KIND = "prompt-injection"
@@ -164,7 +164,7 @@ def injectionPatterns(options):
     return phrasal, literal
 
 
-@implementer(IPolicy)
+@implementer(IImmediatePolicy)
 class PromptInjection:
     """
     The C{prompt-injection} policy for C{options}.
@@ -194,23 +194,29 @@ class PromptInjection:
         return ([hit.type for hit in self._phrasal.hits(folded.translate(_UNLEET))]
                 + [hit.type for hit in self._literal.hits(folded)])
 
-    def checkInput(self, exchange):
+    def decideInput(self, exchange):
         response = self._options.response
         perText = [self.findings(text) for text in exchange.texts]
         types = [t for found in perText for t in found]
         if not types:
-            return defer.succeed(Decision(ALLOW))
+            return ALLOWED
         findings = countFindings(types)
         if response.action == BLOCK:
-            return defer.succeed(Decision(BLOCK, findings, message=response.message))
+            return Decision(BLOCK, findings, message=response.message)
         if response.action == REDACT:
             texts = tuple(MARKER if found else text
                           for text, found in zip(exchange.texts, perText))
-            return defer.succeed(Decision(REDACT, findings, texts=texts))
-        return defer.succeed(Decision(ALLOW, findings))
+            return Decision(REDACT, findings, texts=texts)
+        return Decision(ALLOW, findings)
+
+    def decideOutput(self, exchange, texts):
+        return ALLOWED
+
+    def checkInput(self, exchange):
+        return defer.succeed(self.decideInput(exchange))
 
     def checkOutput(self, exchange, texts):
-        return defer.succeed(Decision(ALLOW))
+        return defer.succeed(ALLOWED)
 
     def scanOutput(self, exchange):
         return None

@@ -7,11 +7,11 @@ elsewhere (the journal's, the router's).
 from twisted.internet import defer
 from zope.interface import implementer
 
-from keeptrusts.interfaces import IPolicy
-from keeptrusts.policy.values import Decision
+from keeptrusts.interfaces import IImmediatePolicy
+from keeptrusts.policy.values import ALLOWED
 
 
-@implementer(IPolicy)
+@implementer(IImmediatePolicy)
 class PassivePolicy:
     """
     @ivar options: the policy's configuration value.
@@ -22,11 +22,17 @@ class PassivePolicy:
     def __init__(self, options):
         self.options = options
 
+    def decideInput(self, exchange):
+        return ALLOWED
+
+    def decideOutput(self, exchange, texts):
+        return ALLOWED
+
     def checkInput(self, exchange):
-        return defer.succeed(Decision())
+        return defer.succeed(ALLOWED)
 
     def checkOutput(self, exchange, texts):
-        return defer.succeed(Decision())
+        return defer.succeed(ALLOWED)
 
     def scanOutput(self, exchange):
         return None

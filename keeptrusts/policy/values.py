@@ -62,6 +62,10 @@ class Decision:
     message: Optional[str] = None
 
 
+# Nothing found: one value, shared (a Decision is frozen).
+ALLOWED = Decision()
+
+
 class Blocked(Exception):
     """
     Raised by an L{IOutputScanner} when a streamed answer must stop.
