@@ -394,10 +394,10 @@ class LoopbackTests(TestCase):
         self.assertEqual(answers[0]["protocol"], "GatewayChannel")
 
     @inlineCallbacks
-    def test_noDelay(self):
+    def connected(self):
         """
-        An accepted connection has Nagle's algorithm off: a streamed event
-        does not wait for the acknowledgement of the one before it.
+        A client connected to the listener, and the list the listener's
+        protocols go to as they are built.
         """
         accepted = []
         buildProtocol = self.factory.buildProtocol
@@ -406,6 +406,15 @@ class LoopbackTests(TestCase):
         client = yield connectProtocol(
             TCP4ClientEndpoint(reactor, "127.0.0.1", self.port),
             Protocol())
+        return accepted, client
+
+    @inlineCallbacks
+    def test_noDelay(self):
+        """
+        An accepted connection has Nagle's algorithm off: a streamed event
+        does not wait for the acknowledgement of the one before it.
+        """
+        accepted, client = yield self.connected()
         self.addCleanup(client.transport.loseConnection)
         yield waitUntil(reactor, lambda: accepted and
                         accepted[0].transport is not None, timeout=60)
@@ -419,13 +428,7 @@ class LoopbackTests(TestCase):
         A client that goes away in the middle of its first line leaves
         nothing behind: no handler call, no timer.
         """
-        accepted = []
-        buildProtocol = self.factory.buildProtocol
-        self.factory.buildProtocol = lambda addr: accepted.append(
-            buildProtocol(addr)) or accepted[-1]
-        client = yield connectProtocol(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", self.port),
-            Protocol())
+        accepted, client = yield self.connected()
         client.transport.write(b"CONNE")
         client.transport.loseConnection()
         yield waitUntil(reactor, lambda: accepted and
