@@ -24,7 +24,7 @@ from keeptrusts.limits import Limits, MemoryCounters
 from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.front import FrontFactory
 from keeptrusts.proxy.connect import (
-    ConnectHandler, ProxyPolicy, accessRecord, configuredOrigins)
+    ConnectHandler, ProxyPolicy, accessRecord, guardedDestinations)
 from keeptrusts.proxy.forward import ForwardProxy
 from keeptrusts.proxy.intercept import Interceptor
 from keeptrusts.proxy.splice import Splicer, descriptorLimit
@@ -89,21 +89,6 @@ class Current:
         self.parts = parts
 
 
-def guardedOrigins(config):
-    """
-    Off loopback, which origins of proxied requests are reached only at
-    addresses that are not the gateway's machine's or link's
-    (L{keeptrusts.proxy.guard}): all but those the configuration names
-    (L{configuredOrigins}).  On loopback, L{None}: none.
-    """
-    if isLoopback(config.gateway.listen):
-        return None
-    configured = configuredOrigins(config)
-    return lambda origin: not configured(
-        origin[0].decode("ascii"), origin[1].decode("ascii", "replace"),
-        origin[2])
-
-
 def buildParts(config, reactor, journal, pool, policyFactories, environ,
                counters=None):
     """
@@ -116,7 +101,8 @@ def buildParts(config, reactor, journal, pool, policyFactories, environ,
     # Upstream TLS is verified: the platform's roots plus upstream_ca_file.
     agent = KeptAgent(KeptEndpoints(
         reactor, upstreamPolicy(config.gateway.intercept.upstream_ca_file),
-        limits.upstream_connect_timeout_s, guarded=guardedOrigins(config)),
+        limits.upstream_connect_timeout_s, guarded=guardedDestinations(
+            config, isLoopback(config.gateway.listen))),
         pool)
     audit = config.policy.get("audit-logger")
     targets = usableTargets(config.providers.targets, environ)

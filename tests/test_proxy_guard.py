@@ -14,7 +14,7 @@ from twisted.web.client import URI
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
-from keeptrusts.parts import guardedOrigins
+from keeptrusts.proxy.connect import guardedDestinations
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.proxy.guard import GuardedEndpoint, isInternal
 from keeptrusts.proxy.resolve import FixedResolver
@@ -118,8 +118,8 @@ class GuardedOriginsTests(SynchronousTestCase):
         """
         On loopback nothing is guarded: the caller is on the machine.
         """
-        self.assertIsNone(guardedOrigins(config(
-            "tcp:41002:interface=127.0.0.1")))
+        self.assertIsNone(guardedDestinations(config(
+            "tcp:41002:interface=127.0.0.1"), loopback=True))
 
     def test_offLoopback(self):
         """
@@ -128,24 +128,24 @@ class GuardedOriginsTests(SynchronousTestCase):
         service of its host), the targets' and intercepted hosts over https
         on an allowed CONNECT port.
         """
-        guarded = guardedOrigins(config(
+        guarded = guardedDestinations(config(
             "tcp:41002:interface=0.0.0.0",
-            "  intercept: {hosts: ['*.corp.example']}"))
-        for origin in [(b"http", b"127.0.0.1", 11434),
-                       (b"https", b"sourcegraph.example.com", 443),
-                       (b"https", b"Sourcegraph.Example.com.", 443),
-                       (b"https", b"llm.corp.example", 443)]:
-            self.assertFalse(guarded(origin), origin)
-        for origin in [(b"http", b"169.254.169.254", 80),
-                       (b"http", b"localhost", 6379),
-                       (b"http", b"127.0.0.1", 6379),
-                       (b"https", b"127.0.0.1", 11434),
-                       (b"http", b"sourcegraph.example.com", 80),
-                       (b"https", b"sourcegraph.example.com", 8443),
-                       (b"https", b"corp.example", 443),
-                       (b"http", b"llm.corp.example", 80),
-                       (b"http", b"example.com", 80)]:
-            self.assertTrue(guarded(origin), origin)
+            "  intercept: {hosts: ['*.corp.example']}"), loopback=False)
+        for origin in [("http", "127.0.0.1", 11434),
+                       ("https", "sourcegraph.example.com", 443),
+                       ("https", "Sourcegraph.Example.com.", 443),
+                       ("https", "llm.corp.example", 443)]:
+            self.assertFalse(guarded(*origin), origin)
+        for origin in [("http", "169.254.169.254", 80),
+                       ("http", "localhost", 6379),
+                       ("http", "127.0.0.1", 6379),
+                       ("https", "127.0.0.1", 11434),
+                       ("http", "sourcegraph.example.com", 80),
+                       ("https", "sourcegraph.example.com", 8443),
+                       ("https", "corp.example", 443),
+                       ("http", "llm.corp.example", 80),
+                       ("http", "example.com", 80)]:
+            self.assertTrue(guarded(*origin), origin)
 
     def test_endpoints(self):
         """
@@ -155,7 +155,7 @@ class GuardedOriginsTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         endpoints = KeptEndpoints(
             reactor, upstreamPolicy(None), 7,
-            guarded=lambda origin: origin[1] != b"api.openai.com")
+            guarded=lambda scheme, host, port: host != "api.openai.com")
         plain = endpoints.endpointForURI(URI.fromBytes(
             b"http://Metadata.Example/latest"))
         self.assertIsInstance(plain, GuardedEndpoint)

@@ -322,7 +322,7 @@ class ConnectHandlerTests(SynchronousTestCase):
                                "169.254.169.254", "0.0.0.0",
                                "::ffff:169.254.169.254"])
 
-        def guarded(host, port):
+        def guarded(scheme, host, port):
             return matcher(host)
         handler = self.handler(guarded=guarded, allowedPorts=[443, 8443])
         for target in (b"127.0.0.1:443", b"[::1]:8443",
@@ -341,7 +341,8 @@ class ConnectHandlerTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpClients, [])
         self.assertEqual([e.status for e in self.events], [403] * 6)
         # A host the configuration names is the operator's choice.
-        inForce = policy(guarded=lambda host, port: host != "local.test")
+        inForce = policy(
+            guarded=lambda scheme, host, port: host != "local.test")
         handler = ConnectHandler(self.reactor, lambda: inForce,
                                  self.events.append,
                                  resolver=FixedResolver(["127.0.0.1"]))
@@ -364,7 +365,7 @@ class ConnectHandlerTests(SynchronousTestCase):
             "policies: {chain: [audit-logger]}\n", policyFactories())
         guarded = ProxyPolicy.fromConfig(config, identify,
                                          loopback=False).guarded
-        self.assertEqual([guarded(h, p) for h, p in (
+        self.assertEqual([guarded(None, h, p) for h, p in (
             ("127.0.0.1", 11434), ("llm.corp.example", 443),
             ("127.0.0.1", 443), ("llm.corp.example", 8443),
             ("localhost", 11434), ("example.com", 443))],

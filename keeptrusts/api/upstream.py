@@ -155,10 +155,9 @@ class KeptEndpoints:
     it; endpoints are dear: IDNA, TLS options).
 
     @param tlsPolicy: the L{IPolicyForHTTPS} of C{https} URIs.
-    @param guarded: C{(scheme, host, port) -> bool} (bytes, the host in
-        lower case), whether that origin is reached only at addresses that
-        are not the gateway's machine's or link's
-        (L{keeptrusts.proxy.guard.GuardedEndpoint}); L{None}: none is.
+    @param guarded: C{(scheme, host, port) -> bool}, whether that origin is
+        reached only at addresses that are not the gateway's machine's or
+        link's (L{keeptrusts.proxy.guard.GuardedEndpoint}); L{None}: none is.
     """
 
     def __init__(self, reactor, tlsPolicy, connectTimeout, maxKept=256,
@@ -177,11 +176,11 @@ class KeptEndpoints:
             if uri.scheme not in (b"http", b"https"):
                 raise SchemeNotSupported("unsupported scheme: %r"
                                          % (uri.scheme,))
+            host = uri.host.decode("ascii")
             if self._guarded is not None and self._guarded(
-                    (uri.scheme, uri.host.lower(), uri.port)):
-                endpoint = GuardedEndpoint(
-                    self._reactor, uri.host.decode("ascii"), uri.port,
-                    self._connectTimeout)
+                    uri.scheme.decode("ascii"), host, uri.port):
+                endpoint = GuardedEndpoint(self._reactor, host, uri.port,
+                                           self._connectTimeout)
             else:
                 endpoint = HostnameEndpoint(self._reactor, uri.host, uri.port,
                                             timeout=self._connectTimeout)

@@ -80,9 +80,18 @@ def configuredOrigins(config):
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _unconfigured(config):
+def guardedDestinations(config, loopback):
+    """
+    Off loopback, a predicate C{(scheme, host, port) -> bool}: whether the
+    proxy reaches that destination only outside the gateway's machine and
+    link (L{keeptrusts.proxy.guard}), as it does every destination but the
+    configured origins (a scheme of L{None}: a tunnel's).  On loopback,
+    L{None}: nothing is guarded.
+    """
+    if loopback:
+        return None
     configured = configuredOrigins(config)
-    return lambda host, port: not configured(None, host, port)
+    return lambda scheme, host, port: not configured(scheme, host, port)
 
 
 def targetHosts(targets):
@@ -103,9 +112,7 @@ class ProxyPolicy:
     @ivar authenticate: C{Proxy-Authorization value or None -> user},
         raising a 407 L{GatewayError}.
     @ivar interceptHost: C{host -> bool}, whether to intercept.
-    @ivar guarded: C{(host, port) -> bool}, whether the gateway's own
-        machine and link are out of reach there (L{keeptrusts.proxy.guard}),
-        or L{None} for no destination (on loopback).
+    @ivar guarded: the L{guardedDestinations} predicate, or L{None}.
     """
 
     authenticate: Callable[[Optional[bytes]], str]
@@ -114,7 +121,7 @@ class ProxyPolicy:
     interceptHost: Callable[[str], bool] = hostMatcher(())
     connectTimeout: float = 10.0
     idleTimeout: float = 300.0
-    guarded: Optional[Callable[[str, int], bool]] = None
+    guarded: Optional[Callable[[Optional[str], str, int], bool]] = None
 
     @classmethod
     def fromConfig(cls, config, identify, loopback):
@@ -133,7 +140,7 @@ class ProxyPolicy:
                                       if hosts is None else hosts),
             connectTimeout=gateway.limits.upstream_connect_timeout_s,
             idleTimeout=gateway.limits.client_idle_timeout_s,
-            guarded=None if loopback else _unconfigured(config))
+            guarded=guardedDestinations(config, loopback))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -220,7 +227,7 @@ class ConnectHandler:
             # Names are checked again once resolved, just before connecting.
             _refuseGateway(request.host, request)
             guarded = policy.guarded is not None and policy.guarded(
-                request.host, request.port)
+                None, request.host, request.port)
             if guarded:
                 refuseInternal(request.host)
             if intercepting:
