@@ -6,6 +6,7 @@ backpressure and idle timeout, and the whole-body collector.
 
 import json
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -14,9 +15,9 @@ from twisted.web.client import ResponseDone, ResponseFailed
 from twisted.web.http import PotentialDataLoss
 
 try:
-    from twisted.internet.testing import StringTransport
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
 except ImportError:
-    from twisted.test.proto_helpers import StringTransport
+    from twisted.test.proto_helpers import MemoryReactorClock, StringTransport
 
 from keeptrusts.api.errors import GatewayError, upstreamError
 from keeptrusts.api.openai import ENDPOINTS
@@ -609,6 +610,28 @@ class ResponseBridgeTests(SynchronousTestCase):
         self.assertEqual(self.request.written, [b"data: 1\n\n",
                                                 b"data: 2\n\n"])
         self.assertEqual(self.outcome.bytes, 18)
+
+    def test_eventsSentAtOnce(self):
+        """
+        Each written event is handed to the client's socket before the
+        bridge returns, not when the reactor next polls: it waits for no
+        other work of the turn.  Nothing is sent when nothing was written.
+        """
+        sent = []
+
+        class Socket(FileDescriptor):
+            connected = True
+
+            def doWrite(self):
+                sent.append(b"".join(written))
+        bridge = self.bridge()
+        written = self.request.written
+        self.request.channel.transport = Socket(MemoryReactorClock())
+        bridge.dataReceived(b"data: 1\n\n")
+        bridge.dataReceived(b"data: ")
+        self.assertEqual(sent, [b"data: 1\n\n"])
+        bridge.dataReceived(b"2\n\n")
+        self.assertEqual(sent, [b"data: 1\n\n", b"data: 1\n\ndata: 2\n\n"])
 
     def test_writesTransformedData(self):
         bridge = self.rewriting()

@@ -89,6 +89,8 @@ class ResponseBridge(Protocol):
         if out:
             self.outcome.bytes += len(out)
             self._request.write(out)
+            # An event waits for no other work of this turn.
+            sendNow(self._request)
 
     def clientGone(self):
         self._stop("client_gone", None)
