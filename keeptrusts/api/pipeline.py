@@ -92,9 +92,9 @@ class Call:
     def _inputDecided(self, result, slots):
         self.policyMs += result.ms
         self.degraded = result.degraded
-        record = self._record("input", result.verdict, result.outcomes)
         if result.verdict in (BLOCK, ERROR) or self.gone:
-            self._append(record)
+            self._append(self._record("input", result.verdict,
+                                      result.outcomes))
             self._recorded()
             if not self.gone:
                 self._end(_policyError(result, "input_blocked"))
@@ -109,10 +109,11 @@ class Call:
             self.askedUsage = changed = True
         if changed:
             self.payload = json.dumps(self.body).encode("utf-8")
+        # The input record is made and written once the provider has the
+        # request (unless what the sending led to journals first), as it
+        # stood when decided.
         self.upstreamStarted = self.gateway.timer()
-        # The input record is written once the provider has the request,
-        # unless what the sending led to journals first.
-        self._heldRecord = record
+        self._heldRecord = (self.exchange, result, self.upstreamStarted)
         try:
             self._send()
         finally:
@@ -399,6 +400,10 @@ class Call:
         Journal the held input record, if any, then C{record}, if any.
         """
         held, self._heldRecord = self._heldRecord, None
+        if held is not None:
+            exchange, result, decided = held
+            held = self._record("input", result.verdict, result.outcomes,
+                                exchange=exchange, now=decided)
         for r in (held, record):
             if r is not None:
                 self.lastWrite = self.gateway.journal.append(r)
@@ -415,16 +420,18 @@ class Call:
             release()
 
     def _record(self, phase, verdict, outcomes, status=None, tokens=None,
-                client_gone=False):
+                client_gone=False, exchange=None, now=None):
         # The access log line shows the request's strongest verdict.
         shown = getattr(self.request, "ktVerdict", None)
         if shown is None or RANK.get(verdict, 0) > RANK.get(shown, 0):
             self.request.ktVerdict = verdict
-        now = self.gateway.timer()
-        upstream = (None if self.upstreamStarted is None
+        if now is None:
+            now = self.gateway.timer()
+        upstream = (None if phase == "input" or self.upstreamStarted is None
                     else round((now - self.upstreamStarted) * 1000.0, 3))
         record = eventRecord(
-            phase, verdict, self.exchange, self.gateway.configName,
+            phase, verdict, exchange or self.exchange,
+            self.gateway.configName,
             policyEntries(outcomes),
             status=status, tokens=tokens, degraded=self.degraded,
             latency={"policy": round(self.policyMs, 3), "upstream": upstream,
