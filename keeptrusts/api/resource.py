@@ -161,7 +161,8 @@ def parseBody(raw):
     and the provider another.
     """
     try:
-        body = json.loads(raw, object_pairs_hook=_uniqueKeys)
+        body = _DECODER.decode(
+            raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except _DuplicateKey as e:
         raise validationError("the request body gives the key %s twice"
                               % (json.dumps(e.key)[:64],))
@@ -196,6 +197,9 @@ def _uniqueKeys(pairs):
             seen.add(key)
     return body
 
+
+# Made once: json.loads with options makes a decoder per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_uniqueKeys)
 
 # Only an escape can put a surrogate in a parsed string (UTF-8 has none).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -12,6 +12,9 @@ from keeptrusts.api.errors import upstreamError
 from keeptrusts.api.sse import EventSplitter, eventData
 from keeptrusts.policy.chain import mergeOutcomes
 
+# Made once: json.dumps with options makes an encoder per call.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
 
 class EventRewriter:
     """
@@ -137,8 +140,7 @@ def namedEvent(name, payload):
     API's streams name every event).
     """
     return (b"event: " + name + b"\ndata: " +
-            json.dumps(payload, separators=(",", ":")).encode("utf-8") +
-            b"\n\n")
+            _compact(payload).encode("utf-8") + b"\n\n")
 
 
 class _Counting:
@@ -337,5 +339,4 @@ def indexOf(value, key="index", default=0):
 
 
 def _chunkEvent(chunk):
-    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode(
-        "utf-8") + b"\n\n"
+    return b"data: " + _compact(chunk).encode("utf-8") + b"\n\n"

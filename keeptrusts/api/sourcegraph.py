@@ -14,7 +14,7 @@ import json
 
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import EventRewriter
+from keeptrusts.api.rewrite import EventRewriter, namedEvent
 
 PROVIDER = "sourcegraph"
 
@@ -44,12 +44,6 @@ def _answerSlots(answer):
 def errorEvent(error):
     return b"event: error\ndata: " + json.dumps(
         {"error": error.message}).encode("utf-8") + b"\n\n"
-
-
-def _event(name, payload):
-    return (b"event: " + name + b"\ndata: " +
-            json.dumps(payload, separators=(",", ":")).encode("utf-8") +
-            b"\n\n")
 
 
 class CompletionRewriter(EventRewriter):
@@ -87,7 +81,7 @@ class CompletionRewriter(EventRewriter):
         if isinstance(whole, str):
             payload["completion"] = self._released
         self._template = payload
-        return _event(name or b"completion", payload)
+        return namedEvent(name or b"completion", payload)
 
     def _flush(self):
         scanner = self._scanners.pop(0, None)
@@ -102,7 +96,7 @@ class CompletionRewriter(EventRewriter):
             payload["deltaText"] = held
             if "completion" in payload:
                 payload["completion"] = self._released
-        return _event(b"completion", payload)
+        return namedEvent(b"completion", payload)
 
 
 def _endpoint(name):
