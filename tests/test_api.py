@@ -691,6 +691,8 @@ class ErrorTests(TestCase):
         yield response.content()
         made = response.headers.getRawHeaders(b"x-request-id")[0]
         self.assertTrue(made.startswith(b"req_"))
+        self.assertEqual({e["request_id"] for e in gw.events()[-2:]},
+                         {made.decode()})
 
     @defer.inlineCallbacks
     def test_unknownEndpoint(self):

@@ -37,3 +37,15 @@ class ScrubberTests(SynchronousTestCase):
         matcher = scrubber._matcher
         self.assertEqual(scrubber("secret-4"), "[REDACTED:WORD]-4")
         self.assertIs(scrubber._matcher, matcher)
+
+    def test_madeHere(self):
+        """
+        Text the gateway made passes unread and is not kept (its request
+        ids are drawn anew each time); the same text from a client is read.
+        """
+        scrubber = Scrubber([Pattern("word", r"secret")])
+        made = scrub.MadeHere("req_secret")
+        self.assertIs(scrubber(made), made)
+        self.assertIsNone(scrubber._matcher)
+        self.assertEqual(scrubber._kept, {})
+        self.assertEqual(scrubber("req_secret"), "req_[REDACTED:WORD]")

@@ -17,6 +17,7 @@ from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.translate import upstreamPath
 from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.policy.scrub import MadeHere
 from keeptrusts.policy.values import Exchange
 
 ENDPOINTS = dict(openai.ENDPOINTS, messages=anthropic.MESSAGES,
@@ -37,7 +38,8 @@ def requestId(request):
     Echo the client's C{x-request-id}, or make one.
     """
     given = header(request, b"x-request-id")
-    rid = given if given and len(given) <= 200 else "req_" + os.urandom(16).hex()
+    rid = given if given and len(given) <= 200 else MadeHere(
+        "req_" + os.urandom(16).hex())
     request.setHeader(b"x-request-id", rid.encode("utf-8"))
     return rid
 

@@ -16,6 +16,17 @@ MAX_KEPT = 4096
 MAX_KEPT_LENGTH = 256
 
 
+class MadeHere(str):
+    """
+    Text the gateway made itself (a request id it drew): no credential can
+    be in it, and a L{Scrubber} passes it as it is.  A request's id is
+    recorded twice, and drawn anew each time: never kept, it would be read
+    each time.
+    """
+
+    __slots__ = ()
+
+
 class Scrubber:
     """
     @param patterns: the L{Pattern}s to take out; the credential catalogue
@@ -32,7 +43,8 @@ class Scrubber:
         C{value} with the findings in it replaced by their markers; a value
         that is not text, as it is.
         """
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or (
+                value.__class__ is MadeHere):
             return value
         return self._outcome(value)[0]
 

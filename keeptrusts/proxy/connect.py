@@ -20,6 +20,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 from keeptrusts.api.errors import GatewayError, upstreamError
 from keeptrusts.events import eventRecord
 from keeptrusts.front import refuse
+from keeptrusts.policy.scrub import MadeHere
 from keeptrusts.policy.values import Exchange
 from keeptrusts.proxy.guard import isInternal, refuseInternal
 from keeptrusts.proxy.resolve import pinnedEndpoint, resolve
@@ -172,7 +173,7 @@ def accessRecord(event, configName):
     status = event.status
     verdict = ("allow" if status == 200 else
                "block" if status in (403, 407) else "error")
-    exchange = Exchange(request_id="conn_" + os.urandom(16).hex(),
+    exchange = Exchange(request_id=MadeHere("conn_" + os.urandom(16).hex()),
                         mode=event.mode, method="CONNECT", host=event.host,
                         user=event.user or "")
     record = eventRecord("access", verdict, exchange, configName,
