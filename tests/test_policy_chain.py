@@ -432,6 +432,33 @@ class ImmediatePolicyTests(SynchronousTestCase):
                              (REDACT, True))
         self.flushLoggedErrors()
 
+    def test_resultWithoutDeferred(self):
+        """
+        C{inputResult} and C{outputResult} give the L{ChainResult} itself
+        when every policy decided at once or answered with a fired
+        Deferred, and the Deferred while one is still working; C{checkInput}
+        and C{checkOutput} always give a Deferred.
+        """
+        chain = PolicyChain([ImmediatePolicy("up", upper), FakePolicy("a")],
+                            "block", Clock())
+        result = chain.inputResult(EXCHANGE)
+        self.assertIsInstance(result, ChainResult)
+        self.assertEqual(result.texts, ("HELLO", "WORLD"))
+        self.assertIsInstance(chain.outputResult(EXCHANGE, ["x"]),
+                              ChainResult)
+        self.assertEqual(
+            self.successResultOf(chain.checkInput(EXCHANGE)).texts,
+            result.texts)
+        working = defer.Deferred()
+        chain = PolicyChain([ImmediatePolicy("up", upper),
+                             FakePolicy("slow", lambda texts: working)],
+                            "block", Clock())
+        pending = chain.outputResult(EXCHANGE, ["x"])
+        self.assertIsInstance(pending, defer.Deferred)
+        self.assertNoResult(pending)
+        working.callback(Decision(ALLOW))
+        self.assertEqual(self.successResultOf(pending).texts, ("X",))
+
     def test_builtInPoliciesDecideAtOnce(self):
         """
         The built-in policies that only search texts say so, and their

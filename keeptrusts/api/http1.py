@@ -44,9 +44,14 @@ class KeptAgent:
                                 bodyProducer)
         except ValueError as e:
             return defer.fail(e)
-        body = b"" if bodyProducer is None else bodyProducer.body
-        d = self._pool.connection(origin)
-        return d.addCallback(self._send, origin, method, head + body, True)
+        data = head if bodyProducer is None else head + bodyProducer.body
+        conn = self._pool.idleConnection(origin)
+        if conn is not None:
+            # No Deferred for the connection when one is kept.
+            return defer.maybeDeferred(self._send, conn, origin, method,
+                                       data, True)
+        d = self._pool.newConnection(origin)
+        return d.addCallback(self._send, origin, method, data, True)
 
     def _send(self, conn, origin, method, data, retry):
         d = conn.request(method, data)
@@ -64,7 +69,7 @@ class KeptAgent:
         """
         reason.trap(ResponseNeverReceived)
         self._pool.forgetIdle(origin.key)
-        d = self._pool.connection(origin)
+        d = self._pool.newConnection(origin)
         return d.addCallback(self._send, origin, method, data, False)
 
     def _origin(self, uri):
@@ -140,10 +145,9 @@ class KeptConnections:
         self._idle = {}
         self._connecting = set()
 
-    def connection(self, origin):
+    def idleConnection(self, origin):
         """
-        @return: a Deferred firing with an idle or new connection to
-            C{origin}.
+        @return: an idle connection to C{origin}, taken, or L{None}.
         """
         idle = self._idle.get(origin.key)
         while idle:
@@ -151,7 +155,13 @@ class KeptConnections:
             if conn.connected and not conn.closing:
                 conn.taken()
                 conn.reused = True
-                return defer.succeed(conn)
+                return conn
+        return None
+
+    def newConnection(self, origin):
+        """
+        @return: a Deferred firing with a new connection to C{origin}.
+        """
         d = origin.endpoint.connect(KeptConnectionFactory(self, origin.key))
         self._connecting.add(d)
         return d.addBoth(self._connected, d)

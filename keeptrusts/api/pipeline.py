@@ -7,6 +7,7 @@ client, journal (DESIGN.md section 2).
 import json
 
 import attr
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -81,13 +82,18 @@ class Call:
         slots = reading.slots
         self.promptTexts = readSlots(slots)
         self.exchange = attr.evolve(self.exchange, texts=self.promptTexts)
-        named = _namedCredentials(self.chain, reading.names)
-        if named is not None:
-            self._inputDecided(named, slots)
+        result = _namedCredentials(self.chain, reading.names)
+        if result is None:
+            result = self.chain.inputResult(self.exchange)
+        if isinstance(result, Deferred):
+            result.addCallback(self._inputDecided, slots)
+            result.addErrback(self._crashed)
             return
-        d = self.chain.checkInput(self.exchange)
-        d.addCallback(self._inputDecided, slots)
-        d.addErrback(self._crashed)
+        # Decided at once, as most chains are: no Deferred.
+        try:
+            self._inputDecided(result, slots)
+        except Exception:
+            self._crashed(Failure())
 
     def _inputDecided(self, result, slots):
         self.policyMs += result.ms
@@ -283,9 +289,11 @@ class Call:
             # bytes go on as they came): its texts are read.
             slots = everyText(answer) if isinstance(
                 answer, (dict, list)) else []
-        d = self.chain.checkOutput(self.exchange, readSlots(slots))
-        d.addCallback(self._outputDecided, response, answer, data, slots)
-        return d
+        result = self.chain.outputResult(self.exchange, readSlots(slots))
+        if isinstance(result, Deferred):
+            return result.addCallback(self._outputDecided, response, answer,
+                                      data, slots)
+        self._outputDecided(result, response, answer, data, slots)
 
     def _outputDecided(self, result, response, answer, data, slots):
         self.policyMs += result.ms

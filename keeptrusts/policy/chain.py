@@ -89,6 +89,20 @@ class PolicyChain:
         """
         @return: a Deferred firing with a L{ChainResult} over C{exchange.texts}.
         """
+        return _deferred(self.inputResult(exchange))
+
+    def checkOutput(self, exchange, texts):
+        """
+        @return: a Deferred firing with a L{ChainResult} over C{texts}.
+        """
+        return _deferred(self.outputResult(exchange, texts))
+
+    def inputResult(self, exchange):
+        """
+        As L{checkInput}, without a Deferred when the chain decided at once
+        (every policy did, or answered with a Deferred already fired): the
+        L{ChainResult}, or a Deferred of it while a policy is still working.
+        """
         def check(policy, texts, immediate):
             if texts is not exchange.texts:
                 exchange_ = attr.evolve(exchange, texts=texts)
@@ -97,14 +111,17 @@ class PolicyChain:
             if immediate:
                 return policy.decideInput(exchange_)
             return policy.checkInput(exchange_)
-        return self._run(exchange.texts, check)
+        return self._next(0, _Progress(exchange.texts), check)
 
-    def checkOutput(self, exchange, texts):
+    def outputResult(self, exchange, texts):
+        """
+        As L{checkOutput}, as L{inputResult} is to L{checkInput}.
+        """
         def check(policy, current, immediate):
             if immediate:
                 return policy.decideOutput(exchange, current)
             return policy.checkOutput(exchange, current)
-        return self._run(tuple(texts), check)
+        return self._next(0, _Progress(tuple(texts)), check)
 
     def scanOutput(self, exchange):
         """
@@ -114,9 +131,6 @@ class PolicyChain:
                     ((p, p.scanOutput(exchange)) for p in self.policies)
                     if s is not None]
         return ChainScanner(scanners, self._timer) if scanners else None
-
-    def _run(self, texts, check):
-        return self._next(0, _Progress(texts), check)
 
     def _next(self, index, progress, check):
         # Most policies answer at once: those answers are taken here, in a
@@ -142,11 +156,10 @@ class PolicyChain:
                 answer = answered[0]
             result = self._judge(answer, index, started, progress)
             if isinstance(result, ChainResult):
-                return defer.succeed(result)
+                return result
             progress, index = result, index + 1
-        return defer.succeed(ChainResult(
-            progress.verdict, progress.texts, progress.outcomes,
-            progress.degraded))
+        return ChainResult(progress.verdict, progress.texts,
+                           progress.outcomes, progress.degraded)
 
     def _resume(self, answer, index, started, progress, check):
         result = self._judge(answer, index, started, progress)
@@ -228,6 +241,12 @@ class ChainScanner:
                           round(seconds * 1000.0, 3), scanner.findings)
             for name, scanner, seconds in zip(
                 self._names, self._scanners, self._seconds))
+
+
+def _deferred(result):
+    if isinstance(result, defer.Deferred):
+        return result
+    return defer.succeed(result)
 
 
 def mergeOutcomes(outcomeLists):
