@@ -164,6 +164,23 @@ class StreamPropertyTests(SynchronousTestCase):
                                 for p in MATCHER.patterns) if m is not None])
         self.assertEqual(MATCHER.holdPoint(text, pos), everyProbe)
 
+    @settings(PROFILE, max_examples=150)
+    @given(st.text(alphabet="akiAKIghp_xoB-beginBEGIN.:/ ", max_size=60),
+           st.integers(0, 60))
+    def test_beginningsAtTheEnd(self, text, pos):
+        """
+        L{Matcher.candidates} finds the patterns whose literal the text
+        ends with a beginning of, whatever its length, stopping as soon as
+        no longer one can be: the same as trying every length.
+        """
+        pos = min(pos, len(text))
+        region = text[pos:].lower()
+        everyLength = set(MATCHER._always)
+        everyLength.update(MATCHER._literals.found(region))
+        for n in range(1, len(region) + 1):
+            everyLength.update(MATCHER._byBeginning.get(region[-n:], ()))
+        self.assertEqual(MATCHER.candidates(text, pos), sorted(everyLength))
+
     @settings(PROFILE, max_examples=100)
     @given(st.data())
     def test_literalShortcutSameHits(self, data):

@@ -110,7 +110,10 @@ class Matcher:
                 byLiteral.setdefault(literal, []).append(index)
                 for n in range(1, len(literal)):
                     self._byBeginning.setdefault(literal[:n], []).append(index)
-        self._longest = max(map(len, byLiteral), default=0)
+        # Every ending of a beginning: a text whose last n characters are
+        # none ends with no longer beginning either.
+        self._beginningEnds = {beginning[-n:] for beginning in self._byBeginning
+                               for n in range(1, len(beginning) + 1)}
         self._literals = LiteralIndex(byLiteral) if byLiteral else None
 
     def __bool__(self):
@@ -202,8 +205,11 @@ class Matcher:
         if self._literals is not None:
             found.update(self._literals.found(region))
         if beginnings:
-            for n in range(1, min(self._longest, len(region) + 1)):
-                found.update(self._byBeginning.get(region[-n:], ()))
+            for n in range(1, len(region) + 1):
+                end = region[-n:]
+                if end not in self._beginningEnds:
+                    break
+                found.update(self._byBeginning.get(end, ()))
         return sorted(found)
 
 
