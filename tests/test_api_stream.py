@@ -161,6 +161,22 @@ class SseRewriterTests(SynchronousTestCase):
                          b": keep-alive\n\n" + event(USAGE) +
                          b"event: ping\ndata: {}\n\n" + b"data: [DONE]\n\n")
 
+    def test_obfuscationNotRead(self):
+        """
+        OpenAI's padding of every chunk ("obfuscation": random characters)
+        is no text of the model: not read, the chunk kept as it came.
+        """
+        padded = event(dict(chunk("hello"), obfuscation="Yq8TzV2m"))
+        scanners = []
+        factory = newScanner()
+
+        def counted():
+            scanners.append(factory())
+            return scanners[-1]
+        rewriter = SseRewriter(Outcome(), CHAT_DELTAS, counted)
+        self.assertEqual(rewriter.feed(padded), padded)
+        self.assertEqual(len(scanners), 1)  # the choice's own
+
     def test_usageRecorded(self):
         self.runPieces([chatStream("hi")])
         self.assertEqual(self.outcome.tokens, {"input": 9, "output": 12})
