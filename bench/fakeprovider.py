@@ -14,9 +14,10 @@ What it answers:
   bytes), or, when the body has C{"stream": true}, an SSE stream in chunked
   encoding; request headers shape the stream (the gateway forwards them):
   C{x-bench-chunks: N} content chunks (default 10), then a finishing chunk
-  and C{[DONE]}; every chunk carries C{"bench": [received, sent]}, when
-  the request was complete and when the chunk was written, in
-  C{time.monotonic_ns()} (the client's clock too, on the same machine);
+  and C{[DONE]}, shaped as OpenAI's (its C{obfuscation} padding included);
+  every chunk's id is C{chatcmpl-bench-RECEIVED-SENT}, when the request was
+  complete and when the chunk was written, in C{time.monotonic_ns()} (the
+  client's clock too, on the same machine): no field a real chunk lacks;
   C{x-bench-gap-ms: G} between chunks; C{x-bench-hold: S}
   send the first chunk, then hold the stream open for S seconds (or until
   the client leaves) before the rest.
@@ -63,22 +64,23 @@ stats = {"requests": 0, "streams": 0, "open_streams": 0, "connections": 0,
          "open_connections": 0, "streams_abandoned": 0}
 
 
-_STAMP = b'"@STAMP@"'
+_STAMP = b"@STAMP@"
 
 
 def _chunk(delta, finish=None):
-    # "bench": [when the request was complete, when this chunk was written],
-    # in time.monotonic_ns(), filled in per write (see _stamped).
+    # The id ends with when the request was complete and when this chunk
+    # was written, in time.monotonic_ns(), filled in per write (_stamped).
     return b"data: " + json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion.chunk",
-        "created": 0, "model": "gpt-fake", "bench": "@STAMP@",
+        "id": "chatcmpl-bench-@STAMP@", "object": "chat.completion.chunk",
+        "created": 0, "model": "gpt-fake",
         "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                     "finish_reason": finish}]},
+                     "finish_reason": finish}],
+        "obfuscation": "Yq8TzV2mPk0a"},
         separators=(",", ":")).encode() + b"\n\n"
 
 
 def _stamped(template, received):
-    return template.replace(_STAMP, b"[%d,%d]" % (received, monotonic_ns()), 1)
+    return template.replace(_STAMP, b"%d-%d" % (received, monotonic_ns()), 1)
 
 
 _events = {}

@@ -19,7 +19,7 @@ import time
 # The fake provider stamps stream chunks with time.monotonic_ns(): the same
 # clock, so that delivery delays can be measured across processes.
 _NOW = time.monotonic
-_STAMP = re.compile(rb'"bench":\[(\d+),(\d+)\]')
+_STAMP = re.compile(rb'"id":"chatcmpl-bench-(\d+)-(\d+)"')
 
 
 class ProtocolError(Exception):
