@@ -88,6 +88,22 @@ class SlotTests(SynchronousTestCase):
                          {"output": 9})
         self.assertIsNone(usageOf({"type": "ping"}))
 
+    def test_unchangedDeltaKeptAsItCame(self):
+        """
+        A text delta the scanners release whole goes on byte for byte (not
+        re-encoded); one they change or hold is written anew.
+        """
+        rewriter = acmeRewriter(Outcome())
+        spaced = (b'event: content_block_delta\ndata: {"type": '
+                  b'"content_block_delta", "index": 0, "delta": '
+                  b'{"type": "text_delta", "text": "Hello there"}}\n\n')
+        self.assertEqual(rewriter.feed(spaced), spaced)
+        changed = rewriter.feed(spaced.replace(b"Hello there",
+                                               b"ACME-12345678 ok"))
+        self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", changed)
+        self.assertNotIn(b"12345678", changed)
+        self.assertNotIn(b'"type": ', changed)
+
     def test_rewriterHoldsUntilBlockStops(self):
         outcome = Outcome()
         rewriter = acmeRewriter(outcome)

@@ -65,6 +65,24 @@ class RewriterTests(SynchronousTestCase):
         return ResponsesRewriter(Outcome(), RESPONSES,
                                  newScanner or acmeScanners())
 
+    def test_unchangedDeltaKeptAsItCame(self):
+        """
+        A text delta the scanners release whole goes on byte for byte (not
+        re-encoded), OpenAI's padding and all; one they change is written
+        anew.
+        """
+        rewriter = self.rewriter()
+        spaced = (b'event: response.output_text.delta\ndata: {"type": '
+                  b'"response.output_text.delta", "output_index": 0, '
+                  b'"content_index": 0, "delta": "Hello there", '
+                  b'"obfuscation": "Xk3dP9"}\n\n')
+        self.assertEqual(rewriter.feed(spaced), spaced)
+        changed = rewriter.feed(spaced.replace(b"Hello there",
+                                               b"ACME-12345678 ok"))
+        self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", changed)
+        self.assertNotIn(b"12345678", changed)
+        self.assertNotIn(b'"type": ', changed)
+
     def test_otherEventsScannedWhole(self):
         """
         Events the rewriter does not stream (a refusal's or a reasoning

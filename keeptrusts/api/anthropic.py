@@ -136,7 +136,10 @@ class MessagesRewriter(EventRewriter):
                 deltaKind, str) else None
             if field is not None and isinstance(delta.get(field), str):
                 self._kinds[index] = deltaKind
-                delta[field] = self._scanner(index).feed(delta[field])
+                text = delta[field]
+                delta[field] = released = self._scanner(index).feed(text)
+                if released == text:
+                    return None  # the event as it came: no re-encoding
                 return namedEvent(b"content_block_delta", payload)
         elif kind == "content_block_stop":
             return self._heldDelta(index) + event + b"\n\n"

@@ -127,9 +127,11 @@ class ResponsesRewriter(EventRewriter):
         if (kind == "response.output_text.delta" or field is not None) \
                 and isinstance(payload.get("delta"), str):
             text = payload["delta"]
-            payload["delta"] = self._release(key, self._scanner(key).feed(
-                text))
-            _logprobsIfChanged(payload, text, payload["delta"])
+            released = self._release(key, self._scanner(key).feed(text))
+            if released == text:
+                return None  # the event as it came: no re-encoding
+            payload["delta"] = released
+            _logprobsIfChanged(payload, text, released)
             return namedEvent(name, payload)
         if kind == "response.output_text.done":
             held = self._heldDelta(payload, key)
