@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -31,6 +32,48 @@ def cpuSeconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextmanager
+def buildsSideBySide(trees, prefix):
+    """
+    The fake provider (on CPU 1) and one gateway per tree in front of it,
+    all pinned to CPU 0; stopped on leaving.
+
+    @return: a context giving C{(work directory, [(tree, Popen, port)])},
+        once the gateways have had time to start.
+    """
+    python = sys.executable
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    provider, ports = run.startProvider(python, workdir, {1})
+    gateways = []
+    try:
+        _startGateways(python, workdir, ports["http"], trees, gateways)
+        yield workdir, gateways
+    finally:
+        for _, proc, _ in gateways:
+            proc.terminate()
+        provider.stop()
+
+
+def _startGateways(python, workdir, providerPort, trees, gateways):
+    for i, tree in enumerate(trees):
+        home = os.path.join(workdir, "g%d" % (i,))
+        os.makedirs(home)
+        config = run.writeConfig(home, providerPort, "")
+        port = run.freePort()
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(tree),
+                   BENCH_FAKE_KEY="sk-bench-provider-key")
+        # Logging to standard output, as the systemd unit does.
+        proc = subprocess.Popen(
+            [python, "-c", run.TWISTD, "-n", "--pidfile=", "keeptrusts",
+             "-c", config,
+             "--listen", "tcp:%d:interface=127.0.0.1" % (port,)],
+            cwd=home, env=env,
+            stdout=open(os.path.join(home, "gateway.log"), "wb"),
+            stderr=subprocess.STDOUT, preexec_fn=run._pinned({0}))
+        gateways.append((tree, proc, port))
+    time.sleep(6)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("trees", nargs="+")
@@ -40,28 +83,8 @@ def main(argv=None):
     wrk = run.findWrk(install=False)
     if not wrk:
         raise SystemExit("wrk not found (apt-get install -y wrk)")
-    python = sys.executable
-    workdir = tempfile.mkdtemp(prefix="keeptrusts-cpu-ab-")
-    provider, ports = run.startProvider(python, workdir, {1})
-    gateways = []
-    try:
-        for i, tree in enumerate(options.trees):
-            home = os.path.join(workdir, "g%d" % (i,))
-            os.makedirs(home)
-            config = run.writeConfig(home, ports["http"], "")
-            port = run.freePort()
-            env = dict(os.environ, PYTHONPATH=os.path.abspath(tree),
-                       BENCH_FAKE_KEY="sk-bench-provider-key")
-            # Logging to standard output, as the systemd unit does.
-            proc = subprocess.Popen(
-                [python, "-c", run.TWISTD, "-n", "--pidfile=", "keeptrusts",
-                 "-c", config,
-                 "--listen", "tcp:%d:interface=127.0.0.1" % (port,)],
-                cwd=home, env=env,
-                stdout=open(os.path.join(home, "gateway.log"), "wb"),
-                stderr=subprocess.STDOUT, preexec_fn=run._pinned({0}))
-            gateways.append((tree, proc, port))
-        time.sleep(6)
+    with buildsSideBySide(options.trees, "keeptrusts-cpu-ab-") as (
+            workdir, gateways):
         body = os.path.join(workdir, "body.json")
         with open(body, "wb") as f:
             f.write(chatBody(1024))
@@ -87,10 +110,6 @@ def main(argv=None):
         for tree, (seconds, done) in totals.items():
             print("%-30s %7d requests, %7.1f µs CPU per request"
                   % (tree, done, seconds / max(done, 1) * 1e6))
-    finally:
-        for _, proc, _ in gateways:
-            proc.terminate()
-        provider.stop()
 
 
 if __name__ == "__main__":
