@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_proxy_intercept,tests.test_api_routes -*-
+# -*- test-case-name: tests.test_api_sourcegraph,tests.test_proxy_intercept,tests.test_api_routes -*-
 """
 The Sourcegraph (Cody) surface: C{/.api/completions/stream} (chat) and
 C{/.api/completions/code} (autocomplete), reached through the forward proxy.
@@ -69,18 +69,23 @@ class CompletionRewriter(EventRewriter):
         if isinstance(delta, str):
             self._cumulative = False
             released = self._scanner(0).feed(delta)
+            unchanged = released == delta
             payload["deltaText"] = released
         elif isinstance(whole, str):
             self._cumulative = True
             fresh = whole[len(self._seen):]
             self._seen = whole
             released = self._scanner(0).feed(fresh)
+            unchanged = True
         else:
             return None
         self._released += released
         if isinstance(whole, str):
+            unchanged = unchanged and self._released == whole
             payload["completion"] = self._released
         self._template = payload
+        if unchanged:
+            return None  # the event as it came: no re-encoding
         return namedEvent(name or b"completion", payload)
 
     def _flush(self):
