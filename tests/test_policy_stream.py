@@ -7,6 +7,7 @@ bounded, and long adversarial inputs finish.
 
 import random
 
+import regex
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -260,14 +261,52 @@ class LeadingLiteralTests(SynchronousTestCase):
 
     def test_alternatives(self):
         for source, literals in [
-                (r"cat|dog", ("cat", "dog")), (r"(?:a|b)c", ("a", "b")),
-                (r"\b(?:AKIA|ASIA)[0-9]", ("akia", "asia")), (r"x(?:a|b)|y", ("x", "y")),
-                (r"(?i:Cat|dog)s", ("cat", "dog")), (r"ab|ab", ("ab",)),
+                (r"cat|dog", ("cat", "dog")), (r"(?:a|b)c", ("ac", "bc")),
+                # Past 16 literals, not longer: one more word each.
+                (r"\b(?:AKIA|ASIA)[0-9]", ("akia", "asia")),
+                (r"x(?:a|b)|y", ("xa", "xb", "y")),
+                (r"(?i:Cat|dog)s", ("cats", "dogs")), (r"ab|ab", ("ab",)),
                 # A ] first in a class is a literal: the | after it too.
                 (r"x[]|]y|z", ("x", "z")), (r"x[^]|]y|z", ("x", "z"))]:
             self.assertEqual(leadingLiterals(source), literals, source)
         for source in [r"(?:a|b)?c", r"(?:ab|\d)", r"a|\d", r"(?i)cat|dog"]:
             self.assertEqual(leadingLiterals(source), (), source)
+
+    def test_madeLonger(self):
+        """
+        What surely follows a leading literal lengthens it: literal
+        characters, a group of literal alternatives, a small class; never
+        what may be absent or is no literal.
+        """
+        for source, literals in [
+                (r"\bAT(?:ATT|CTT)3[A-Z]{9}", ("atatt3", "atctt3")),
+                (r"\bgh[us]_[A-Z]", ("ghu_", "ghs_")),
+                (r"(?:rk|sk)_(?:live|test)_", ("rk_live_", "rk_test_",
+                                             "sk_live_", "sk_test_")),
+                (r"hv[sb]\.x", ("hvs.x", "hvb.x")), (r"a[b-d]e", ("abe", "ace", "ade")),
+                (r"ab[0-9]{2}", ("ab",)), (r"a(?:b|c)?d", ("a",)),
+                (r"a(?:b|c)+d", ("a",)), (r"a[^b]c", ("a",)),
+                (r"a(?:b|c\d)x", ("a",)), (r"a[b-z]", ("a",)), (r"a(?=b)c", ("a",)),
+                (r"a(?P<s>b)", ("a",)), (r"ab+(?:c|d)", ("ab",)), (r"ab?(?:c|d)", ("a",))]:
+            self.assertEqual(leadingLiterals(source), literals, source)
+
+    def test_everyMatchBeginsWithALiteral(self):
+        """
+        Every generated credential, where its pattern matches it, begins
+        with one of that pattern's literals.
+        """
+        rng = random.Random(5)
+        for kind in TYPES:
+            patterns = [p for p in CATALOGUE if p.type == kind]
+            for text, _ in positives(kind, rng, 20):
+                for pattern in patterns:
+                    match = regex.search(pattern.regex, text)
+                    if match is None:
+                        continue
+                    self.assertTrue(any(
+                        text.lower().startswith(literal, match.start())
+                        for literal in leadingLiterals(pattern.regex)),
+                        (kind, text, leadingLiterals(pattern.regex)))
 
     def test_everyDefaultPatternLedByALiteral(self):
         """

@@ -148,9 +148,101 @@ def leadingLiterals(source):
             end = _skipGroup(source, i)
             if source[end:end + 1] in _QUANTIFIERS:
                 return ()  # the group may be absent
-            return leadingLiterals(source[i + len(opening):end - 1])
-    literal = _literalAt(source, i)
-    return (literal,) if literal else ()
+            inner = source[i + len(opening):end - 1]
+            whole = _wholeLiterals(inner)
+            if whole is None:
+                return leadingLiterals(inner)
+            return _extended(whole, source, end)
+    literal, end = _literalAt(source, i)
+    return _extended((literal,), source, end) if literal else ()
+
+
+# At most this many literals for one pattern: a longer literal is rarer in
+# a text, but each is one more word for the prefilter.
+_MAX_LITERALS = 16
+
+
+def _extended(literals, source, i):
+    """
+    C{literals} (each a whole beginning of C{source} up to C{i}) made longer
+    by what surely follows them: literal characters, a group of literal
+    alternatives, a small character class, neither of them optional
+    (C{AT(?:ATT|CTT)3} gives C{atatt3} and C{atctt3}, not C{at}).
+    """
+    literal, i = _literalAt(source, i)
+    literals = [a + literal for a in literals]
+    while i < len(source) and source[i] in "([":
+        if source[i] == "[":
+            end, alternatives = _classAt(source, i)
+        elif source.startswith("(?:", i) or source.startswith("(?i:", i):
+            end = _skipGroup(source, i)
+            alternatives = _wholeLiterals(
+                source[source.index(":", i) + 1:end - 1])
+        else:
+            break  # a lookaround, a named group: not a literal
+        if alternatives is None or source[end:end + 1] in _QUANTIFIERS | {"+"}:
+            break
+        literal, after = _literalAt(source, end)
+        longer = list(dict.fromkeys(a + b + literal for a in literals
+                                    for b in alternatives))
+        if len(longer) > _MAX_LITERALS:
+            break
+        literals, i = longer, after
+    return tuple(dict.fromkeys(literals))
+
+
+def _wholeLiterals(source):
+    """
+    The alternatives of C{source} when each is a literal through and
+    through, else L{None}.
+    """
+    alternatives = []
+    for branch in _branches(source):
+        literal, end = _literalAt(branch, 0)
+        if end != len(branch):
+            return None
+        alternatives.append(literal)
+    return alternatives
+
+
+def _classAt(source, i):
+    """
+    The end of the character class opening at C{source[i]} and its
+    characters, lower-cased, or L{None} for them when it is negated, holds
+    more than L{_MAX_LITERALS} or anything but characters and ranges.
+    """
+    j = i + 1
+    if source[j:j + 1] in ("^", "]"):
+        return _skipClass(source, i), None
+    chars = []
+    while j < len(source) and source[j] != "]":
+        if source[j] == "\\":
+            if source[j + 1:j + 2] not in _LITERAL_ESCAPES:
+                return _skipClass(source, i), None
+            chars.append(source[j + 1])
+            j += 2
+        elif source[j + 1:j + 2] == "-" and source[j + 2:j + 3] not in (
+                "", "]"):
+            low, high = source[j], source[j + 2]
+            if not (low.isalnum() and high.isalnum()) or ord(high) - ord(
+                    low) > _MAX_LITERALS:
+                return _skipClass(source, i), None
+            chars.extend(chr(c) for c in range(ord(low), ord(high) + 1))
+            j += 3
+        else:
+            chars.append(source[j])
+            j += 1
+    chars = list(dict.fromkeys(c.lower() for c in chars))
+    if len(chars) > _MAX_LITERALS:
+        return j + 1, None
+    return j + 1, chars
+
+
+def _skipClass(source, i):
+    for index, piece, inClass in _pieces(source, i):
+        if index > i and not inClass:
+            return index
+    return len(source)
 
 
 def leadingLiteral(source):
@@ -163,6 +255,12 @@ def leadingLiteral(source):
 
 
 def _literalAt(source, i):
+    """
+    The literal characters at C{source[i]}, lower-cased, and where they
+    end: at a character that is no literal, or before one that may be
+    absent, or after one that may repeat (only a literal ending at a
+    group or a class may be made longer: see L{_extended}).
+    """
     out = []
     while i < len(source):
         c = source[i]
@@ -178,4 +276,4 @@ def _literalAt(source, i):
         i += step
         if source[i:i + 1] == "+":
             break
-    return "".join(out).lower()
+    return "".join(out).lower(), i
