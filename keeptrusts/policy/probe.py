@@ -125,7 +125,8 @@ def leadingLiterals(source):
     of C{source} begins with; C{()} when that cannot be told.  Zero-width
     assertions and lookbehinds in front are skipped; a leading group of
     alternatives, C{(?:...)} or C{(?i:...)}, gives one literal per
-    alternative.
+    alternative; and each is made as long as what surely follows allows
+    (L{_extended}): the longer, the rarer in a text that holds no secret.
     """
     branches = _branches(source)
     if len(branches) > 1:
