@@ -287,7 +287,8 @@ class LeadingLiteralTests(SynchronousTestCase):
                 (r"ab[0-9]{2}", ("ab",)), (r"a(?:b|c)?d", ("a",)),
                 (r"a(?:b|c)+d", ("a",)), (r"a[^b]c", ("a",)),
                 (r"a(?:b|c\d)x", ("a",)), (r"a[b-z]", ("a",)), (r"a(?=b)c", ("a",)),
-                (r"a(?P<s>b)", ("a",)), (r"ab+(?:c|d)", ("ab",)), (r"ab?(?:c|d)", ("a",))]:
+                (r"a(?P<s>b)", ("a",)), (r"ab+(?:c|d)", ("ab",)), (r"ab?(?:c|d)", ("a",)),
+                (r"a[[:alpha:]]", ("a",)), (r"(?V1)a[bc--c]", ()), (r"a[\db]", ("a",))]:
             self.assertEqual(leadingLiterals(source), literals, source)
 
     def test_everyMatchBeginsWithALiteral(self):

@@ -217,6 +217,10 @@ def _classAt(source, i):
         return _skipClass(source, i), None
     chars = []
     while j < len(source) and source[j] != "]":
+        if source[j] == "[" or source[j:j + 2] in _SET_OPERATIONS:
+            # A nested set, a POSIX class, set operations (the regex
+            # module's): not a list of characters.
+            return _skipClass(source, i), None
         if source[j] == "\\":
             if source[j + 1:j + 2] not in _LITERAL_ESCAPES:
                 return _skipClass(source, i), None
@@ -237,6 +241,9 @@ def _classAt(source, i):
     if len(chars) > _MAX_LITERALS:
         return j + 1, None
     return j + 1, chars
+
+
+_SET_OPERATIONS = ("--", "&&", "||", "~~")
 
 
 def _skipClass(source, i):
