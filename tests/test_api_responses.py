@@ -14,7 +14,7 @@ from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.stream import Outcome
 from keeptrusts.testing import Script, echoPrompt
 from tests.test_api import Gateway
-from tests.test_api_anthropic import acmeScanners
+from tests.test_api_anthropic import acmeScanners, checkKeptAsItCame
 
 
 class SlotTests(SynchronousTestCase):
@@ -71,16 +71,11 @@ class RewriterTests(SynchronousTestCase):
         re-encoded), OpenAI's padding and all; one they change is written
         anew.
         """
-        rewriter = self.rewriter()
-        spaced = (b'event: response.output_text.delta\ndata: {"type": '
-                  b'"response.output_text.delta", "output_index": 0, '
-                  b'"content_index": 0, "delta": "Hello there", '
-                  b'"obfuscation": "Xk3dP9"}\n\n')
-        self.assertEqual(rewriter.feed(spaced), spaced)
-        changed = rewriter.feed(spaced.replace(b"Hello there",
-                                               b"ACME-12345678 ok"))
-        self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", changed)
-        self.assertNotIn(b"12345678", changed)
+        changed = checkKeptAsItCame(self, self.rewriter(), (
+            b'event: response.output_text.delta\ndata: {"type": '
+            b'"response.output_text.delta", "output_index": 0, '
+            b'"content_index": 0, "delta": "Hello there", '
+            b'"obfuscation": "Xk3dP9"}\n\n'))
         self.assertNotIn(b'"type": ', changed)
 
     def test_otherEventsScannedWhole(self):

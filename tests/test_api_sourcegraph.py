@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.sourcegraph import ENDPOINTS, CompletionRewriter
 from keeptrusts.api.stream import Outcome
-from tests.test_api_anthropic import acmeScanners
+from tests.test_api_anthropic import acmeScanners, checkKeptAsItCame
 
 
 def completion(data):
@@ -29,13 +29,8 @@ class CompletionRewriterTests(SynchronousTestCase):
                                   acmeScanners())
 
     def test_deltaTextKeptAsItCame(self):
-        rewriter = self.rewriter()
-        spaced = completion(b'{"deltaText": "Hello there", "stopReason": ""}')
-        self.assertEqual(rewriter.feed(spaced), spaced)
-        changed = rewriter.feed(completion(
-            b'{"deltaText": " ACME-12345678 ok", "stopReason": ""}'))
-        self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", changed)
-        self.assertNotIn(b"12345678", changed)
+        checkKeptAsItCame(self, self.rewriter(), completion(
+            b'{"deltaText": "Hello there", "stopReason": ""}'))
 
     def test_cumulativeKeptAsItCame(self):
         rewriter = self.rewriter()
