@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.policy.catalogue import CATALOGUE
-from keeptrusts.policy.matcher import MAX_HOLD, Matcher, StreamScanner
+from keeptrusts.policy.matcher import MAX_HOLD, Matcher, Pattern, StreamScanner
 from keeptrusts.policy.probe import leadingLiteral, leadingLiterals, probe
 from keeptrusts.policy.pii import PII
 from keeptrusts.policy.values import countFindings
@@ -288,8 +288,23 @@ class LeadingLiteralTests(SynchronousTestCase):
                 (r"a(?:b|c)+d", ("a",)), (r"a[^b]c", ("a",)),
                 (r"a(?:b|c\d)x", ("a",)), (r"a[b-z]", ("a",)), (r"a(?=b)c", ("a",)),
                 (r"a(?P<s>b)", ("a",)), (r"ab+(?:c|d)", ("ab",)), (r"ab?(?:c|d)", ("a",)),
-                (r"a[[:alpha:]]", ("a",)), (r"(?V1)a[bc--c]", ()), (r"a[\db]", ("a",))]:
+                (r"a[[:alpha:]]", ("a",)), (r"(?V1)a[bc--c]", ()), (r"a[\db]", ("a",)),
+                # An alternative that may be empty (found by review).
+                (r"(?:Bearer |)[A-Za-z0-9]{40}", ()),
+                (r"(?:Bearer |)tok", ("bearer tok", "tok")),
+                # A range led by an escape (found by review).
+                (r"tok[\.-9][0-9a-f]{16}", ("tok",))]:
             self.assertEqual(leadingLiterals(source), literals, source)
+
+    def test_caseFoldedAsTheRegexModuleFolds(self):
+        """
+        Under (?i) the regex module reads a long s as an s: the prefilter
+        folds case as it does (found by review).
+        """
+        matcher = Matcher([Pattern("t", r"(?i:ks)[0-9]{4}"),
+                           Pattern("u", r"(?i:k[r-t])x[0-9]{4}")])
+        self.assertEqual(matcher.redact("a K\u017f1234 K\u017fx5678 b"),
+                         ("a [REDACTED:T] [REDACTED:U] b", ["t", "u"]))
 
     def test_everyMatchBeginsWithALiteral(self):
         """

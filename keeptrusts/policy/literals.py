@@ -30,7 +30,7 @@ HYPERSCAN_FROM = 128
 
 class LiteralIndex:
     """
-    @param byLiteral: a mapping of each literal, in lower case, to the
+    @param byLiteral: a mapping of each literal, case-folded, to the
         indexes (of patterns) it stands for.
     @param useHyperscan: whether to use Hyperscan when it is installed.
     """
@@ -54,7 +54,7 @@ class LiteralIndex:
 
     def found(self, text):
         """
-        @param text: lower case already.
+        @param text: case-folded already.
         @return: the L{set} of the indexes of the literals C{text} holds.
         """
         found = set()

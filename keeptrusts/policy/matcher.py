@@ -104,8 +104,9 @@ class Matcher:
         self._byBeginning = {}
         for index, pattern in enumerate(self.patterns):
             literals = leadingLiterals(pattern.regex)
-            if not literals:
+            if not literals or "" in literals:
                 self._always.append(index)
+                literals = ()
             for literal in literals:
                 byLiteral.setdefault(literal, []).append(index)
                 for n in range(1, len(literal)):
@@ -200,7 +201,8 @@ class Matcher:
         The indexes, in order, of the patterns that could match in C{text}
         from C{pos}, or (C{beginnings}) be partly matched at its end.
         """
-        region = text[pos:].lower()
+        # Folded as the regex module folds under (?i): a long s is an s.
+        region = text[pos:].casefold()
         found = set(self._always)
         if self._literals is not None:
             found.update(self._literals.found(region))

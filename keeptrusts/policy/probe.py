@@ -121,13 +121,19 @@ def _branches(source):
 
 def leadingLiterals(source):
     """
-    Literals, lower-cased (case is not compared), one of which every match
+    Literals, case-folded (case is not compared), one of which every match
     of C{source} begins with; C{()} when that cannot be told.  Zero-width
     assertions and lookbehinds in front are skipped; a leading group of
     alternatives, C{(?:...)} or C{(?i:...)}, gives one literal per
     alternative; and each is made as long as what surely follows allows
     (L{_extended}): the longer, the rarer in a text that holds no secret.
     """
+    literals = _leadingLiterals(source)
+    # An empty one (an alternative that may match nothing) stands for none.
+    return () if "" in literals else literals
+
+
+def _leadingLiterals(source):
     branches = _branches(source)
     if len(branches) > 1:
         found = [leadingLiterals(branch) for branch in branches]
@@ -209,7 +215,7 @@ def _wholeLiterals(source):
 def _classAt(source, i):
     """
     The end of the character class opening at C{source[i]} and its
-    characters, lower-cased, or L{None} for them when it is negated, holds
+    characters, case-folded, or L{None} for them when it is negated, holds
     more than L{_MAX_LITERALS} or anything but characters and ranges.
     """
     j = i + 1
@@ -222,7 +228,10 @@ def _classAt(source, i):
             # module's): not a list of characters.
             return _skipClass(source, i), None
         if source[j] == "\\":
-            if source[j + 1:j + 2] not in _LITERAL_ESCAPES:
+            if source[j + 1:j + 2] not in _LITERAL_ESCAPES or (
+                    source[j + 2:j + 3] == "-"
+                    and source[j + 3:j + 4] not in ("", "]")):
+                # Not a character, or the low end of a range.
                 return _skipClass(source, i), None
             chars.append(source[j + 1])
             j += 2
@@ -237,7 +246,7 @@ def _classAt(source, i):
         else:
             chars.append(source[j])
             j += 1
-    chars = list(dict.fromkeys(c.lower() for c in chars))
+    chars = list(dict.fromkeys(c.casefold() for c in chars))
     if len(chars) > _MAX_LITERALS:
         return j + 1, None
     return j + 1, chars
@@ -264,7 +273,7 @@ def leadingLiteral(source):
 
 def _literalAt(source, i):
     """
-    The literal characters at C{source[i]}, lower-cased, and where they
+    The literal characters at C{source[i]}, case-folded, and where they
     end: at a character that is no literal, or before one that may be
     absent, or after one that may repeat (only a literal ending at a
     group or a class may be made longer: see L{_extended}).
@@ -284,4 +293,4 @@ def _literalAt(source, i):
         i += step
         if source[i:i + 1] == "+":
             break
-    return "".join(out).lower(), i
+    return "".join(out).casefold(), i
