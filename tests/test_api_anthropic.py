@@ -23,6 +23,7 @@ from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.policy.dlp import DlpFilter, DlpOptions
 from keeptrusts.testing import Script, echoPrompt
 from tests.test_api import Gateway
+from tests.test_api_stream import checkKeptAsItCame, checkOnlyWhatWasRead
 
 ANTHROPIC_TARGET = """
     - id: claude
@@ -41,19 +42,6 @@ def acmeScanners():
         detect_patterns=("ACME-[0-9]{8}",)))], "block", Clock(),
         timer=lambda: 0.0)
     return lambda: chain.scanOutput(None)
-
-
-def checkKeptAsItCame(test, rewriter, event):
-    """
-    C{event}, whose text is C{Hello there}, goes through C{rewriter} byte for
-    byte; the same event with a secret for that text is written anew,
-    redacted.
-    """
-    test.assertEqual(rewriter.feed(event), event)
-    changed = rewriter.feed(event.replace(b"Hello there", b"ACME-12345678 ok"))
-    test.assertIn(b"[REDACTED:CUSTOM_PATTERN]", changed)
-    test.assertNotIn(b"12345678", changed)
-    return changed
 
 
 def acmeRewriter(outcome):
@@ -111,6 +99,12 @@ class SlotTests(SynchronousTestCase):
             b'"content_block_delta", "index": 0, "delta": '
             b'{"type": "text_delta", "text": "Hello there"}}\n\n'))
         self.assertNotIn(b'"type": ', changed)
+
+    def test_onlyWhatWasReadGoesOn(self):
+        checkOnlyWhatWasRead(self, acmeRewriter(Outcome()), (
+            b'event: content_block_delta\ndata: {"type": '
+            b'"content_block_delta", "index": 0, "delta": '
+            b'{"type": "text_delta", "text": "Hello there"}}\n\n'), b"text")
 
     def test_rewriterHoldsUntilBlockStops(self):
         outcome = Outcome()

@@ -14,7 +14,8 @@ from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.stream import Outcome
 from keeptrusts.testing import Script, echoPrompt
 from tests.test_api import Gateway
-from tests.test_api_anthropic import acmeScanners, checkKeptAsItCame
+from tests.test_api_anthropic import acmeScanners
+from tests.test_api_stream import checkKeptAsItCame, checkOnlyWhatWasRead
 
 
 class SlotTests(SynchronousTestCase):
@@ -77,6 +78,12 @@ class RewriterTests(SynchronousTestCase):
             b'"content_index": 0, "delta": "Hello there", '
             b'"obfuscation": "Xk3dP9"}\n\n'))
         self.assertNotIn(b'"type": ', changed)
+
+    def test_onlyWhatWasReadGoesOn(self):
+        checkOnlyWhatWasRead(self, self.rewriter(), (
+            b'event: response.output_text.delta\ndata: {"type": '
+            b'"response.output_text.delta", "output_index": 0, '
+            b'"content_index": 0, "delta": "Hello there"}\n\n'), b"delta")
 
     def test_otherEventsScannedWhole(self):
         """

@@ -10,7 +10,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.sourcegraph import ENDPOINTS, CompletionRewriter
 from keeptrusts.api.stream import Outcome
-from tests.test_api_anthropic import acmeScanners, checkKeptAsItCame
+from tests.test_api_anthropic import acmeScanners
+from tests.test_api_stream import checkKeptAsItCame, checkOnlyWhatWasRead
 
 
 def completion(data):
@@ -31,6 +32,10 @@ class CompletionRewriterTests(SynchronousTestCase):
     def test_deltaTextKeptAsItCame(self):
         checkKeptAsItCame(self, self.rewriter(), completion(
             b'{"deltaText": "Hello there", "stopReason": ""}'))
+
+    def test_onlyWhatWasReadGoesOn(self):
+        checkOnlyWhatWasRead(self, self.rewriter(), completion(
+            b'{"deltaText": "Hello there", "stopReason": ""}'), b"deltaText")
 
     def test_cumulativeKeptAsItCame(self):
         rewriter = self.rewriter()

@@ -15,6 +15,7 @@ from keeptrusts.api import anthropic, openai, responses
 from keeptrusts.api.gateway import recordRefusal
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
+from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.api.translate import upstreamPath
 from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.scrub import MadeHere
@@ -163,9 +164,8 @@ def parseBody(raw):
     and the provider another.
     """
     try:
-        body = _DECODER.decode(
-            raw.decode(json.detect_encoding(raw), "surrogatepass"))
-    except _DuplicateKey as e:
+        body = loadsStrict(raw)
+    except DuplicateKey as e:
         raise validationError("the request body gives the key %s twice"
                               % (json.dumps(e.key)[:64],))
     except RecursionError:
@@ -182,26 +182,6 @@ def parseBody(raw):
                               "(\\ud800-\\udfff), which is not text")
     return body
 
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key):
-        ValueError.__init__(self, key)
-        self.key = key
-
-
-def _uniqueKeys(pairs):
-    body = dict(pairs)
-    if len(body) != len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return body
-
-
-# Made once: json.loads with options makes a decoder per call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_uniqueKeys)
 
 # Only an escape can put a surrogate in a parsed string (UTF-8 has none).
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -9,7 +9,8 @@ import json
 
 from keeptrusts.api.endpoint import everyText
 from keeptrusts.api.errors import upstreamError
-from keeptrusts.api.sse import EventSplitter, eventData
+from keeptrusts.api.sse import EventSplitter, eventData, onlyNameAndData
+from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.policy.chain import mergeOutcomes
 
 # Made once: json.dumps with options makes an encoder per call.
@@ -127,11 +128,20 @@ class EventRewriter:
         if data.strip() == b"[DONE]":
             return self._flush() + event + b"\n\n"
         try:
-            payload = json.loads(data)
-        except ValueError:
+            payload, asRead = loadsStrict(data), True
+        except DuplicateKey:
+            # Readers differ on which value counts: what goes on is what
+            # the policies read (the last), written anew.
+            payload, asRead = json.loads(data), False
+        except (ValueError, RecursionError):
             raise upstreamError("invalid event in the provider's stream")
         rewritten = self._rewritePayload(name, payload, event)
-        return event + b"\n\n" if rewritten is None else rewritten
+        if rewritten is not None:
+            return rewritten
+        if asRead and onlyNameAndData(event):
+            return event + b"\n\n"  # as it came
+        # Lines the policies did not read (a comment, an id) do not go on.
+        return namedEvent(name, payload) if name else _chunkEvent(payload)
 
 
 def namedEvent(name, payload):

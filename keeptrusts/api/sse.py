@@ -47,3 +47,12 @@ def eventData(event):
         elif line.startswith(b"event:"):
             name = line[6:].strip()
     return name, (b"\n".join(data) if data else None)
+
+
+def onlyNameAndData(event):
+    """
+    Whether C{event} has no line but C{event:} and C{data:} ones (no
+    comment, C{id:}, C{retry:} or other field).
+    """
+    return all(line.startswith((b"data:", b"event:"))
+               for line in event.splitlines())
