@@ -572,6 +572,28 @@ class PolicyTests(TestCase):
         self.assertEqual(event["policies"][0]["verdict"], "error")
 
 
+class DuplicateKeyAnswerTests(TestCase):
+    """
+    An answer that gives a key twice goes to the client written anew from
+    what the policies read, not as it came: readers differ on which value
+    counts (found by review).
+    """
+
+    @defer.inlineCallbacks
+    def test_writtenAnew(self):
+        answer = (b'{"id": "c1", "object": "chat.completion", "model": '
+                  b'"gpt-fake", "choices": [{"index": 0, "message": {"role": '
+                  b'"assistant", "content": "AKIAIOSFODNN7EXAMPLE", "content": '
+                  b'"hello"}, "finish_reason": "stop"}]}')
+        gw = Gateway(self, base=fixedProvider(self, 200, answer))
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.content()
+        self.assertEqual(response.code, 200)
+        self.assertNotIn(b"AKIAIOSFODNN7EXAMPLE", body)
+        self.assertEqual(
+            json.loads(body)["choices"][0]["message"]["content"], "hello")
+
+
 class ErrorTests(TestCase):
     """
     The gateway's own errors, and the provider's passed through.

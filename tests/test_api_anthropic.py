@@ -106,6 +106,24 @@ class SlotTests(SynchronousTestCase):
             b'"content_block_delta", "index": 0, "delta": '
             b'{"type": "text_delta", "text": "Hello there"}}\n\n'), b"text")
 
+    def test_stopsRead(self):
+        """
+        A stop event's own fields are read, and one that gives its type
+        twice goes on as read (found by review).
+        """
+        rewriter = acmeRewriter(Outcome())
+        for raw in (
+                b'event: content_block_stop\ndata: {"type": '
+                b'"content_block_stop", "index": 0, "note": "ACME-12345678"}'
+                b'\n\n',
+                b'event: message_stop\ndata: {"type": "message_stop", '
+                b'"note": "ACME-12345678"}\n\n',
+                b'event: content_block_stop\ndata: {"type": '
+                b'"content_block_delta", "index": 0, "delta": {"type": '
+                b'"text_delta", "text": "ACME-12345678"}, "type": '
+                b'"content_block_stop"}\n\n'):
+            self.assertNotIn(b"12345678", rewriter.feed(raw))
+
     def test_rewriterHoldsUntilBlockStops(self):
         outcome = Outcome()
         rewriter = acmeRewriter(outcome)

@@ -198,13 +198,23 @@ class RewriterTests(SynchronousTestCase):
 
     def test_oddEventTypes(self):
         """
-        Events whose type is not a string pass as they came.
+        Events whose type is not a string, or another than the event's
+        name, or that are no object, have their texts read whole (found by
+        review: they passed unread).
         """
         rewriter = self.rewriter()
-        for kind in (["response.completed"], {"a": 1}, 5):
-            raw = _event({"type": "x", "delta": "ACME-12345678"}).replace(
-                b'"type": "x"', b'"type": ' + json.dumps(kind).encode())
-            self.assertEqual(rewriter.feed(raw), raw)
+        odd = [_event({"type": "x", "delta": "ACME-12345678"}).replace(
+            b'"type": "x"', b'"type": ' + json.dumps(kind).encode())
+            for kind in (["response.completed"], {"a": 1}, 5)]
+        odd.append(b'event: response.output_text.delta\ndata: {"type": '
+                   b'"response.created", "delta": "ACME-12345678"}\n\n')
+        odd.append(b'event: response.output_text.delta\ndata: '
+                   b'["ACME-12345678"]\n\n')
+        odd.append(b'data: "ACME-12345678"\n\n')
+        for raw in odd:
+            out = rewriter.feed(raw)
+            self.assertNotIn(b"12345678", out)
+            self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", out)
 
     def test_noOutputScanner(self):
         """

@@ -52,3 +52,15 @@ class CompletionRewriterTests(SynchronousTestCase):
                  for e in out.split(b"\n\n") if e]
         self.assertEqual(texts[-1],
                          "Hello there [REDACTED:CUSTOM_PATTERN] ok.")
+
+    def test_otherEventsRead(self):
+        """
+        The end event and a completion event with neither form of text
+        have their texts read too (found by review).
+        """
+        rewriter = self.rewriter()
+        for raw in (b'event: done\ndata: {"completion": "ACME-12345678"}\n\n',
+                    completion(b'{"text": "ACME-12345678"}')):
+            out = rewriter.feed(raw)
+            self.assertNotIn(b"12345678", out)
+            self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", out)

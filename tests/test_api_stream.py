@@ -195,6 +195,21 @@ class SseRewriterTests(SynchronousTestCase):
             b'{"choices": [{"index": 0, "delta": {"content": '
             b'"Hello there"}}]}'), b"content")
 
+    def test_oddEventsRead(self):
+        """
+        What no chunk is (a text, a list) is read whole; the end marker's
+        other lines (a comment, an id) do not go on (found by review).
+        """
+        rewriter = self.rewriter()
+        for raw in (b'data: "key AKIAIOSFODNN7EXAMPLE"\n\n',
+                    b'data: ["AKIAIOSFODNN7EXAMPLE"]\n\n'):
+            out = rewriter.feed(raw)
+            self.assertIn(REDACTED_AWS.encode(), out)
+            self.assertNotIn(b"AKIAIOSFODNN7EXAMPLE", out)
+        self.assertEqual(rewriter.feed(
+            b": AKIAIOSFODNN7EXAMPLE\nid: AKIAIOSFODNN7EXAMPLE\n"
+            b"data: [DONE]\n\n"), b"data: [DONE]\n\n")
+
     def test_obfuscationNotRead(self):
         """
         OpenAI's padding of every chunk ("obfuscation": random characters)

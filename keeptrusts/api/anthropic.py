@@ -120,8 +120,6 @@ class MessagesRewriter(EventRewriter):
         self._kinds = {}
 
     def _rewritePayload(self, name, payload, event):
-        if not isinstance(payload, dict):
-            return None
         kind = payload.get("type")
         tokens = usageOf(payload)
         if tokens is not None:
@@ -141,10 +139,12 @@ class MessagesRewriter(EventRewriter):
                 if released == text:
                     return None  # the event as it came: no re-encoding
                 return namedEvent(b"content_block_delta", payload)
-        elif kind == "content_block_stop":
-            return self._heldDelta(index) + event + b"\n\n"
-        elif kind == "message_stop":
-            return self._flush() + event + b"\n\n"
+        elif kind in ("content_block_stop", "message_stop"):
+            # Its own fields are read too (a stop carries no text).
+            held = (self._heldDelta(index) if kind == "content_block_stop"
+                    else self._flush())
+            return held + (self._scanOther(name or kind.encode(), payload)
+                           or event + b"\n\n")
         return self._scanOther(name or str(kind).encode(), payload)
 
     def _heldDelta(self, index):

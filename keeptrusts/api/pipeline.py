@@ -19,6 +19,7 @@ from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.sending import sendNow
+from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.api.translate import (
     ANTHROPIC_VERSION, TranslatedStream, answerToChat, requestToMessages,
     translates)
@@ -272,7 +273,12 @@ class Call:
                           client_gone=True)
             return
         try:
+            answer = loadsStrict(data)
+        except DuplicateKey:
+            # Readers differ on which value counts: what goes on is what
+            # the policies read (the last), written anew.
             answer = json.loads(data)
+            data = json.dumps(answer).encode("utf-8")
         except (ValueError, RecursionError):
             answer = None
         ok = 200 <= response.code < 300

@@ -113,11 +113,13 @@ class ResponsesRewriter(EventRewriter):
         self._released = {}
 
     def _rewritePayload(self, name, payload, event):
-        if not isinstance(payload, dict):
-            return None
         kind = payload.get("type")
-        if not isinstance(kind, str):
-            return None
+        if not isinstance(kind, str) or (
+                name is not None
+                and name != kind.encode("utf-8", "surrogatepass")):
+            # No type, or another than its name says (a client may go by
+            # either): its texts read whole.
+            return self._scanOther(name, payload)
         output = indexOf(payload, "output_index")
         key = (output, indexOf(payload, "content_index"))
         name = name or kind.encode()

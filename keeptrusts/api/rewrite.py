@@ -85,7 +85,10 @@ class EventRewriter:
 
         @return: the event's bytes, or L{None} when no text changed.
         """
-        return namedEvent(name, payload) if self._scanTexts(payload) else None
+        box = [payload]  # a text on its own (no object) is read too
+        if not self._scanTexts(box):
+            return None
+        return _eventBytes(name, box[0]) + b"\n\n"
 
     def _scanTexts(self, value, streamed=frozenset()):
         """
@@ -125,23 +128,34 @@ class EventRewriter:
             # No data line: a comment, or an answer that is no stream at all
             # (JSON sent as one): read whole all the same.
             return self._scanRaw(event) + b"\n\n"
+        plain = onlyNameAndData(event)
         if data.strip() == b"[DONE]":
-            return self._flush() + event + b"\n\n"
+            return self._flush() + (event if plain else b"data: [DONE]") + (
+                b"\n\n")
         try:
             payload, asRead = loadsStrict(data), True
         except DuplicateKey:
-            # Readers differ on which value counts: what goes on is what
-            # the policies read (the last), written anew.
             payload, asRead = json.loads(data), False
         except (ValueError, RecursionError):
             raise upstreamError("invalid event in the provider's stream")
+        if not (asRead and plain):
+            # What goes on, wherever the event is passed as it came, is
+            # what the policies read, written anew: not a key given twice
+            # (readers differ on which value counts), a comment, an id.
+            event = _eventBytes(name, payload)
+        if not isinstance(payload, dict):
+            # No surface's event (a text, a list): read whole.
+            return self._scanOther(name, payload) or event + b"\n\n"
         rewritten = self._rewritePayload(name, payload, event)
-        if rewritten is not None:
-            return rewritten
-        if asRead and onlyNameAndData(event):
-            return event + b"\n\n"  # as it came
-        # Lines the policies did not read (a comment, an id) do not go on.
-        return namedEvent(name, payload) if name else _chunkEvent(payload)
+        return event + b"\n\n" if rewritten is None else rewritten
+
+
+def _eventBytes(name, payload):
+    """
+    An SSE event, without its blank line: named or not.
+    """
+    data = b"data: " + _compact(payload).encode("utf-8")
+    return b"event: " + name + b"\n" + data if name else data
 
 
 def namedEvent(name, payload):
@@ -149,8 +163,7 @@ def namedEvent(name, payload):
     The bytes of an SSE event with a name (Anthropic's and the Responses
     API's streams name every event).
     """
-    return (b"event: " + name + b"\ndata: " +
-            _compact(payload).encode("utf-8") + b"\n\n")
+    return _eventBytes(name, payload) + b"\n\n"
 
 
 class _Counting:
@@ -352,4 +365,4 @@ def indexOf(value, key="index", default=0):
 
 
 def _chunkEvent(chunk):
-    return b"data: " + _compact(chunk).encode("utf-8") + b"\n\n"
+    return _eventBytes(None, chunk) + b"\n\n"

@@ -61,9 +61,8 @@ class CompletionRewriter(EventRewriter):
 
     def _rewritePayload(self, name, payload, event):
         if name == b"done":
-            return self._flush() + event + b"\n\n"
-        if not isinstance(payload, dict):
-            return None
+            return self._flush() + (self._scanOther(name, payload)
+                                    or event + b"\n\n")
         delta = payload.get("deltaText")
         whole = payload.get("completion")
         if isinstance(delta, str):
@@ -78,7 +77,7 @@ class CompletionRewriter(EventRewriter):
             released = self._scanner(0).feed(fresh)
             unchanged = True
         else:
-            return None
+            return self._scanOther(name or b"completion", payload)
         self._released += released
         if isinstance(whole, str):
             unchanged = unchanged and self._released == whole
