@@ -5,7 +5,10 @@ text is the whole text redacted, no secret gets out, the hold-back stays
 bounded, and long adversarial inputs finish.
 """
 
+import os
 import random
+import subprocess
+import sys
 
 import regex
 from hypothesis import given, settings, strategies as st
@@ -302,9 +305,29 @@ class LeadingLiteralTests(SynchronousTestCase):
         folds case as it does (found by review).
         """
         matcher = Matcher([Pattern("t", r"(?i:ks)[0-9]{4}"),
-                           Pattern("u", r"(?i:k[r-t])x[0-9]{4}")])
+                           Pattern("u", r"(?i:k[r-t])x[0-9]{4}"),
+                           Pattern("v", r"(?i:authorization)=[0-9]{4}"),
+                           Pattern("w", r"(?i:AUTHORIZATION):[0-9]{4}")])
         self.assertEqual(matcher.redact("a K\u017f1234 K\u017fx5678 b"),
                          ("a [REDACTED:T] [REDACTED:U] b", ["t", "u"]))
+        # A dotted capital I, a dotless small i.
+        self.assertEqual(
+            matcher.redact("Author\u0130zation=1234 author\u0131zation:5678"),
+            ("[REDACTED:V] [REDACTED:W]", ["v", "w"]))
+
+    def test_emptyMatchAtTheEndEnds(self):
+        """
+        A pattern that can match nothing after its lookbehind (accepted: it
+        does not match the empty text) ends its search at the text's end
+        instead of finding that empty match for ever (found by review).
+        """
+        code = ("from keeptrusts.policy.matcher import Matcher, Pattern; "
+                "print(Matcher([Pattern('t', r'(?<=a)b?')]).redact('xa'))")
+        out = subprocess.run([sys.executable, "-c", code], timeout=60,
+                             capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                                 sys.path)))
+        self.assertEqual(out.stdout.strip(), "('xa', [])", out.stderr)
 
     def test_everyMatchBeginsWithALiteral(self):
         """
@@ -333,6 +356,9 @@ class LeadingLiteralTests(SynchronousTestCase):
         self.assertEqual([p.type for p in CATALOGUE if not leadingLiterals(p.regex)], [])
 
     def test_unknown(self):
+        for source in [r"#(?x)*?[\-a]{2}", r"abc{e<=1}", r"(?ix:a b)c"]:
+            # Verbose mode, fuzzy matching: not read (found by review).
+            self.assertEqual(leadingLiterals(source), (), source)
         for source in [r"cat|dog", r"(?i)cat", r"\d+", r"(?:a|b)c", r"[ab]c",
                        r"(?i:x|y)z", r"\n\nhuman", r"x(?:a|b)|y", r"(?:a|b)?c"]:
             self.assertEqual(leadingLiteral(source), "", source)

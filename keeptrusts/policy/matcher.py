@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from keeptrusts.interfaces import IOutputScanner
 from keeptrusts.policy.literals import LiteralIndex
-from keeptrusts.policy.probe import leadingLiterals, probe
+from keeptrusts.policy.probe import fold, leadingLiterals, probe
 from keeptrusts.policy.values import Blocked, countFindings
 
 # A streamed match may grow until this many characters are held back; past
@@ -150,6 +150,11 @@ class Matcher:
             else:
                 # Not a finding: this pattern may still match further on.
                 resume = start + 1
+            if resume > len(text):
+                # Past the end, a search finds the empty match at the end
+                # again (a pattern such as (?<=a)b?).
+                heapq.heappop(heap)
+                continue
             match = compiled[index].search(text, resume)
             if match is None:
                 heapq.heappop(heap)
@@ -202,7 +207,7 @@ class Matcher:
         from C{pos}, or (C{beginnings}) be partly matched at its end.
         """
         # Folded as the regex module folds under (?i): a long s is an s.
-        region = text[pos:].casefold()
+        region = fold(text[pos:])
         found = set(self._always)
         if self._literals is not None:
             found.update(self._literals.found(region))

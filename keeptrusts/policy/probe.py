@@ -119,6 +119,21 @@ def _branches(source):
     return out
 
 
+def fold(text):
+    """
+    C{text} as the prefilter compares it: case-folded as the regex module
+    folds under C{(?i)}, where a dotted capital I and a dotless small i are
+    an i too.
+    """
+    return text.casefold().replace("\u0131", "i").replace("i\u0307", "i")
+
+
+# What changes how the rest of a pattern reads, or what it matches, where
+# leadingLiterals does not look: verbose mode (a # starts a comment), fuzzy
+# matching ({e<=1}).
+_UNREADABLE = regex.compile(r"\(\?[a-zA-Z01-]*x|\{\s*[eisd]\s*[<=}]")
+
+
 def leadingLiterals(source):
     """
     Literals, case-folded (case is not compared), one of which every match
@@ -128,6 +143,8 @@ def leadingLiterals(source):
     alternative; and each is made as long as what surely follows allows
     (L{_extended}): the longer, the rarer in a text that holds no secret.
     """
+    if _UNREADABLE.search(source):
+        return ()
     literals = _leadingLiterals(source)
     # An empty one (an alternative that may match nothing) stands for none.
     return () if "" in literals else literals
@@ -246,7 +263,7 @@ def _classAt(source, i):
         else:
             chars.append(source[j])
             j += 1
-    chars = list(dict.fromkeys(c.casefold() for c in chars))
+    chars = list(dict.fromkeys(fold(c) for c in chars))
     if len(chars) > _MAX_LITERALS:
         return j + 1, None
     return j + 1, chars
@@ -293,4 +310,4 @@ def _literalAt(source, i):
         i += step
         if source[i:i + 1] == "+":
             break
-    return "".join(out).casefold(), i
+    return fold("".join(out)), i
