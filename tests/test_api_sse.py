@@ -6,7 +6,7 @@ events whatever the chunking, and reading an event's name and data.
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from keeptrusts.api.sse import EventSplitter, eventData, onlyNameAndData
+from keeptrusts.api.sse import EventSplitter, eventData, readEvent
 
 settings.register_profile("keeptrusts", derandomize=True, deadline=None,
                           database=None)
@@ -169,15 +169,15 @@ class EventDataTests(SynchronousTestCase):
 
 class OnlyNameAndDataTests(SynchronousTestCase):
     """
-    L{onlyNameAndData} tells an event with nothing but a name and data
-    from one with a comment, an id, a retry or another field.
+    L{readEvent} tells an event with nothing but a name and data from one
+    with a comment, an id, a retry or another field.
     """
 
     def test_nameAndData(self):
         for event in (b"data: x", b"event: a\ndata: x\ndata: y", b"event: ping"):
-            self.assertTrue(onlyNameAndData(event), event)
+            self.assertTrue(readEvent(event)[2], event)
 
     def test_otherLines(self):
         for event in (b": note\ndata: x", b"id: 7\ndata: x", b"data: x\nretry: 9",
                       b"data: x\r\nfield: y"):
-            self.assertFalse(onlyNameAndData(event), event)
+            self.assertFalse(readEvent(event)[2], event)

@@ -114,15 +114,15 @@ class ResponsesRewriter(EventRewriter):
 
     def _rewritePayload(self, name, payload, event):
         kind = payload.get("type")
-        if not isinstance(kind, str) or (
-                name is not None
-                and name != kind.encode("utf-8", "surrogatepass")):
+        named = (kind.encode("utf-8", "surrogatepass")
+                 if isinstance(kind, str) else None)
+        if named is None or name not in (None, named):
             # No type, or another than its name says (a client may go by
             # either): its texts read whole.
             return self._scanOther(name, payload)
+        name = named
         output = indexOf(payload, "output_index")
         key = (output, indexOf(payload, "content_index"))
-        name = name or kind.encode()
         field = _DELTA_FIELDS.get(kind)
         if field is not None:
             key = (output, field)

@@ -9,7 +9,7 @@ import json
 
 from keeptrusts.api.endpoint import everyText
 from keeptrusts.api.errors import upstreamError
-from keeptrusts.api.sse import EventSplitter, eventData, onlyNameAndData
+from keeptrusts.api.sse import EventSplitter, readEvent
 from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.policy.chain import mergeOutcomes
 
@@ -123,12 +123,11 @@ class EventRewriter:
         return scanner
 
     def _rewrite(self, event):
-        name, data = eventData(event)
+        name, data, plain = readEvent(event)
         if data is None:
             # No data line: a comment, or an answer that is no stream at all
             # (JSON sent as one): read whole all the same.
             return self._scanRaw(event) + b"\n\n"
-        plain = onlyNameAndData(event)
         if data.strip() == b"[DONE]":
             return self._flush() + (event if plain else b"data: [DONE]") + (
                 b"\n\n")

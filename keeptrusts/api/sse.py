@@ -39,20 +39,23 @@ def eventData(event):
     """
     @return: C{(event name or None, joined data bytes or None)}.
     """
+    return readEvent(event)[:2]
+
+
+def readEvent(event):
+    """
+    @return: C{(event name or None, joined data bytes or None, plain)},
+        C{plain} telling whether C{event} has no line but C{event:} and
+        C{data:} ones (no comment, C{id:}, C{retry:} or other field).
+    """
     name = None
     data = []
+    plain = True
     for line in event.splitlines():
         if line.startswith(b"data:"):
             data.append(line[6:] if line[5:6] == b" " else line[5:])
         elif line.startswith(b"event:"):
             name = line[6:].strip()
-    return name, (b"\n".join(data) if data else None)
-
-
-def onlyNameAndData(event):
-    """
-    Whether C{event} has no line but C{event:} and C{data:} ones (no
-    comment, C{id:}, C{retry:} or other field).
-    """
-    return all(line.startswith((b"data:", b"event:"))
-               for line in event.splitlines())
+        else:
+            plain = False
+    return name, (b"\n".join(data) if data else None), plain

@@ -104,9 +104,8 @@ class Matcher:
         self._byBeginning = {}
         for index, pattern in enumerate(self.patterns):
             literals = leadingLiterals(pattern.regex)
-            if not literals or "" in literals:
+            if not literals:
                 self._always.append(index)
-                literals = ()
             for literal in literals:
                 byLiteral.setdefault(literal, []).append(index)
                 for n in range(1, len(literal)):
