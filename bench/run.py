@@ -887,8 +887,8 @@ def collapsedSummary(path, top):
     with open(path) as f:
         for line in f:
             stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not stack:
-                continue
+            if not stack or not count.isdigit():
+                continue  # a frame name with a line break in it
             n = int(count)
             frames = stack.split(";")
             total += n
