@@ -1240,6 +1240,61 @@ class GatewayChannelTests(SynchronousTestCase):
                          transport.value()[:80])
         channel.connectionLost(Failure(ConnectionDone()))
 
+    def _channel(self, clock):
+        class Held(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                return NOT_DONE_YET
+
+        site = GatewaySite(Held(), 1000, reactor=clock, accessLog="off",
+                           timeout=30)
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        return channel, transport
+
+    def test_headInPartsHasDeadline(self):
+        """
+        A head read in parts must be whole within the site's timeout of
+        its first part, however often bytes come.
+        """
+        clock = Clock()
+        channel, transport = self._channel(clock)
+        channel.dataReceived(b"GET /a HTTP/1.1\r\n")
+        for _ in range(29):
+            clock.advance(1)
+            channel.dataReceived(b"X: y\r\n")
+        self.assertFalse(transport.disconnected)
+        clock.advance(1)
+        self.assertTrue(transport.disconnected)
+
+    def test_headInOnePieceNoTimer(self):
+        """
+        A head read whole in one piece (the usual case) costs no timer of
+        its own; a request that follows in parts gets its deadline.
+        """
+        scheduled = []
+
+        class CountingClock(Clock):
+            def callLater(self, delay, f, *args, **kwargs):
+                scheduled.append(f)
+                return Clock.callLater(self, delay, f, *args, **kwargs)
+
+        clock = CountingClock()
+        channel, transport = self._channel(clock)
+        del scheduled[:]
+        channel.dataReceived(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(len(channel.requests), 1)
+        self.assertEqual(scheduled, [])
+        channel.requests[-1].finish()
+        idle = len(clock.getDelayedCalls())
+        channel.dataReceived(b"GET /b HTTP/1.1\r\n")
+        self.assertEqual(len(clock.getDelayedCalls()), idle + 1)
+        clock.advance(30)
+        self.assertTrue(transport.disconnected)
+
 
 class SendNowTests(SynchronousTestCase):
     """

@@ -39,11 +39,17 @@ class LimitedRequest(Request):
     _refused = False
     _received = 0
     _headTimer = None
+    _headComplete = False
 
-    def __init__(self, channel, *args, **kwargs):
-        Request.__init__(self, channel, *args, **kwargs)
-        site = getattr(channel, "site", None)
-        clock = getattr(site, "reactor", None)
+    def headPending(self):
+        """
+        The channel read a part of this request's head, not all of it: the
+        head has L{headSeconds} from now.  (A head read whole in one piece,
+        the usual case, costs no timer.)
+        """
+        if self._headComplete or self._headTimer is not None:
+            return
+        clock = getattr(getattr(self.channel, "site", None), "reactor", None)
         if clock is not None:
             self._headTimer = clock.callLater(self.headSeconds,
                                               self._headTooSlow)
@@ -53,6 +59,7 @@ class LimitedRequest(Request):
         self.channel.transport.abortConnection()
 
     def _headDone(self):
+        self._headComplete = True
         if self._headTimer is not None and self._headTimer.active():
             self._headTimer.cancel()
         self._headTimer = None
@@ -132,6 +139,13 @@ class GatewayChannel(HTTPChannel):
     envelope: Twisted's own is a bare 400, and a line over its length
     limit closed the connection without a word.
     """
+
+    def dataReceived(self, data):
+        HTTPChannel.dataReceived(self, data)
+        if self.requests:
+            pending = getattr(self.requests[-1], "headPending", None)
+            if pending is not None:
+                pending()
 
     def _respondToBadRequestAndDisconnect(self):
         self.transport.write(refusal(400, b"Bad Request", validationError(
