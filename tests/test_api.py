@@ -15,7 +15,7 @@ try:
     from openai import OpenAI
 except ImportError:  # Debian 12 has no python3-openai
     OpenAI = None
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, reactor, task, tcp, threads
 from twisted.internet.protocol import Protocol, ClientFactory
 from twisted.internet.abstract import FileDescriptor
 from twisted.internet.endpoints import HostnameEndpoint
@@ -35,7 +35,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from zope.interface import implementer
 
-from keeptrusts.api.sending import sendNow
+from keeptrusts.api.sending import sendNow, writeNow
 from keeptrusts.api.accesslog import shownTarget
 from keeptrusts.api.site import GatewaySite
 from keeptrusts.api.upstream import KeptEndpoints, Upstream
@@ -1328,6 +1328,7 @@ class SendNowTests(SynchronousTestCase):
 
         class Pending(FileDescriptor):
             connected = True
+            dataBuffer = b"encrypted"
 
             def doWrite(self):
                 flushed.append(self)
@@ -1344,6 +1345,7 @@ class SendNowTests(SynchronousTestCase):
         """
         class Failing(FileDescriptor):
             connected = True
+            dataBuffer = b"queued"
 
             def doWrite(self):
                 return ConnectionLost()
@@ -1356,10 +1358,117 @@ class SendNowTests(SynchronousTestCase):
         class Closing(FileDescriptor):
             connected = True
             disconnecting = True
+            dataBuffer = b"queued"
 
             def doWrite(self):
                 raise AssertionError("flushed while closing")
         sendNow(self.request(Closing(MemoryReactorClock())))
+
+    def test_nothingQueued(self):
+        """
+        Nothing queued, nothing to do: not even an empty send.
+        """
+        class Empty(FileDescriptor):
+            connected = True
+
+            def doWrite(self):
+                raise AssertionError("flushed with nothing queued")
+        sendNow(self.request(Empty(MemoryReactorClock())))
+
+
+class WriteNowTests(SynchronousTestCase):
+    """
+    L{writeNow} hands bytes to a socket at once when nothing is queued
+    before them, and queues the rest as Twisted does.
+    """
+
+    def connection(self):
+        """
+        A Twisted TCP connection over one end of a real socket pair, on a
+        memory reactor (its registrations are visible), and the other end.
+        """
+        listening = socket.socket()
+        self.addCleanup(listening.close)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(1)
+        theirs = socket.create_connection(listening.getsockname())
+        ours, peer = listening.accept()
+        for end in (ours, theirs):
+            end.setblocking(False)
+            self.addCleanup(end.close)
+        reactor = MemoryReactorClock()
+        transport = tcp.Server(ours, Protocol(), peer, None, 0, reactor)
+        return transport, theirs, reactor
+
+    def test_sentAtOnce(self):
+        transport, peer, reactor = self.connection()
+        writeNow(transport, b"hello")
+        self.assertEqual(peer.recv(100), b"hello")
+        self.assertEqual(reactor.getWriters(), [])
+
+    def test_queuedBehind(self):
+        """
+        Bytes queued already go first: the new ones queue behind them.
+        """
+        transport, peer, reactor = self.connection()
+        transport.write(b"first ")
+        writeNow(transport, b"second")
+        self.assertRaises(BlockingIOError, peer.recv, 100)
+        transport.doWrite()
+        self.assertEqual(peer.recv(100), b"first second")
+
+    def test_restQueued(self):
+        """
+        What the kernel does not take now is queued, and the reactor told
+        to send it when it can.
+        """
+        transport, peer, reactor = self.connection()
+        transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                    4096)
+        data = os.urandom(1 << 20)
+        writeNow(transport, data)
+        self.assertIn(transport, reactor.getWriters())
+        received = b""
+        while len(received) < len(data):
+            try:
+                received += peer.recv(1 << 16)
+            except BlockingIOError:
+                transport.doWrite()
+        self.assertEqual(received, data)
+
+    def test_notASocket(self):
+        """
+        Another transport (TLS, a test's) gets an ordinary write.
+        """
+        transport = StringTransport()
+        writeNow(transport, b"hello")
+        self.assertEqual(transport.value(), b"hello")
+
+    def test_answerInOnePiece(self):
+        """
+        The gateway's channel sends an answer's head and body in one piece,
+        before the request's write returns.
+        """
+        class Answer(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                request.setHeader(b"content-length", b"2")
+                request.write(b"ok")
+                sent.append(peer.recv(1000))
+                return NOT_DONE_YET
+        sent = []
+        site = GatewaySite(Answer(), 1000, reactor=Clock(), accessLog="off")
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport, peer, reactor = self.connection()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(len(sent), 1)
+        self.assertTrue(sent[0].startswith(b"HTTP/1.1 200 OK\r\n"), sent)
+        self.assertTrue(sent[0].endswith(b"\r\n\r\nok"), sent)
+        self.assertEqual(reactor.getWriters(), [])
+        channel.requests[-1].finish()
+        channel.connectionLost(Failure(ConnectionDone()))
 
 
 class SendNowOverTLSTests(TestCase):

@@ -686,6 +686,7 @@ class ResponseBridgeTests(SynchronousTestCase):
 
         class Socket(FileDescriptor):
             connected = True
+            dataBuffer = b"queued"  # (the fake request writes elsewhere)
 
             def doWrite(self):
                 sent.append(b"".join(written))

@@ -11,7 +11,7 @@ from twisted.web.client import ResponseFailed, ResponseNeverReceived
 
 from keeptrusts.api.framing import (
     FramingError, KeptResponse, bodyFraming, parseHead)
-from keeptrusts.api.sending import noDelay, sendOn
+from keeptrusts.api.sending import noDelay, sendOn, writeNow
 
 # An answer's head may not exceed this (Twisted's own line limit is 16 KB).
 MAX_HEAD = 64 * 1024
@@ -77,9 +77,9 @@ class KeptConnection(Protocol):
         self._method = method
         self._answering = False
         self._waiting = defer.Deferred(lambda _: self._abort())
-        self.transport.write(data)
         # To the provider now: it works on the request while the gateway
         # does what follows in this turn (the input record).
+        writeNow(self.transport, data)
         sendOn(self.transport)
         return self._waiting
 

@@ -7,6 +7,7 @@ before them.
 """
 
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.tcp import Connection
 
 
 def noDelay(transport):
@@ -56,11 +57,37 @@ def sendOn(transport):
     _flush(transport)
 
 
+def writeNow(transport, data):
+    """
+    Write C{data} on C{transport}, to the kernel at once when nothing waits
+    before it on a plain socket: a write Twisted queues costs two epoll
+    registrations (watch for writability, then stop) besides the send, and
+    waits for the reactor's next turn.  What the kernel does not take, and
+    every write on another transport (TLS), is queued as Twisted does.
+    """
+    if (isinstance(transport, Connection) and transport.connected
+            and not transport.disconnecting and not _queued(transport)):
+        sent = transport.writeSomeData(data)
+        if isinstance(sent, int):
+            data = data[sent:]
+        # Else failed: queued below, the reactor meets the same error on
+        # its next turn and closes the connection.
+    if data:
+        transport.write(data)
+
+
+def _queued(transport):
+    # Twisted's FileDescriptor queue (the same attributes since Twisted 8):
+    # written, not with the kernel yet.
+    return (len(transport.dataBuffer) - transport.offset
+            + transport._tempDataLen)
+
+
 def _flush(transport):
     # A TLS transport copies its socket's interfaces: only the socket's own
     # descriptor says whether it is open.
     if (isinstance(transport, FileDescriptor) and transport.connected
-            and not transport.disconnecting):
+            and not transport.disconnecting and _queued(transport)):
         if transport.doWrite() is not None:
             # Failed (or closing): leave it to the reactor, which meets the
             # same outcome on the next turn and closes the connection.

@@ -10,11 +10,12 @@ import time
 
 from twisted.internet import defer
 from twisted.web.http import HTTPChannel
+from twisted.web.http_headers import Headers
 from twisted.web.server import Request, Site
 
 from keeptrusts.api.accesslog import LoggedLines, accessLine, shownTarget
 from keeptrusts.api.errors import ErrorResource, GatewayError, validationError
-from keeptrusts.api.sending import sendNow
+from keeptrusts.api.sending import sendNow, writeNow
 
 
 _VERSIONS = (b"HTTP/1.0", b"HTTP/1.1")
@@ -84,6 +85,18 @@ class LimitedRequest(Request):
             return
         Request.handleContentChunk(self, data)
 
+    def write(self, data):
+        # What one write makes (the head, a chunk's framing, the data) goes
+        # to the client in one piece, now.
+        gather = getattr(self.channel, "gatherWrites", None)
+        if gather is None:
+            return Request.write(self, data)
+        gather()
+        try:
+            Request.write(self, data)
+        finally:
+            self.channel.sendGathered()
+
     def requestReceived(self, command, path, version):
         if self._refused:
             return
@@ -139,6 +152,45 @@ class GatewayChannel(HTTPChannel):
     envelope: Twisted's own is a bare 400, and a line over its length
     limit closed the connection without a word.
     """
+
+    _gathered = None
+
+    def gatherWrites(self):
+        """
+        Hold what is written until L{sendGathered}.
+        """
+        self._gathered = []
+
+    def sendGathered(self):
+        """
+        What was written since L{gatherWrites}, to the kernel now (L{writeNow}).
+        """
+        gathered, self._gathered = self._gathered, None
+        if gathered:
+            writeNow(self.transport, b"".join(gathered))
+
+    def writeHeaders(self, version, code, reason, headers):
+        # Twisted's own writes on the transport itself, bypassing write().
+        # (Twisted 22.4 passes (name, value) pairs, later ones Headers.)
+        if not isinstance(headers, Headers):
+            pairs, headers = headers, Headers()
+            for name, value in pairs:
+                headers.addRawHeader(name, value)
+        head = [version, b" ", code, b" ", reason, b"\r\n"]
+        for name, values in headers.getAllRawHeaders():
+            for value in values:
+                head += (name, b": ", value, b"\r\n")
+        head.append(b"\r\n")
+        self.writeSequence(head)
+
+    def write(self, data):
+        self.writeSequence((data,))
+
+    def writeSequence(self, iovec):
+        if self._gathered is not None:
+            self._gathered.extend(iovec)
+        else:
+            writeNow(self.transport, b"".join(iovec))
 
     def dataReceived(self, data):
         HTTPChannel.dataReceived(self, data)
