@@ -6,7 +6,7 @@ carry finding types and counts, never a matched text.
 
 import os
 
-from keeptrusts.policy.scrub import scrubbed
+from keeptrusts.policy.scrub import scrubbed, scrubbedName
 
 
 def policyEntries(outcomes):
@@ -24,7 +24,9 @@ def eventRecord(phase, verdict, exchange, configName, policies=(),
     @param policies: the list of C{policyEntries}.
     @param latency: C{{"policy": ms, "upstream": ms, "total": ms}}.
     """
-    # What the client chose (ids, names, the path) is scrubbed of keys.
+    # What the client chose (ids, names, the path, the destination) is
+    # scrubbed of keys; a host (the target of proxied traffic too) in any
+    # of its casings, DNS names having none.
     return {
         "event_id": os.urandom(16).hex(),
         "request_id": scrubbed(exchange.request_id),
@@ -32,10 +34,10 @@ def eventRecord(phase, verdict, exchange, configName, policies=(),
         "verdict": verdict,
         "mode": exchange.mode,
         "provider": exchange.provider,
-        "target": exchange.target,
+        "target": scrubbedName(exchange.target),
         "endpoint": scrubbed(exchange.endpoint),
         "method": exchange.method,
-        "host": scrubbed(exchange.host),
+        "host": scrubbedName(exchange.host),
         "user": scrubbed(exchange.user),
         "agent": scrubbed(exchange.agent),
         "model": scrubbed(exchange.model),

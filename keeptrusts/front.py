@@ -51,6 +51,9 @@ class ConnectRequest:
     @ivar clientAddress: the peer of the client connection.
     @ivar serverAddress: the gateway's end of it (L{ITransport.getHost}).
     @ivar user: who is calling, once the connect handler knows.
+    @ivar sentHost: the host as the client wrote it, when its case differs
+        from C{host}: what records show (scrubbed), so that a key in it is
+        found in its own case.
     """
 
     host: str
@@ -59,6 +62,14 @@ class ConnectRequest:
     clientAddress: Any
     serverAddress: Any
     user: Optional[str] = None
+    sentHost: Optional[str] = None
+
+    @property
+    def shownHost(self):
+        """
+        The host as records show it (before they scrub it).
+        """
+        return self.sentHost or self.host
 
     def header(self, name):
         """
@@ -123,9 +134,11 @@ def parseConnect(head, clientAddress, serverAddress):
         if not colon or not _TOKEN.fullmatch(name):
             raise _badRequest("malformed header line")
         headers.append((name.lower(), value.strip(b" \t")))
-    return ConnectRequest(host=host.lower(), port=port, headers=tuple(headers),
+    lower = host.lower()
+    return ConnectRequest(host=lower, port=port, headers=tuple(headers),
                           clientAddress=clientAddress,
-                          serverAddress=serverAddress)
+                          serverAddress=serverAddress,
+                          sentHost=None if host == lower else host)
 
 
 def _badRequest(message, status=400, code="bad_request"):

@@ -12,7 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
 from keeptrusts.api.accesslog import (
-    NAMESPACE, LoggedLines, StreamLines, accessLine, accessLinesFor)
+    NAMESPACE, LoggedLines, StreamLines, accessLine, accessLinesFor,
+    shownTarget)
 from keeptrusts.api.site import GatewaySite
 
 
@@ -228,3 +229,31 @@ class SiteTests(SynchronousTestCase):
         self.assertRegex(line, r"^POST /v1/embeddings 200 [0-9.]+ms redact$")
         self.assertEqual(set(fields),
                          {"method", "path", "status", "ms", "verdict"})
+
+
+class ShownTargetTests(SynchronousTestCase):
+    def test_percentEncodedKey(self):
+        """
+        A key a proxied path hides by percent-encoding is kept out of the
+        line, which shows the decoded path, redacted (found by review).
+        """
+        self.assertEqual(
+            shownTarget(b"http://127.0.0.1:8080/keys/AKIA%49OSFODNN7EXAMPLE/"
+                        b"ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3x%595?k=1"),
+            "http://127.0.0.1:8080/keys/[REDACTED:AWS_ACCESS_KEY_ID]/"
+            "[REDACTED:GITHUB_TOKEN]")
+        self.assertEqual(shownTarget(b"/keys/%41KIAIOSFODNN7EXAMPLE"),
+                         "/keys/[REDACTED:AWS_ACCESS_KEY_ID]")
+        self.assertEqual(shownTarget(b"/a%20b"), "/a%20b")
+
+    def test_keyInTheHost(self):
+        """
+        A key in an absolute URL's host is found in any casing.
+        """
+        for target in (b"http://AKIAIOSFODNN7EXAMPLE.invalid/x%20y",
+                       b"http://u:p@akiaiosfodnn7example.invalid:80/x%20y"):
+            self.assertIn(shownTarget(target), (
+                "http://[REDACTED:AWS_ACCESS_KEY_ID].invalid/x%20y",
+                "http://[REDACTED:AWS_ACCESS_KEY_ID].invalid:80/x%20y"))
+        self.assertEqual(shownTarget(b"http://API.example/x"),
+                         "http://API.example/x")

@@ -330,11 +330,27 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(request, ConnectRequest(
             host="api.openai.com", port=443,
             headers=((b"host", b"a"), (b"x-two", b"1"), (b"x-two", b"2")),
-            clientAddress=CLIENT, serverAddress=SERVER))
+            clientAddress=CLIENT, serverAddress=SERVER,
+            sentHost="API.OpenAI.com"))
         self.assertEqual(request.header(b"X-TWO"), b"2")
         self.assertIsNone(request.header(b"missing"))
         self.assertEqual(parseConnect(b"CONNECT 10.0.0.1:8443 HTTP/1.0\n\n",
                                       CLIENT, SERVER).host, "10.0.0.1")
+
+    def test_sentHost(self):
+        """
+        The host is kept as the client wrote it too, for records: a key in
+        it is found in its own case (found by review: the journal kept
+        C{akiaiosfodnn7example.invalid}, a key once upper-cased).
+        """
+        request = parseConnect(b"CONNECT AKIAIOSFODNN7EXAMPLE.invalid:443 "
+                               b"HTTP/1.1\r\n\r\n", CLIENT, SERVER)
+        self.assertEqual(request.host, "akiaiosfodnn7example.invalid")
+        self.assertEqual(request.shownHost, "AKIAIOSFODNN7EXAMPLE.invalid")
+        request = parseConnect(b"CONNECT api.openai.com:443 HTTP/1.1\r\n\r\n",
+                               CLIENT, SERVER)
+        self.assertIsNone(request.sentHost)
+        self.assertEqual(request.shownHost, "api.openai.com")
 
     def test_longestName(self):
         """

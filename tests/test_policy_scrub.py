@@ -6,7 +6,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.policy import scrub
 from keeptrusts.policy.matcher import Pattern
-from keeptrusts.policy.scrub import Scrubber, scrubbed
+from keeptrusts.policy.scrub import (
+    Scrubber, scrubbed, scrubbedName, scrubbedPath)
 
 
 class ScrubberTests(SynchronousTestCase):
@@ -49,3 +50,64 @@ class ScrubberTests(SynchronousTestCase):
         self.assertIsNone(scrubber._matcher)
         self.assertEqual(scrubber._kept, {})
         self.assertEqual(scrubber("req_secret"), "req_[REDACTED:WORD]")
+
+
+class NameTests(SynchronousTestCase):
+    """
+    L{scrubbedName}: a name read without regard to case.
+    """
+
+    def test_anyCasing(self):
+        for name in ("AKIAIOSFODNN7EXAMPLE.invalid",
+                     "akiaiosfodnn7example.invalid"):
+            self.assertEqual(scrubbedName(name),
+                             "[REDACTED:AWS_ACCESS_KEY_ID].invalid")
+        # Two keys, each found in its own casing; the rest keeps its case.
+        self.assertEqual(
+            scrubbedName("X.ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5."
+                         "akiaiosfodnn7example.Example"),
+            "X.[REDACTED:GITHUB_TOKEN].[REDACTED:AWS_ACCESS_KEY_ID].Example")
+        self.assertEqual(scrubbedName("API.OpenAI.com"), "API.OpenAI.com")
+        self.assertEqual(scrubbedName("stra\xdfe.example"),
+                         "stra\xdfe.example")
+
+    def test_notText(self):
+        made = scrub.MadeHere("akiaiosfodnn7example")
+        for value in (None, "", 5, made):
+            self.assertIs(scrubbedName(value), value)
+
+    def test_keptBounded(self):
+        self.patch(scrub, "MAX_KEPT", 3)
+        scrubber = Scrubber([Pattern("word", r"SECRET")])
+        for n in range(5):
+            self.assertEqual(scrubber.name("secret-%d" % (n,)),
+                             "[REDACTED:WORD]-%d" % (n,))
+            self.assertLessEqual(len(scrubber._keptNames), 3)
+
+
+class PathTests(SynchronousTestCase):
+    """
+    L{scrubbedPath}: a path as a server reads it, percent-decoded.
+    """
+
+    def test_percentEncoded(self):
+        """
+        A key hidden by percent-encoding is found; the decoded path is
+        shown then, redacted (found by review: C{AKIA%49...} was kept).
+        """
+        self.assertEqual(
+            scrubbedPath("/keys/AKIA%49OSFODNN7EXAMPLE/ghp_aB3dE5fG7hI9jK1lM"
+                         "3nO5pQ7rS9tU1vW3x%595/a%20b"),
+            "/keys/[REDACTED:AWS_ACCESS_KEY_ID]/[REDACTED:GITHUB_TOKEN]/a b")
+
+    def test_asItCame(self):
+        """
+        A path whose decoding shows nothing is shown as it came, its own
+        findings redacted.
+        """
+        for path, shown in [
+                ("/a%20b/c", "/a%20b/c"),
+                ("/AKIAIOSFODNN7EXAMPLE/%zz%",
+                 "/[REDACTED:AWS_ACCESS_KEY_ID]/%zz%"),
+                ("/v1/chat/completions", "/v1/chat/completions")]:
+            self.assertEqual(scrubbedPath(path), shown)

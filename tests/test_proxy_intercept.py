@@ -129,6 +129,58 @@ class InterceptTests(TestCase):
             (r["phase"], r["mode"], r["provider"], r["endpoint"],
              r["verdict"]) for r in self.records()])
 
+    @defer.inlineCallbacks
+    def test_codyContextSearchRead(self):
+        """
+        Cody's context search (Sourcegraph GraphQL, C{GetCodyContext})
+        carries the user's chat text: it is read, redacted and journaled as
+        any other JSON call, and goes on with Cody's own token (found by
+        review: it reached Sourcegraph unread).
+        """
+        body = json.dumps({
+            "query": "query GetCodyContext($repos: [ID!]!, $query: String!) "
+                     "{ getCodyContext(repos: $repos, query: $query) "
+                     "{ __typename } }",
+            "variables": {"repos": ["UmVwb3NpdG9yeTox"],
+                          "query": "how do I use my key ACME-12345678"}})
+        out, err, code = yield getProcessOutputAndValue("/usr/bin/curl", [
+            "-s", "--proxy", self.proxy, "--cacert", self.gatewayCA,
+            "-H", "content-type: application/json",
+            "-H", "authorization: token sgp_0123456789abcdef",
+            "-d", body, self.url("/.api/graphql?GetCodyContext")])
+        self.assertEqual(code, 0, err)
+        received = self.provider.requests[-1]
+        self.assertEqual(received.uri, "/.api/graphql?GetCodyContext")
+        self.assertEqual(received.json["variables"]["query"],
+                         "how do I use my key [REDACTED:CUSTOM_PATTERN]")
+        self.assertEqual(received.headers["authorization"],
+                         "token sgp_0123456789abcdef")
+        yield self.service.stopService()
+        self.assertIn(("input", "intercept", "sourcegraph", ".api/graphql",
+                       "redact"),
+                      [(r["phase"], r["mode"], r["provider"], r["endpoint"],
+                        r["verdict"]) for r in self.records()])
+
+    @defer.inlineCallbacks
+    def test_doubleSlashPath(self):
+        """
+        Inside the tunnel, C{//v1/chat/completions} is read as the chat
+        call and goes out on that very path (found by review: it went out
+        as C{/chat/completions}).
+        """
+        out, err, code = yield getProcessOutputAndValue("/usr/bin/curl", [
+            "-s", "--path-as-is", "--proxy", self.proxy,
+            "--cacert", self.gatewayCA,
+            "-H", "content-type: application/json", "-d", json.dumps({
+                "model": "gpt-fake", "messages": [
+                    {"role": "user", "content": "id ACME-12345678"}]}),
+            self.url("//v1/chat/completions")])
+        self.assertEqual(code, 0, err)
+        received = self.provider.requests[-1]
+        self.assertEqual(received.uri, "//v1/chat/completions")
+        self.assertEqual(received.json["messages"][0]["content"],
+                         "id [REDACTED:CUSTOM_PATTERN]")
+
     def test_httpx(self):
         def call():
             # httpx 0.26 renamed proxies= (Debian 12 has 0.23) to proxy=.

@@ -447,6 +447,24 @@ class ConnectHandlerTests(SynchronousTestCase):
         self.assertEqual(self.events[0].status, None)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_keyInTheHostNotRecorded(self):
+        """
+        A CONNECT's host is recorded as the client wrote it, and scrubbed in
+        any casing: a key in it is not kept, lower-cased or not (found by
+        review: C{akiaiosfodnn7example.invalid} was journaled).
+        """
+        for target in (b"AKIAIOSFODNN7EXAMPLE.invalid:22",
+                       b"akiaiosfodnn7example.invalid:22"):
+            self.connect(self.handler(), target)
+        self.assertEqual([e.host for e in self.events],
+                         ["AKIAIOSFODNN7EXAMPLE.invalid",
+                          "akiaiosfodnn7example.invalid"])
+        for event in self.events:
+            record = accessRecord(event, "t@1")
+            self.assertEqual(
+                (record["host"], record["target"], record["status"]),
+                ("[REDACTED:AWS_ACCESS_KEY_ID].invalid", "", 403))
+
     def test_accessRecord(self):
         record = accessRecord(ConnectEvent("tunnel", "example.com", 443,
                                            "alice", 200, 10, 20, 1.5), "t@1")

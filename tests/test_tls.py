@@ -20,6 +20,7 @@ from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator, IOpenSSLServerConnectionCreator)
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.logger import Logger, formatEvent
 from twisted.protocols.policies import WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test import iosim
@@ -478,6 +479,32 @@ class SNIMemoryTests(SynchronousTestCase):
         probe = self.handshake(RawClient(b"not a host!"))
         self.assertEqual(altNames(peerCertificate(probe)),
                          (["fallback.test"], []))
+
+    def test_unusableServerNameLogged(self):
+        """
+        An unusable server name is logged scrubbed of keys, cut short, and
+        no more than once a minute (L{sni.REPORT_EVERY}), with the count of
+        the others (found by review: each was logged whole, once per
+        handshake).
+        """
+        logged = []
+        self.store.log = Logger(observer=logged.append)
+        names = [b"ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5 x",
+                 b"AKIAIOSFODNN7EXAMPLE..x", b"x y", b"a b" * 66]
+        for name in names:
+            probe = self.handshake(RawClient(name))
+            self.assertEqual(altNames(peerCertificate(probe)),
+                             (["fallback.test"], []))
+        self.clock.advance(60)
+        self.handshake(RawClient(b"a b" * 66))
+        lines = [formatEvent(event) for event in logged]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("[REDACTED:GITHUB_TOKEN] x", lines[0])
+        self.assertIn("4 unusable server name(s)", lines[1])
+        self.assertIn("198 bytes", lines[1])
+        self.assertLess(len(lines[1]), 250)
+        for line in lines:
+            self.assertNotIn("aB3dE5fG7hI9", line)
 
     def test_addressAsServerName(self):
         """

@@ -17,7 +17,7 @@ from twisted.logger import Logger, formatTime
 from zope.interface import implementer
 
 from keeptrusts.interfaces import IAccessLog
-from keeptrusts.policy.scrub import scrubbed
+from keeptrusts.policy.scrub import scrubbed, scrubbedName, scrubbedPath
 
 # The lines' namespace: where the site logged them before they had a module.
 NAMESPACE = "keeptrusts.api.site"
@@ -49,14 +49,24 @@ def shownTarget(target):
     """
     A request target as logs show it: without its query or the userinfo of
     an absolute URL, either of which may carry a key, and with the keys a
-    path may hold (C{/bot<token>/getMe}) replaced by their markers.
+    path may hold (C{/bot<token>/getMe}), percent-encoded or not, or a host
+    in any of its casings, replaced by their markers.
     """
     target = target.split(b"?", 1)[0].split(b"#", 1)[0]
     scheme, sep, rest = target.partition(b"://")
     if sep:
         authority, slash, path = rest.partition(b"/")
-        target = scheme + sep + authority.rpartition(b"@")[2] + slash + path
-    return scrubbed(target.decode("utf-8", "replace"))[:200]
+        authority = authority.rpartition(b"@")[2]
+        target = scheme + sep + authority + slash + path
+        host = authority.decode("utf-8", "replace")
+        if scrubbedName(host) != scrubbed(host):
+            # A key the host holds only in another casing (a DNS name has
+            # none): the host and the path scrubbed each on its own.
+            return (scheme.decode("utf-8", "replace") + "://"
+                    + scrubbedName(host) + scrubbedPath(
+                        (slash + path).decode("utf-8", "replace")))[:200]
+    # Keys out before the cut: cut first, a key's tail would stay.
+    return scrubbedPath(target.decode("utf-8", "replace"))[:200]
 
 
 @implementer(IAccessLog)

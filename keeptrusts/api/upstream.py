@@ -271,7 +271,14 @@ def isEncoded(response):
     """
     Whether an answer came compressed (a C{Content-Encoding} but identity).
     """
+    return headersEncoded(response.headers)
+
+
+def headersEncoded(headers):
+    """
+    Whether C{headers} (L{Headers}) give a C{Content-Encoding} but
+    identity: the body they head is compressed.
+    """
     return any(coding.strip().lower() not in (b"", b"identity")
-               for value in response.headers.getRawHeaders(
-                   b"content-encoding", [])
+               for value in headers.getRawHeaders(b"content-encoding", [])
                for coding in value.split(b","))

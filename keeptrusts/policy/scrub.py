@@ -7,8 +7,10 @@ is not a text the policies read, and must not be recorded whole: the
 credential catalogue's findings there are replaced by their markers.
 """
 
+from urllib.parse import unquote
+
 from keeptrusts.policy.catalogue import CATALOGUE
-from keeptrusts.policy.matcher import Matcher
+from keeptrusts.policy.matcher import Matcher, marker
 
 # Recorded values repeat (models, users, paths): their outcomes are kept,
 # this many at most, of values this long at most.
@@ -37,6 +39,7 @@ class Scrubber:
         self._patterns = patterns
         self._matcher = None
         self._kept = {}
+        self._keptNames = {}
 
     def __call__(self, value):
         """
@@ -47,6 +50,53 @@ class Scrubber:
                 value.__class__ is MadeHere):
             return value
         return self._outcome(value)[0]
+
+    def name(self, value):
+        """
+        C{value}, a name read without regard to case (a host: DNS names
+        are not cased), with the findings of any of its casings (as it
+        came, lower, upper) replaced by their markers; the rest stays as it
+        came.  A key id in a host is no less a key once the host is
+        lower-cased (C{akiaiosfodnn7example.invalid}: upper-casing gives it
+        back).
+        """
+        if not isinstance(value, str) or not value or (
+                value.__class__ is MadeHere):
+            return value
+        shown = self._keptNames.get(value)
+        if shown is None:
+            shown = self._caseless(value)
+            if len(value) <= MAX_KEPT_LENGTH:
+                if len(self._keptNames) >= MAX_KEPT:
+                    self._keptNames.clear()
+                self._keptNames[value] = shown
+        return shown
+
+    def _caseless(self, value):
+        if self._matcher is None:
+            self._matcher = Matcher(self._patterns)
+        found = []
+        for variant in dict.fromkeys((value, value.lower(), value.upper())):
+            if len(variant) != len(value):
+                continue  # a casing that moves characters (German sharp s)
+            found.extend((start, end, hit.type)
+                         for hit in self._matcher.hits(variant)
+                         for start, end in hit.spans)
+        if not found:
+            return value
+        found.sort()
+        out, pos = [], 0
+        for start, end, kind in found:
+            if start < pos:
+                # Found in another casing too: one marker for both.
+                if end > pos:
+                    pos = end
+                continue
+            out.append(value[pos:start])
+            out.append(marker(kind))
+            pos = end
+        out.append(value[pos:])
+        return "".join(out)
 
     def types(self, value):
         """
@@ -70,3 +120,21 @@ class Scrubber:
 
 scrubbed = Scrubber()
 credentialTypes = scrubbed.types
+scrubbedName = scrubbed.name
+
+
+def scrubbedPath(value):
+    """
+    A path or URL (text) as a server reads it, scrubbed: what its
+    percent-encoding hides (C{/keys/AKIA%49OSFODNN7EXAMPLE}) is found too.
+    When decoding shows a finding, the decoded text is shown, redacted;
+    else the text as it came, redacted.
+    """
+    shown = scrubbed(value)
+    if not isinstance(shown, str) or "%" not in shown:
+        return shown
+    # What was found as it came stays out (a marker holds no %); then what
+    # decoding shows.
+    decoded = unquote(shown, errors="replace")
+    redacted = scrubbed(decoded)
+    return redacted if redacted != decoded else shown

@@ -20,7 +20,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 from keeptrusts.api.errors import GatewayError, upstreamError
 from keeptrusts.events import eventRecord
 from keeptrusts.front import refuse
-from keeptrusts.policy.scrub import MadeHere
+from keeptrusts.policy.scrub import MadeHere, scrubbedName
 from keeptrusts.policy.values import Exchange
 from keeptrusts.proxy.guard import isInternal, refuseInternal
 from keeptrusts.proxy.resolve import pinnedEndpoint, resolve
@@ -150,6 +150,7 @@ class ConnectEvent:
     How one CONNECT ended.
 
     @ivar mode: C{tunnel} or C{intercept}.
+    @ivar host: the host as the client wrote it (its case kept).
     @ivar user: L{None} when refused before the user was known.
     @ivar status: 200, a refusal's status, or L{None} when the client left
         before it was answered.
@@ -250,7 +251,8 @@ class ConnectHandler:
             raise
         except Exception:
             # It may have answered 200 already: only an abort is safe.
-            log.failure("intercepting {host}", host=request.host)
+            log.failure("intercepting {host}",
+                        host=scrubbedName(request.shownHost))
             transport.abortConnection()
             self._done(request, "intercept", started,
                        TunnelOutcome(None, 0, 0))
@@ -281,7 +283,7 @@ class ConnectHandler:
     def _done(self, request, mode, started, outcome):
         try:
             self._record(ConnectEvent(
-                mode=mode, host=request.host, port=request.port,
+                mode=mode, host=request.shownHost, port=request.port,
                 user=request.user, status=outcome.status,
                 bytesUp=outcome.bytesUp, bytesDown=outcome.bytesDown,
                 duration=self._reactor.seconds() - started))

@@ -45,7 +45,8 @@ class ForwardProxy:
                 host = parts.hostname.decode("idna")
                 origin = OriginTarget(
                     "http", host, 80 if parts.port is None else parts.port,
-                    self._current.parts.targetsByHost.get(host))
+                    self._current.parts.targetsByHost.get(host),
+                    _sentHost(parts.netloc, host))
                 origin.url(b"/")  # the host is one IDNA can encode
         except (ValueError, UnicodeError):
             origin = None
@@ -55,3 +56,16 @@ class ForwardProxy:
                 "a forward-proxy request needs an http:// URL with a valid "
                 "host and port (https goes through CONNECT)"))
         return OriginResource(self._current, origin, "proxy", self._identify)
+
+
+def _sentHost(netloc, host):
+    """
+    The host of C{netloc} as the client wrote it, when only its case
+    differs from C{host} (lower case): what records show, so that a key in
+    it is found in its own case.
+    """
+    sent = netloc.rpartition(b"@")[2]
+    if not sent.startswith(b"["):
+        sent = sent.partition(b":")[0]
+    sent = sent.decode("latin-1")
+    return sent if sent != host and sent.lower() == host else None

@@ -38,7 +38,8 @@ class Interceptor:
     def __call__(self, connect, transport, leftover):
         parts = self._current.parts
         origin = OriginTarget("https", connect.host, connect.port,
-                              parts.targetsByHost.get(connect.host))
+                              parts.targetsByHost.get(connect.host),
+                              connect.sentHost)
         # The proxy credentials of the CONNECT, if any, name the caller.
         identify = None if connect.user is None else _fixedUser(connect.user)
         site = GatewaySite(

@@ -3,9 +3,13 @@
 Requests bound for their original destination: inside an intercepted TLS
 tunnel (mode C{intercept}) or as absolute-form forward-proxy requests
 (mode C{proxy}).  LLM calls go through the same pipeline as C{/v1}
-requests; everything else is relayed as it is.
+requests, and so does any other JSON body (every string of it read);
+everything else is relayed as it is.
 """
 
+import json
+import re
+from typing import Optional
 from urllib.parse import urlsplit
 
 import attr
@@ -19,9 +23,9 @@ from keeptrusts.api.gateway import recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.resource import admit, header, parseBody, requestId
-from keeptrusts.api.upstream import (
-    headersMediaType, isJSON, outgoingHeaders)
-from keeptrusts.policy.scrub import scrubbed
+from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
+from keeptrusts.api.upstream import headersEncoded, outgoingHeaders
+from keeptrusts.policy.scrub import scrubbedPath
 from keeptrusts.policy.values import Exchange
 
 
@@ -31,19 +35,31 @@ class OriginTarget:
     The original destination of a proxied request, in the place of a
     configured target.
 
+    @ivar host: the host, lower case.
     @ivar configured: the L{UsableTarget} whose hosts include this one, if
         any: it names the provider and, unless it is a passthrough target,
         injects its key.
+    @ivar sentHost: the host as the client wrote it, when its case differs:
+        what records show (scrubbed), so that a key in it is found in its
+        own case.
     """
 
     scheme: str
     host: str
     port: int
     configured: object = None
+    sentHost: Optional[str] = None
+
+    @property
+    def shownHost(self):
+        """
+        The host as records show it (before they scrub it).
+        """
+        return self.sentHost or self.host
 
     @property
     def id(self):
-        return self.configured.id if self.configured else self.host
+        return self.configured.id if self.configured else self.shownHost
 
     @property
     def credential(self):
@@ -91,11 +107,19 @@ class OriginTarget:
 def splitTarget(request):
     """
     @return: C{(path, query)} of an origin-form or absolute-form request.
+        An origin-form target is a path, whatever follows its first C{/}:
+        C{//v1/chat/completions} is that path, not a host C{v1} and the
+        path C{/chat/completions}.
     @raise GatewayError: a 400 for any other form: a path that does not
         begin with C{/} would extend the origin's host or port
         (C{.evil.example/v1/models}), and take its key there.
     """
-    parts = urlsplit(request.uri)
+    uri = request.uri
+    if uri.startswith(b"/"):
+        path, _, query = uri.partition(b"?")
+        # A fragment is no part of a request target; urlsplit dropped it.
+        return path.partition(b"#")[0], query.partition(b"#")[0]
+    parts = urlsplit(uri)
     path = parts.path or b"/"
     if not path.startswith(b"/") or (parts.scheme and not parts.netloc):
         raise validationError("the request target is neither a path nor an "
@@ -138,8 +162,7 @@ class OriginResource(Resource):
         user, _ = (self._identify or parts.identify)(request)
         path, query = splitTarget(request)
         origin = self._origin
-        endpoint = (llmEndpoint(request.method, path)
-                    or _providerJSON(request, origin, path))
+        endpoint = llmEndpoint(request.method, path)
         exchange = Exchange(
             request_id=rid, mode=self._mode,
             # The surface names the provider (sourcegraph) before the host.
@@ -147,25 +170,48 @@ class OriginResource(Resource):
             or "openai",
             target=origin.id, endpoint=_endpointName(endpoint, path),
             method=request.method.decode("ascii", "replace"),
-            host=origin.host, user=user,
+            host=origin.shownHost, user=user,
             agent=header(request, b"x-keeptrusts-agent-id"))
+        raw = request.content.read()
+        if raw and headersEncoded(request.requestHeaders):
+            # Any body may be JSON the policies must read (readJSONBody);
+            # one the gateway cannot read does not go on unread.
+            error = GatewayError(
+                415, "validation_error", "the request body has a "
+                "Content-Encoding, which the gateway cannot read: send it "
+                "without one", code="unsupported_content_encoding")
+            recordAccess(gateway, exchange, error)
+            raise error
+        if endpoint is not None:
+            body = parseBody(raw)
+        else:
+            body = readJSONBody(raw)
+            if body is not None:
+                # Any other JSON call, on any host (a provider's batches,
+                # Sourcegraph's GraphQL, which carries Cody's chat text to
+                # its context search, an OpenAI-shaped path of a host no
+                # target names): every string of it is read all the same.
+                endpoint = otherJSON(exchange.endpoint)
         # The client's own credentials belong to this destination.
         headers = outgoingHeaders(request.requestHeaders, origin, True)
         if endpoint is None:
-            self._relay(gateway, request, exchange, path, query, headers)
+            self._relay(gateway, request, exchange, path, query, headers,
+                        raw or None)
             return
-        raw = request.content.read()
-        body = parseBody(raw)
         endpoint.validate(body)
+        model = body.get("model")
         exchange = attr.evolve(
-            exchange, model=body.get("model") if isinstance(
-                body.get("model"), str) else None,
+            exchange, model=model if isinstance(model, str) else None,
             stream=body.get("stream") is True or endpoint.name.endswith(
                 "/stream"))
         if not isOtherJSON(endpoint):
             # Rate limits and budgets count LLM calls, not a provider's
             # other calls read on their way.
             admit(gateway, exchange, request)
+        elif request.method != b"POST":
+            # The call goes out with its own method (PUT, PATCH).
+            gateway = attr.evolve(gateway, upstream=_WithMethod(
+                gateway.upstream, request.method))
         # Routes read the path as the endpoint was read: a variant of one
         # call cannot pick another call's (lighter) chain.
         chain, _ = gateway.routes.select(
@@ -174,35 +220,117 @@ class OriginResource(Resource):
         Call(gateway, request, exchange, endpoint, body, raw, chain,
              [(origin, path)], True).start()
 
-    def _relay(self, gateway, request, exchange, path, query, headers):
-        body = request.content.read() or None
+    def _relay(self, gateway, request, exchange, path, query, headers, body):
         d = relay(gateway, request, request.method, self._origin.url(
             path, query), headers, body)
         d.addCallback(lambda outcome: recordAccess(gateway, exchange, outcome))
 
 
-def _providerJSON(request, origin, path):
+class _WithMethod:
     """
-    Any other JSON call to a configured provider's host: its prompts are
-    read all the same (L{otherJSON}), not relayed unread.
+    An upstream whose requests go out with one method: the pipeline sends
+    the calls it reads as POST.
     """
-    if (origin.configured is None or request.method != b"POST"
-            or origin.provider == "sourcegraph"):
-        # Sourcegraph's LLM calls are known by their paths; its others
-        # (GraphQL, many a minute from Cody) carry no prompt.
+
+    def __init__(self, upstream, method):
+        self._upstream = upstream
+        self._method = method
+
+    def request(self, method, url, headers, body=None):
+        return self._upstream.request(self._method, url, headers, body)
+
+
+class JSONList(list):
+    """
+    A request body that is a JSON array, read as an object is (every string
+    of it): it answers C{get} as an object without those keys would.
+    """
+
+    __slots__ = ()
+
+    def get(self, key, default=None):
+        return default
+
+
+def readJSONBody(raw):
+    """
+    The JSON value of a request body on a path no surface knows, decided by
+    reading it, not by its media type (C{fetch()} sends a string as
+    C{text/plain}) or its first byte (a byte order mark): the policies read
+    it as they read any other JSON call.
+
+    @return: the object, or the array (a L{JSONList}); L{None} for a body
+        that is no JSON (a file, a form), or a number, C{true}, C{false},
+        C{null}: nothing to read, relayed as it is.
+    @raise GatewayError: 422 for JSON the gateway cannot read as the
+        destination may: a key given twice, a lone surrogate, too deep,
+        text that is not UTF-8, an object or array followed by more (a Go
+        server reads the first value of a body and no more), a string
+        alone.
+    """
+    if not raw:
         return None
-    if not isJSON(headersMediaType(request.requestHeaders)):
+    try:
+        body = loadsStrict(raw)
+    except (DuplicateKey, RecursionError):
+        return parseBody(raw)  # raises its 422
+    except ValueError:
+        if _startsWithJSON(raw):
+            raise validationError(
+                "the request body begins with JSON that the gateway cannot "
+                "read whole (not UTF-8 text, or more after its value)")
         return None
-    # A call's empty body (the SDK's cancels), a JSON list: relayed.
-    opening = request.content.read().lstrip()[:1]
-    request.content.seek(0)
-    if opening != b"{":
-        return None
-    return otherJSON(_endpointName(None, path))
+    if isinstance(body, (dict, list)):
+        # Only an escape can put a surrogate in a parsed string (UTF-8 has
+        # none); UTF-16 text has NUL bytes, and escapes the regex misses.
+        if ((b"\x00" in raw or _SURROGATE_ESCAPE.search(raw))
+                and _hasLoneSurrogate(body)):
+            raise validationError(
+                "the request body has a lone UTF-16 surrogate "
+                "(\\ud800-\\udfff), which is not text")
+        return body if isinstance(body, dict) else JSONList(body)
+    if isinstance(body, str):
+        raise validationError("the request body is a JSON string alone, "
+                              "which the gateway does not read: send an "
+                              "object")
+    return None
+
+
+def _hasLoneSurrogate(body):
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# An object or an array, after a byte order mark and blanks.
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[{\[]")
+
+
+def _startsWithJSON(raw):
+    """
+    Whether C{raw}, which is not one JSON value in UTF-8, begins with an
+    object or array that a lenient reader takes: one that replaces what is
+    not UTF-8, or reads the first value and no more.
+    """
+    if not _JSON_START.match(raw):
+        return False
+    text = raw.decode("utf-8", "replace").lstrip("\ufeff")
+    try:
+        _DECODER.raw_decode(text.lstrip(" \t\r\n"))
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+_DECODER = json.JSONDecoder()
 
 
 def _endpointName(endpoint, path):
     if endpoint is not None:
         return endpoint.name
-    # Keys out before the cut: cut first, a key's tail would stay.
-    return scrubbed(path.decode("utf-8", "replace").lstrip("/"))[:200]
+    # Keys out before the cut: cut first, a key's tail would stay.  What
+    # percent-encoding hides is found too (scrubbedPath).
+    return scrubbedPath(path.decode("utf-8", "replace")).lstrip("/")[:200]

@@ -25,12 +25,18 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from keeptrusts.interfaces import ICertificateStore
+from keeptrusts.policy.scrub import scrubbedName
 from keeptrusts.tls import loadPEMCertificates, parseHost
 
 # Leaves live 90 days; a long-running gateway mints a fresh one well before.
 RENEW_AFTER = 30 * 86400
 
 HTTP11 = b"http/1.1"
+
+# A server name the log shows: at most this many characters of it, and one
+# report of the unusable ones per this many seconds.
+SHOWN_NAME = 64
+REPORT_EVERY = 60.0
 
 
 def _pyOpenSSLVersion():
@@ -142,6 +148,9 @@ class LeafContexts:
         # Converted once: every context shares the key and the chain.
         self._key = openSSLKey(ca.leafKey)
         self._chain = openSSLCertificate(ca.certificate)
+        # Unusable server names since the last report, and when it was.
+        self._unusable = 0
+        self._reportedAt = None
 
     def __len__(self):
         return len(self._cache)
@@ -187,15 +196,43 @@ class LeafContexts:
         try:
             context = self.contextFor(sent)
         except ValueError:
-            self.log.info("TLS client sent an unusable server name {name!r}",
-                          name=sent)
+            self._reportUnusable(sent)
             return
         except Exception:
-            self.log.failure("Cannot mint a certificate for {name!r}",
-                             name=sent)
+            self.log.failure("Cannot mint a certificate for {name}",
+                             name=shownName(sent))
             return
         if context is not connection.get_context():
             connection.set_context(context)
+
+    def _reportUnusable(self, sent):
+        """
+        Log an unusable server name, at most once per L{REPORT_EVERY}
+        seconds (any client may send one per handshake), scrubbed and cut
+        short (a client's text: a key sent as a name is still a key).
+        """
+        self._unusable += 1
+        now = self.ca.clock.seconds()
+        if (self._reportedAt is not None
+                and now - self._reportedAt < REPORT_EVERY):
+            return
+        self.log.info("TLS clients sent {count} unusable server name(s) "
+                      "since the last report; the last, {length} bytes: "
+                      "{name}", count=self._unusable, length=len(sent),
+                      name=shownName(sent))
+        self._unusable = 0
+        self._reportedAt = now
+
+
+def shownName(sent):
+    """
+    A server name (L{bytes}) as the log shows it: its keys replaced by
+    their markers, in any casing (a host name has none), at most
+    L{SHOWN_NAME} characters, escaped.
+    """
+    text = scrubbedName(sent.decode("latin-1"))
+    # repr escapes what a terminal would act on (latin-1 has no bidi marks).
+    return repr(text[:SHOWN_NAME]) + ("..." if len(text) > SHOWN_NAME else "")
 
 
 @implementer(IOpenSSLServerConnectionCreator)
