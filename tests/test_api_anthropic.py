@@ -145,12 +145,13 @@ class SlotTests(SynchronousTestCase):
         self.assertEqual(outcome.tokens, {"input": 3, "output": 1})
 
 
-    def test_toolInputScannedThinkingKept(self):
+    def test_toolInputAndThinkingScanned(self):
         """
         A tool call's streamed input (the JSON of, say, a file being
-        written) is scanned like the answer's text; what is held goes out
-        as the same kind of delta before the block stops.  Thinking goes
-        out as it came: its signature seals it.
+        written) and thinking are scanned like the answer's text; what is
+        held goes out as the same kind of delta before the block stops.
+        (A thinking that was redacted no longer matches its signature: the
+        provider refuses it on the next turn, as it should a secret.)
         """
         rewriter = acmeRewriter(Outcome())
 
@@ -171,7 +172,7 @@ class SlotTests(SynchronousTestCase):
             delta(1, "input_json_delta", "partial_json", '345678"}'),
             delta(2, "input_json_delta", "partial_json", '{"a": "ACME-1'),
             stop(2), stop(1)])
-        self.assertNotIn(b"345678", out)  # the tool input's, redacted
+        self.assertNotIn(b"345678", out)
         deltas = [json.loads(e.split(b"data: ", 1)[1])
                   for e in out.split(b"\n\n")
                   if e.startswith(b"event: content_block_delta")]
@@ -181,15 +182,94 @@ class SlotTests(SynchronousTestCase):
                      "input_json_delta": "partial_json"}[d["delta"]["type"]]
             joined[d["index"]] = joined.get(d["index"], "") + d["delta"][field]
         self.assertEqual(joined, {
-            0: "the id ACME-12345678 is",
+            0: "the id [REDACTED:CUSTOM_PATTERN] is",
             1: '{"content": "id [REDACTED:CUSTOM_PATTERN]"}',
             2: '{"a": "ACME-1'})
 
+    def test_escapedInputWrittenPlainly(self):
+        """
+        A tool's streamed input is a JSON text: a key written with escapes,
+        split inside one, is read as the SDK decodes it and sent written
+        plainly (found by review: it passed).
+        """
+        rewriter = acmeRewriter(Outcome())
+        partial = '{"k": "ACME-\\u0031234\\u0035678", "e": "\\ud83d\\ude00"}'
+        out = b"".join(rewriter.feed(namedEvent(
+            b"content_block_delta", {
+                "type": "content_block_delta", "index": 0, "delta": {
+                    "type": "input_json_delta", "partial_json": piece}}))
+            for piece in (partial[:13], partial[13:24], partial[24:44],
+                          partial[44:]))
+        out += rewriter.feed(namedEvent(b"content_block_stop", {
+            "type": "content_block_stop", "index": 0}))
+        self.assertNotIn(b"5678", out)
+        sent = "".join(json.loads(e.split(b"data: ", 1)[1])["delta"][
+            "partial_json"] for e in out.split(b"\n\n")
+            if e.startswith(b"event: content_block_delta"))
+        self.assertEqual(json.loads(sent), {
+            "k": "[REDACTED:CUSTOM_PATTERN]", "e": "\U0001f600"})
+
+    def test_startTextJoined(self):
+        """
+        A block that starts with its text (or thinking) goes on with its
+        deltas: the SDK adds them to it, and so does the scanner (found by
+        review: the start was read on its own).
+        """
+        for kind, field, deltaKind in [("text", "text", "text_delta"),
+                                       ("thinking", "thinking",
+                                        "thinking_delta")]:
+            rewriter = acmeRewriter(Outcome())
+            out = rewriter.feed(namedEvent(b"content_block_start", {
+                "type": "content_block_start", "index": 0,
+                "content_block": {"type": kind, field: "id ACME-1234"}}))
+            out += rewriter.feed(namedEvent(b"content_block_delta", {
+                "type": "content_block_delta", "index": 0, "delta": {
+                    "type": deltaKind, field: "5678 ok"}}))
+            out += rewriter.feed(namedEvent(b"content_block_stop", {
+                "type": "content_block_stop", "index": 0}))
+            self.assertNotIn(b"5678", out)
+            payloads = [json.loads(e.split(b"data: ", 1)[1])
+                        for e in out.split(b"\n\n") if b"data: " in e]
+            self.assertEqual(payloads[0]["content_block"][field], "id ")
+            self.assertEqual("".join(
+                p["delta"][field] for p in payloads[1:] if "delta" in p),
+                "[REDACTED:CUSTOM_PATTERN] ok")
+
+    def test_indexNotAnIntegerRefused(self):
+        """
+        A block index that is not an integer (the SDKs would take C{"1"}
+        for 1) ends the stream as an invalid event (found by review: it
+        was taken for 0).
+        """
+        for bad in ("1", 1.0, True):
+            rewriter = acmeRewriter(Outcome())
+            rewriter.feed(namedEvent(b"content_block_delta", {
+                "type": "content_block_delta", "index": 1, "delta": {
+                    "type": "text_delta", "text": "ACME-1234"}}))
+            error = self.assertRaises(
+                GatewayError, rewriter.feed, namedEvent(
+                    b"content_block_delta", {
+                        "type": "content_block_delta", "index": bad,
+                        "delta": {"type": "text_delta", "text": "5678"}}))
+            self.assertEqual(error.message,
+                             "invalid event in the provider's stream")
+
+    def test_thinkingSignatureNotRead(self):
+        """
+        Thinking is read like text (see L{test_toolInputAndThinkingScanned});
+        its signature is not: it is no text anyone wrote.
+        """
+        rewriter = acmeRewriter(Outcome())
+        signature = namedEvent(b"content_block_delta", {
+            "type": "content_block_delta", "index": 0, "delta": {
+                "type": "signature_delta", "signature": "ACME-12345678"}})
+        self.assertEqual(rewriter.feed(signature), signature)
+
     def test_otherEventsScannedWhole(self):
         """
-        Events the rewriter does not stream (a block that starts with its
-        content, a citation) have their texts scanned whole; thinking still
-        goes out as it came (found by review).
+        Events the rewriter does not stream (a block that starts with
+        content other than text, a citation) have their texts scanned whole
+        (found by review).
         """
         outcome = Outcome()
         rewriter = acmeRewriter(outcome)
@@ -209,7 +289,7 @@ class SlotTests(SynchronousTestCase):
             event(b"content_block_delta", thinking), ping])
         self.assertNotIn(b"12345678", out)
         self.assertNotIn(b"87654321", out)
-        self.assertIn(b"ACME-11112222", out)
+        self.assertNotIn(b"11112222", out)
         self.assertTrue(out.endswith(ping))
         payloads = [json.loads(e.split(b"data: ", 1)[1])
                     for e in out.split(b"\n\n") if b"data: " in e]

@@ -9,6 +9,7 @@ from twisted.internet import threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.endpoint import readSlots
+from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.responses import RESPONSES, ResponsesRewriter
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.stream import Outcome
@@ -87,9 +88,10 @@ class RewriterTests(SynchronousTestCase):
 
     def test_otherEventsScannedWhole(self):
         """
-        Events the rewriter does not stream (a refusal's or a reasoning
-        summary's deltas, an item that comes whole) have their texts scanned
-        whole (found by review).
+        Events the rewriter does not stream (an item of a kind that comes
+        whole, an echo without output) have their texts scanned whole
+        (found by review); a refusal's and a reasoning summary's deltas are
+        read too (streamed, see L{test_otherDeltasStreamed}).
         """
         events = [
             {"type": "response.refusal.delta", "output_index": 0,
@@ -144,6 +146,205 @@ class RewriterTests(SynchronousTestCase):
         self.assertEqual(payloads[-1]["response"]["output"][0]["arguments"],
                          redacted)
         self.assertEqual(rewriter.releasedChars(), len(redacted))
+
+    def test_otherDeltasStreamed(self):
+        """
+        Every C{response.*.delta} with a text has a scanner of its own,
+        keyed by its type, output index and content or summary index: a
+        secret split between two reasoning summary, reasoning text,
+        interpreter code, refusal or transcript deltas is redacted, and
+        the done events and closing copies carry the redacted text (found
+        by review: each delta was read on its own).
+        """
+        families = [
+            ("response.reasoning_summary_text", {"summary_index": 0}),
+            ("response.reasoning_text", {"content_index": 0}),
+            ("response.code_interpreter_call_code", {}),
+            ("response.refusal", {"content_index": 0}),
+            ("response.audio.transcript", {})]
+        for output, (family, ids) in enumerate(families):
+            def delta(text):
+                return _event(dict(ids, type=family + ".delta",
+                                   output_index=output, delta=text))
+            rewriter = self.rewriter()
+            out = rewriter.feed(delta("id ACME-1234") + delta("5678 ok"))
+            self.assertNotIn(b"5678", out, family)
+            out += rewriter.end()
+            self.assertEqual("".join(
+                p["delta"] for p in _payloads(out)),
+                "id [REDACTED:CUSTOM_PATTERN] ok", family)
+            self.assertTrue(all(p["type"] == family + ".delta"
+                                for p in _payloads(out)))
+        # A summary's deltas keep apart from another summary's.
+        rewriter = self.rewriter()
+        out = b"".join(rewriter.feed(_event({
+            "type": "response.reasoning_summary_text.delta", "item_id": "r",
+            "output_index": 0, "summary_index": index, "delta": text}))
+            for index, text in [(0, "a ACME-1234"), (1, "b "),
+                                (0, "5678 c")])
+        reasoning = {"type": "reasoning", "id": "r", "summary": [
+            {"type": "summary_text", "text": "a ACME-12345678 c"},
+            {"type": "summary_text", "text": "b "}]}
+        out += rewriter.feed(_event({
+            "type": "response.reasoning_summary_text.done", "item_id": "r",
+            "output_index": 0, "summary_index": 0,
+            "text": "a ACME-12345678 c"}))
+        out += rewriter.feed(_event({
+            "type": "response.output_item.done", "output_index": 0,
+            "item": reasoning}))
+        out += rewriter.feed(_event({
+            "type": "response.completed", "response": {
+                "id": "x", "output": [reasoning]}}))
+        self.assertNotIn(b"5678", out)
+        payloads = _payloads(out)
+        self.assertEqual(payloads[-1]["response"]["output"][0]["summary"],
+                         [{"type": "summary_text",
+                           "text": "a [REDACTED:CUSTOM_PATTERN] c"},
+                          {"type": "summary_text", "text": "b "}])
+
+    def test_nameOtherThanType(self):
+        """
+        An event whose name is not its data's type is read by its type, as
+        the SDKs read it, and goes on under that name (found by review: it
+        was read on its own, whole).
+        """
+        rewriter = self.rewriter()
+        delta = (b'event: x\ndata: {"type": "response.output_text.delta", '
+                 b'"output_index": 0, "content_index": 0, "delta": "%s"}\n\n')
+        out = rewriter.feed(delta % (b"id ACME-1234",))
+        out += rewriter.feed(delta % (b"5678 ok",)) + rewriter.end()
+        self.assertNotIn(b"5678", out)
+        self.assertNotIn(b"event: x", out)
+        self.assertEqual("".join(p["delta"] for p in _payloads(out)),
+                         "id [REDACTED:CUSTOM_PATTERN] ok")
+        renamed = rewriter.feed(delta % (b"fine",))
+        self.assertTrue(renamed.startswith(
+            b"event: response.output_text.delta\n"))
+        self.assertRaises(GatewayError, rewriter.feed, _event(
+            {"type": "response.output_text.delta\ndata: {}", "delta": "x"}))
+
+    def test_escapedArgumentsWrittenPlainly(self):
+        """
+        A call's streamed arguments are a JSON text: a key written with
+        escapes, split inside one, is read as the client decodes it and
+        sent written plainly (found by review: it passed).
+        """
+        arguments = '{"k": "\\u0041KIA", "a": "ACME-\\u0031234\\u0035678"}'
+        rewriter = self.rewriter()
+        out = b""
+        for piece in (arguments[:8], arguments[8:33], arguments[33:]):
+            out += rewriter.feed(_event({
+                "type": "response.function_call_arguments.delta",
+                "output_index": 0, "delta": piece}))
+        out += rewriter.feed(_event({
+            "type": "response.function_call_arguments.done",
+            "output_index": 0, "arguments": arguments}))
+        self.assertNotIn(b"5678", out)
+        payloads = _payloads(out)
+        sent = "".join(p["delta"] for p in payloads
+                       if p["type"].endswith(".delta"))
+        self.assertEqual(json.loads(sent), {
+            "k": "AKIA", "a": "[REDACTED:CUSTOM_PATTERN]"})
+        self.assertEqual(payloads[-1]["arguments"], sent)
+
+    def test_openingTextJoined(self):
+        """
+        A text that opens with its part or item (a part added with its
+        text, an item added, a created response with output) goes through
+        the scanner its deltas use: the SDKs add the deltas to it (found
+        by review: each was read on its own).
+        """
+        openings = [
+            {"type": "response.content_part.added", "output_index": 0,
+             "content_index": 0, "part": {"type": "output_text",
+                                          "text": "id ACME-1234"}},
+            {"type": "response.output_item.added", "output_index": 0,
+             "item": {"type": "message", "id": "m", "content": [
+                 {"type": "output_text", "text": "id ACME-1234"}]}},
+            {"type": "response.created", "response": {"id": "r", "output": [
+                {"type": "message", "id": "m", "content": [
+                    {"type": "output_text", "text": "id ACME-1234"}]}]}}]
+        for opening in openings:
+            rewriter = self.rewriter()
+            out = rewriter.feed(_event(opening))
+            out += rewriter.feed(_event({
+                "type": "response.output_text.delta", "output_index": 0,
+                "content_index": 0, "delta": "5678 ok"}))
+            out += rewriter.end()
+            self.assertNotIn(b"5678", out, opening["type"])
+            payloads = _payloads(out)
+            self.assertEqual(payloads[0]["type"], opening["type"])
+            self.assertIn("[REDACTED:CUSTOM_PATTERN] ok", "".join(
+                p.get("delta", "") for p in payloads))
+        # A call's arguments opened with its item, then streamed.
+        rewriter = self.rewriter()
+        out = rewriter.feed(_event({
+            "type": "response.output_item.added", "output_index": 1,
+            "item": {"type": "function_call", "id": "fc", "arguments":
+                     '{"a": "ACME-1234'}}))
+        out += rewriter.feed(_event({
+            "type": "response.function_call_arguments.delta",
+            "output_index": 1, "delta": '5678"}'})) + rewriter.end()
+        self.assertNotIn(b"5678", out)
+
+    def test_indexNotAnIntegerRefused(self):
+        """
+        An output, content or summary index that is not an integer (clients
+        coerce C{"1"} to 1) ends the stream as an invalid event (found by
+        review: it was taken for 0).
+        """
+        for field, bad in [("output_index", "1"), ("output_index", 1.0),
+                           ("content_index", True),
+                           ("content_index", "0")]:
+            rewriter = self.rewriter()
+            payload = {"type": "response.output_text.delta",
+                       "output_index": 1, "content_index": 0,
+                       "delta": "ACME-1234"}
+            rewriter.feed(_event(payload))
+            error = self.assertRaises(GatewayError, rewriter.feed, _event(
+                dict(payload, delta="5678", **{field: bad})))
+            self.assertEqual(error.message,
+                             "invalid event in the provider's stream")
+        rewriter = self.rewriter()
+        self.assertRaises(GatewayError, rewriter.feed, _event({
+            "type": "response.reasoning_summary_text.delta",
+            "output_index": 0, "summary_index": "1", "delta": "x"}))
+
+    def test_echoesRead(self):
+        """
+        The events that repeat the response (created, in progress, queued;
+        and its end) have their texts read: each once, however often it is
+        repeated, and not counted as answer text (found by review: they
+        passed unread).
+        """
+        scanners = []
+        factory = acmeScanners()
+
+        def counted():
+            scanners.append(factory())
+            return scanners[-1]
+        rewriter = self.rewriter(counted)
+        response = {"id": "r", "instructions": "note ACME-12345678",
+                    "output": []}
+        out = b""
+        for kind in ("response.created", "response.queued",
+                     "response.in_progress"):
+            out += rewriter.feed(_event({"type": kind,
+                                         "response": dict(response)}))
+        echoed = len(scanners)
+        self.assertEqual(echoed, 1)
+        out += rewriter.feed(_event({
+            "type": "response.in_progress", "response": dict(
+                response, output=[{"type": "message", "content": [
+                    {"type": "output_text", "text": "ACME-87654321"}]}])}))
+        out += rewriter.feed(_event({"type": "response.completed",
+                                     "response": dict(response)}))
+        self.assertNotIn(b"12345678", out)
+        self.assertNotIn(b"87654321", out)
+        self.assertEqual(len(scanners), echoed + 1)
+        self.assertEqual(rewriter.releasedChars(), 0)
+        self.assertEqual(_payloads(out)[-1]["response"]["instructions"],
+                         "note [REDACTED:CUSTOM_PATTERN]")
 
     def test_incompleteResponseRewritten(self):
         """

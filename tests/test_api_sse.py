@@ -51,6 +51,22 @@ class EventSplitterTests(SynchronousTestCase):
         self.assertEqual(splitter.rest(), b"")
         self.assertEqual(splitter.feed(b"data: e\n\n"), [b"data: e"])
 
+    def test_byteOrderMarkDropped(self):
+        """
+        A byte order mark the stream starts with is dropped, as a client
+        following the SSE standard drops it, whatever the chunking: its
+        first event is read as that client reads it (it was no data line,
+        read raw, its escaped text unread).  A later one is kept.
+        """
+        data = b"\xef\xbb\xbfdata: a\n\n\xef\xbb\xbfdata: b\n\n"
+        for cuts in ([], [1], [2], [1, 2], [3]):
+            splitter = EventSplitter()
+            self.assertEqual(feedAll(splitter, splitAt(data, cuts)),
+                             [b"data: a", b"\xef\xbb\xbfdata: b"])
+        splitter = EventSplitter()
+        self.assertEqual(splitter.feed(b"\xef"), [])
+        self.assertEqual(splitter.rest(), b"\xef")
+
     def test_crlfSeparators(self):
         splitter = EventSplitter()
         self.assertEqual(

@@ -532,6 +532,199 @@ class SseRewriterTests(SynchronousTestCase):
                                  for c in e["choices"]),
                          "key " + REDACTED_AWS)
 
+    def test_reasoningDetailsStreamed(self):
+        """
+        OpenRouter's C{reasoning_details} texts are streamed each on its
+        own scanner (by the detail's index, 0 when it gives none, as clients
+        take it): a key split between two events is redacted, and what is
+        held goes out as a detail of the same type (found by review: each
+        event was read whole).
+        """
+        def details(*items):
+            return event(chunk(index=0, choices=[{"index": 0, "delta": {
+                "reasoning_details": list(items)}, "finish_reason": None}]))
+        text = {"type": "reasoning.text", "format": "anthropic-claude-v1"}
+        pieces = [details(dict(text, text="think AKIAIOSF")),
+                  details(dict(text, text="ODNN7EXAMPLE then")),
+                  details(dict(text, index=1, text="other AKIA"),
+                          {"type": "reasoning.summary", "summary": "s AKIA"}),
+                  details({"type": "reasoning.summary",
+                           "summary": "IOSFODNN7EXAMPLE."}),
+                  event(chunk(finish="stop")), b"data: [DONE]\n\n"]
+        out = self.runPieces(pieces)
+        self.assertNotIn(b"IOSF", out)
+        events, _ = parse(out)
+        joined = {}
+        for e in events:
+            for choice in e.get("choices") or () if isinstance(
+                    e, dict) else ():
+                for d in choice["delta"].get("reasoning_details") or ():
+                    for field in ("text", "summary"):
+                        if field in d:
+                            key = (d.get("index", 0), field)
+                            joined[key] = joined.get(key, "") + d[field]
+        self.assertEqual(joined, {
+            (0, "text"): "think %s then" % (REDACTED_AWS,),
+            (1, "text"): "other AKIA",
+            (0, "summary"): "s %s." % (REDACTED_AWS,)})
+
+    def test_escapedArgumentsWrittenPlainly(self):
+        """
+        A tool call's arguments are a JSON text inside a string: a key
+        written with escapes (C{\\u0041KIA...}, split anywhere, even inside
+        an escape) is read as what a client decodes, and goes to the client
+        written plainly (found by review: it passed).
+        """
+        arguments = ('{"k": "\\u0041KIAIOSFODNN7EXAMPL\\u0045", '
+                     '"e": "\\ud83d\\ude00 \\\\u0041 \\/ \\u0022"}')
+        self.assertEqual(json.loads(arguments)["k"], AWS)
+
+        def call(text):
+            return event(chunk(index=0, choices=[{"index": 0, "delta": {
+                "tool_calls": [{"index": 0, "function": {
+                    "arguments": text}}]}, "finish_reason": None}]))
+        for size in (1, 3, 5, 7, 11, len(arguments)):
+            pieces = [arguments[i:i + size]
+                      for i in range(0, len(arguments), size)]
+            out = self.runPieces([call(p) for p in pieces] + [
+                event(chunk(finish="tool_calls")), b"data: [DONE]\n\n"])
+            self.assertNotIn(b"IOSF", out)
+            sent = "".join(
+                c["function"]["arguments"]
+                for e in parse(out)[0] if isinstance(e, dict)
+                for choice in e["choices"]
+                for c in choice["delta"].get("tool_calls") or ())
+            self.assertEqual(json.loads(sent), {
+                "k": REDACTED_AWS, "e": "\U0001f600 \\u0041 / \""})
+            self.assertNotIn("\\u0041K", sent)
+        # Unchanged arguments, without escapes, pass as they came.
+        plain = call('{"k": "v\\"w"}')
+        self.assertEqual(self.rewriter().feed(plain), plain)
+
+    def test_indexNotAnIntegerRefused(self):
+        """
+        A choice's, a tool call's or a reasoning detail's index that is not
+        an integer (a string, a float, a boolean: clients coerce C{"1"} to
+        1) ends the stream as an invalid event, before its text goes out
+        (found by review: it was taken for 0).  A null one counts as none.
+        """
+        for bad in ("1", 1.0, True):
+            for payload in (
+                    chunk(index=bad, content="x"),
+                    chunk(index=0, choices=[{"index": 0, "delta": {
+                        "tool_calls": [{"index": bad, "function": {
+                            "arguments": "x"}}]}}]),
+                    chunk(index=0, choices=[{"index": 0, "delta": {
+                        "reasoning_details": [{"type": "reasoning.text",
+                                               "index": bad,
+                                               "text": "x"}]}}]),
+                    chunk(index=0, choices=[{"index": bad, "delta": {},
+                                             "finish_reason": "stop"}])):
+                rewriter = self.rewriter()
+                rewriter.feed(event(chunk("AKIAIOSF", index=1)))
+                error = self.assertRaises(GatewayError, rewriter.feed,
+                                          event(payload))
+                self.assertEqual((error.status, error.message), (
+                    502, "invalid event in the provider's stream"))
+        out = self.runPieces([event(chunk(index=None, content="AKIAIOSF")),
+                              event(chunk("ODNN7EXAMPLE")),
+                              b"data: [DONE]\n\n"])
+        self.assertEqual(contentOf(parse(out)[0]), REDACTED_AWS)
+
+    def test_contentListStreamed(self):
+        """
+        A content given as a list of parts (Mistral's) is read: its text
+        parts go through the choice's scanner, its thinking through one of
+        its own (found by review: the list passed unread).
+        """
+        def parts(*items):
+            return event(chunk(index=0, choices=[{"index": 0, "delta": {
+                "content": list(items)}, "finish_reason": None}]))
+        pieces = [parts({"type": "thinking", "thinking": [
+                      {"type": "text", "text": "hmm AKIAIOSF"}]}),
+                  parts({"type": "thinking", "thinking": [
+                      {"type": "text", "text": "ODNN7EXAMPLE ok AKIA"}]}),
+                  parts({"type": "text", "text": "key AKIAIOSF"}),
+                  event(chunk("ODNN7EXAMPLE")),
+                  parts({"type": "text", "text": " and " + AWS}),
+                  b"data: [DONE]\n\n"]
+        out = self.runPieces(pieces)
+        self.assertNotIn(b"IOSF", out)
+        events, _ = parse(out)
+        text, thinking = "", ""
+        for e in events:
+            for choice in e.get("choices") or () if isinstance(
+                    e, dict) else ():
+                content = choice["delta"].get("content")
+                if isinstance(content, str):
+                    text += content
+                for part in content if isinstance(content, list) else ():
+                    if part["type"] == "text":
+                        text += part["text"]
+                    else:
+                        thinking += "".join(
+                            t["text"] for t in part["thinking"])
+        self.assertEqual(text, "key %s and %s" % (REDACTED_AWS,
+                                                  REDACTED_AWS))
+        self.assertEqual(thinking, "hmm %s ok AKIA" % (REDACTED_AWS,))
+
+    def test_choicesNotAListRefused(self):
+        """
+        Choices that are no list (an object a client may read by its keys)
+        or a choice that is no object end the stream as an invalid event
+        (found by review: they passed unread).
+        """
+        for choices in ({"0": {"index": 0, "delta": {"content": AWS}}},
+                        AWS, [AWS]):
+            rewriter = self.rewriter()
+            error = self.assertRaises(GatewayError, rewriter.feed, event(
+                chunk(index=0, choices=choices)))
+            self.assertEqual(error.message,
+                             "invalid event in the provider's stream")
+        nothing = event(chunk(index=0, choices=None))
+        self.assertEqual(self.rewriter().feed(nothing), nothing)
+
+    def test_choiceTextBesideDeltaStreamed(self):
+        """
+        A chat choice's C{text} beside its delta (the legacy field) is
+        streamed, and any other field of a choice read (found by review:
+        a choice whose delta held only a role and a content passed
+        unread, whatever else it carried).
+        """
+        pieces = [event(chunk(index=0, choices=[{"index": 0, "delta": {},
+                                                 "text": "a AKIAIOSF"}])),
+                  event(chunk(index=0, choices=[{"index": 0, "delta": {},
+                                                 "text": "ODNN7EXAMPLE"}])),
+                  event(chunk(index=0, choices=[{
+                      "index": 0, "delta": {"content": "x"},
+                      "note": "b " + AWS, "native_finish_reason": None}])),
+                  b"data: [DONE]\n\n"]
+        out = self.runPieces(pieces)
+        self.assertNotIn(b"IOSF", out)
+        events, _ = parse(out)
+        self.assertEqual("".join(
+            c.get("text", "") for e in events if isinstance(e, dict)
+            for c in e["choices"]), "a " + REDACTED_AWS)
+        self.assertEqual(events[2]["choices"][0]["note"],
+                         "b " + REDACTED_AWS)
+        # Null fields beside a plain delta leave the chunk as it came.
+        rewriter = self.rewriter()
+        padded = event(chunk(index=0, choices=[{
+            "index": 0, "delta": {"content": "hi"}, "finish_reason": None,
+            "native_finish_reason": None}]))
+        self.assertEqual(rewriter.feed(padded), padded)
+
+    def test_escapedJsonWithoutDataLinesRead(self):
+        """
+        JSON sent under the stream's media type, outside data lines, is
+        read with its escapes written plainly, as its reader decodes them.
+        """
+        answer = b'{"choices": [{"message": {"content": ' \
+                 b'"\\u0041KIAIOSFODNN7EXAMPLE"}}]}'
+        out = self.runPieces([answer])
+        self.assertNotIn(b"KIAIOSFODNN7EXAMPLE", out)
+        self.assertIn(REDACTED_AWS.encode(), out)
+
     def test_fail(self):
         rewriter = self.rewriter()
         self.assertEqual(rewriter.fail(upstreamError("gone")),

@@ -8,10 +8,14 @@ import json
 from twisted.internet import defer, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from keeptrusts.api.openai import ENDPOINTS
+from keeptrusts.api.rewrite import SseRewriter, namedEvent
+from keeptrusts.api.stream import Outcome
 from keeptrusts.api.translate import (
-    StreamToChat, answerToChat, requestToMessages)
+    StreamToChat, TranslatedStream, answerToChat, requestToMessages)
 from keeptrusts.testing import Script
 from tests.test_api import Gateway
+from tests.test_api_anthropic import acmeScanners
 
 CLAUDE = """
     - id: claude
@@ -173,6 +177,58 @@ class TranslationTests(SynchronousTestCase):
         self.assertEqual(chunks[3]["usage"], {"prompt_tokens": 4,
                                               "completion_tokens": 1,
                                               "total_tokens": 5})
+
+
+class TranslatedStreamTests(SynchronousTestCase):
+    """
+    An Anthropic stream translated, then rewritten as a chat stream.
+    """
+
+    def rewrite(self, payloads):
+        stream = TranslatedStream(SseRewriter(
+            Outcome(), ENDPOINTS["chat/completions"], acmeScanners()))
+        out = b"".join(stream.feed(namedEvent(p["type"].encode(), p))
+                       for p in payloads) + stream.end()
+        return [json.loads(e[6:]) for e in out.split(b"\n\n")
+                if e.startswith(b"data: {")]
+
+    def test_startTextJoined(self):
+        """
+        A block that starts with its text goes on with its deltas, into
+        the choice's text (it was left out of the translation).
+        """
+        chunks = self.rewrite([
+            {"type": "message_start", "message": {"id": "m"}},
+            {"type": "content_block_start", "index": 0,
+             "content_block": {"type": "text", "text": "id ACME-1234"}},
+            {"type": "content_block_delta", "index": 0,
+             "delta": {"type": "text_delta", "text": "5678 ok"}},
+            {"type": "message_stop"}])
+        self.assertEqual("".join(
+            c["choices"][0]["delta"].get("content") or ""
+            for c in chunks if c["choices"]),
+            "id [REDACTED:CUSTOM_PATTERN] ok")
+
+    def test_escapedInputWrittenPlainly(self):
+        """
+        A tool's input, a JSON text, goes on as the chat arguments written
+        plainly, read as the client decodes it.
+        """
+        chunks = self.rewrite([
+            {"type": "message_start", "message": {"id": "m"}},
+            {"type": "content_block_start", "index": 0, "content_block": {
+                "type": "tool_use", "id": "t", "name": "f", "input": {}}},
+            {"type": "content_block_delta", "index": 0, "delta": {
+                "type": "input_json_delta",
+                "partial_json": '{"k": "ACME-\\u003'}},
+            {"type": "content_block_delta", "index": 0, "delta": {
+                "type": "input_json_delta", "partial_json": '1234567\\u0038"}'}},
+            {"type": "message_stop"}])
+        sent = "".join(call["function"]["arguments"]
+                       for c in chunks if c["choices"]
+                       for call in c["choices"][0]["delta"].get(
+                           "tool_calls") or ())
+        self.assertEqual(json.loads(sent), {"k": "[REDACTED:CUSTOM_PATTERN]"})
 
 
 class OpenAIToAnthropicTests(TestCase):

@@ -9,7 +9,8 @@ import json
 from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import EventRewriter, namedEvent
+from keeptrusts.api.rewrite import (
+    EventRewriter, invalidEvent, namedEvent)
 
 
 def _leaves(container):
@@ -103,63 +104,120 @@ def errorEvent(error):
 
 
 # The streamed texts of a content block: an answer's text, a tool call's
-# input (JSON, scanned as the text it is).  Thinking is passed as it is:
-# its signature seals it, and a changed one is refused on the next turn.
-_DELTA_TEXT = {"text_delta": "text", "input_json_delta": "partial_json"}
+# input (JSON, its escapes written plainly before it is read), thinking (the
+# block's signature is not read: a thinking that was redacted is refused by
+# the provider on the next turn, as a secret should be).  A block's text is
+# keyed (index, delta type).
+_DELTA_TEXT = {"text_delta": "text", "input_json_delta": "partial_json",
+               "thinking_delta": "thinking"}
+# A block that starts with its text (content_block_start, message_start):
+# its field and the delta type its text continues in.
+_BLOCK_TEXT = {"text": ("text", "text_delta"),
+               "thinking": ("thinking", "thinking_delta")}
+# The keys of a delta event that carry no other text (its delta has its
+# type and its text, nothing else).
+_PLAIN_EVENT = frozenset(["type", "index", "delta"])
+
+
+def _blockIndex(payload):
+    """
+    The block an event is of: its C{index}, 0 when it gives none.
+
+    @raise GatewayError: the index is not an integer: the SDKs would take
+        C{"1"} for another block than the gateway does.
+    """
+    index = payload.get("index")
+    if index is None:
+        return 0
+    if type(index) is not int:
+        raise invalidEvent()
+    return index
 
 
 class MessagesRewriter(EventRewriter):
     """
-    One scanner per text content block; what a scanner holds when its
-    block stops goes out as one more delta just before the stop.
+    One scanner per streamed text of a content block; what a block's
+    scanners hold when it stops goes out as more deltas just before the
+    stop.
     """
-
-    def __init__(self, *args):
-        EventRewriter.__init__(self, *args)
-        # The delta type of each block's text, for what is released later.
-        self._kinds = {}
 
     def _rewritePayload(self, name, payload, event):
         kind = payload.get("type")
         tokens = usageOf(payload)
         if tokens is not None:
             self.outcome.tokens = dict(self.outcome.tokens or {}, **tokens)
-        index = payload.get("index", 0)
-        if not isinstance(index, int):
-            index = 0
+        index = _blockIndex(payload)
         if kind == "content_block_delta":
             delta = payload.get("delta")
             deltaKind = delta.get("type") if isinstance(delta, dict) else None
             field = _DELTA_TEXT.get(deltaKind) if isinstance(
                 deltaKind, str) else None
             if field is not None and isinstance(delta.get(field), str):
-                self._kinds[index] = deltaKind
                 text = delta[field]
-                delta[field] = released = self._scanner(index).feed(text)
-                if released == text:
+                delta[field] = released = self._scanner(
+                    (index, deltaKind),
+                    deltaKind == "input_json_delta").feed(text)
+                other = not (len(delta) == 2
+                             and _PLAIN_EVENT.issuperset(payload)) and (
+                    self._scanTexts(payload, {(id(delta), field)}))
+                if released == text and not other:
                     return None  # the event as it came: no re-encoding
                 return namedEvent(b"content_block_delta", payload)
+        elif kind == "content_block_start":
+            block = payload.get("content_block")
+            return self._opening(name or b"content_block_start", payload,
+                                 [(index, block)])
+        elif kind == "message_start":
+            message = payload.get("message")
+            blocks = message.get("content") if isinstance(
+                message, dict) else None
+            return self._opening(name or b"message_start", payload, list(
+                enumerate(blocks if isinstance(blocks, list) else ())))
         elif kind in ("content_block_stop", "message_stop"):
             # Its own fields are read too (a stop carries no text).
-            held = (self._heldDelta(index) if kind == "content_block_stop"
+            held = (self._heldDeltas(index) if kind == "content_block_stop"
                     else self._flush())
             return held + (self._scanOther(name or kind.encode(), payload)
                            or event + b"\n\n")
         return self._scanOther(name or str(kind).encode(), payload)
 
-    def _heldDelta(self, index):
-        scanner = self._scanners.pop(index, None)
-        held = scanner.end() if scanner is not None else ""
-        if not held:
-            return b""
-        kind = self._kinds.get(index, "text_delta")
-        return namedEvent(b"content_block_delta", {
-            "type": "content_block_delta", "index": index,
-            "delta": {"type": kind, _DELTA_TEXT[kind]: held}})
+    def _opening(self, name, payload, blocks):
+        """
+        Blocks that start with their text: it goes through the scanner the
+        block's deltas use (the SDKs add the deltas to it); the event's
+        other texts are read whole.
+        """
+        streamed = set()
+        changed = False
+        for index, block in blocks:
+            kind = block.get("type") if isinstance(block, dict) else None
+            spec = _BLOCK_TEXT.get(kind) if isinstance(kind, str) else None
+            if spec is None or not isinstance(block.get(spec[0]), str):
+                continue
+            field, deltaKind = spec
+            streamed.add((id(block), field))
+            text = block[field]
+            if text:
+                block[field] = released = self._scanner(
+                    (index, deltaKind)).feed(text)
+                changed = changed or released != text
+        if self._scanTexts(payload, streamed) or changed:
+            return namedEvent(name, payload)
+        return None
+
+    def _heldDeltas(self, index):
+        out = []
+        for key in sorted(k for k in self._scanners if k[0] == index):
+            held = self._scanners.pop(key).end()
+            if held:
+                out.append(namedEvent(b"content_block_delta", {
+                    "type": "content_block_delta", "index": index,
+                    "delta": {"type": key[1], _DELTA_TEXT[key[1]]: held}}))
+        return b"".join(out)
 
     def _flush(self):
-        return b"".join(self._heldDelta(index)
-                        for index in sorted(list(self._scanners)))
+        indexes = sorted(set(key[0] for key in self._scanners))
+        return b"".join(self._heldDeltas(index) for index in indexes)
 
 
 def _messagesPath(baseURL):

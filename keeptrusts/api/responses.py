@@ -2,7 +2,9 @@
 """
 The OpenAI Responses surface, C{POST /v1/responses} (Codex): texts in
 C{instructions} and C{input}, answers in C{output[].content[]}, streamed
-as C{response.output_text.delta} events.
+as C{response.output_text.delta} events; every other C{response.*.delta}
+(reasoning and its summary, a refusal, a call's arguments, an
+interpreter's code, a transcript) streams a text of its own.
 
 A stream repeats the whole text in its closing events (C{...text.done},
 C{...content_part.done}, C{...output_item.done}, C{response.completed});
@@ -15,7 +17,8 @@ import json
 from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import EventRewriter, indexOf, namedEvent
+from keeptrusts.api.rewrite import (
+    EventRewriter, indexOf, invalidEvent, namedEvent)
 
 _TEXT_PARTS = ("input_text", "output_text", "text")
 
@@ -83,17 +86,46 @@ def errorEvent(error):
         "message": error.message, "param": None}).encode("utf-8") + b"\n\n"
 
 
-
 # An output item's texts besides its content: a tool call's arguments (or a
-# custom tool's input), streamed by events of their own.
+# custom tool's input), in a whole answer.
 _CALL_FIELDS = {"function_call": "arguments", "custom_tool_call": "input"}
-_CALL_DELTAS = {"arguments": "response.function_call_arguments.delta",
-                "input": "response.custom_tool_call_input.delta"}
-_CALL_DONES = {"response.function_call_arguments.done": "arguments",
-               "response.custom_tool_call_input.done": "input"}
-_DELTA_FIELDS = {kind: field for field, kind in _CALL_DELTAS.items()}
-# Events that repeat the request as the provider had it (instructions,
-# tools; read on the way in), before any output: not read again.
+
+# The streamed texts, each of a family (its delta event's type without
+# ".delta"): a message's text, a refusal, reasoning and its summary, a
+# call's arguments or input, an interpreter's code, an audio transcript.
+# A text is keyed (output_index, family, content_index or summary_index).
+_TEXT = "response.output_text"
+_SUMMARY = "response.reasoning_summary_text"
+# Families whose text is JSON (a call's arguments): their escapes are
+# written plainly before they are read.
+_JSON_FAMILIES = frozenset(["response.function_call_arguments",
+                            "response.mcp_call_arguments"])
+# Deltas that are no text (audio, base64): read whole, event by event.
+_NOT_TEXT_DELTAS = frozenset(["response.audio.delta",
+                              "response.output_audio.delta"])
+# The field of a done event (and of an item) that repeats a family's text.
+_DONE_FIELDS = ("text", "refusal", "arguments", "input", "code",
+                "transcript")
+# A content part's family and text field, by its type.
+_PARTS = {"output_text": (_TEXT, "text"), "text": (_TEXT, "text"),
+          "input_text": (_TEXT, "text"),
+          "refusal": ("response.refusal", "refusal"),
+          "reasoning_text": ("response.reasoning_text", "text"),
+          "summary_text": (_SUMMARY, "text")}
+# An output item's own text (not in parts), by the item's type.
+_ITEM_FIELDS = {
+    "function_call": ("response.function_call_arguments", "arguments"),
+    "custom_tool_call": ("response.custom_tool_call_input", "input"),
+    "mcp_call": ("response.mcp_call_arguments", "arguments"),
+    "code_interpreter_call": ("response.code_interpreter_call_code",
+                              "code")}
+# The keys of a delta event that carry no text but its delta.
+_PLAIN_DELTA = frozenset(["type", "item_id", "output_index", "content_index",
+                          "summary_index", "delta", "sequence_number",
+                          "logprobs", "obfuscation"])
+# Events that repeat the response as it stands (the request's instructions
+# and tools, an output so far): read, each text once however often it is
+# repeated, and not counted as answer text.
 _ECHOES = frozenset(["response.created", "response.in_progress",
                      "response.queued"])
 # The closing events that repeat a whole response.
@@ -101,75 +133,249 @@ _RESPONSE_ENDS = ("response.completed", "response.incomplete",
                   "response.failed")
 
 
+def _subIndex(family, payload):
+    """
+    A streamed text's place in its output item: C{summary_index} for a
+    reasoning summary, C{content_index} for the others.
+    """
+    return indexOf(payload, "summary_index" if family == _SUMMARY
+                   else "content_index")
+
+
+def _streamSlots(item, output):
+    """
+    The texts of an output item that its deltas stream:
+    C{(holder, field, key)}.
+    """
+    content = item.get("content")
+    if isinstance(content, str) and item.get("type") == "message":
+        yield item, "content", (output, _TEXT, 0)
+    for name in ("content", "summary"):
+        parts = item.get(name)
+        for position, part in enumerate(parts if isinstance(parts, list)
+                                        else ()):
+            kind = part.get("type") if isinstance(part, dict) else None
+            spec = _PARTS.get(kind) if isinstance(kind, str) else None
+            if spec is not None and isinstance(part.get(spec[1]), str):
+                yield part, spec[1], (output, spec[0], position)
+    kind = item.get("type")
+    spec = _ITEM_FIELDS.get(kind) if isinstance(kind, str) else None
+    if spec is not None and isinstance(item.get(spec[1]), str):
+        yield item, spec[1], (output, spec[0], 0)
+
+
 class ResponsesRewriter(EventRewriter):
     """
-    One scanner per text: C{(output_index, content_index)} for a message's
-    content, C{(output_index, "arguments")} for a call's; the released text
+    One scanner per streamed text, keyed C{(output_index, family, content
+    or summary index)}; a text's opening (an item or a part added with its
+    text) goes through the scanner its deltas use, and the released text
     of each is kept to rewrite the closing events.
     """
 
     def __init__(self, outcome, endpoint, newScanner):
         EventRewriter.__init__(self, outcome, endpoint, newScanner)
         self._released = {}
+        # The identifying fields of each text's deltas, for held text.
+        self._ids = {}
+        # The texts of the echoes of the response, read once.
+        self._echoed = {}
 
     def _rewritePayload(self, name, payload, event):
         kind = payload.get("type")
-        named = (kind.encode("utf-8", "surrogatepass")
-                 if isinstance(kind, str) else None)
-        if named is None or name not in (None, named):
-            # No type, or another than its name says (a client may go by
-            # either): its texts read whole.
+        if not isinstance(kind, str):
+            # No type: its texts read whole.
             return self._scanOther(name, payload)
-        name = named
-        output = indexOf(payload, "output_index")
-        key = (output, indexOf(payload, "content_index"))
-        field = _DELTA_FIELDS.get(kind)
-        if field is not None:
-            key = (output, field)
-        if (kind == "response.output_text.delta" or field is not None) \
+        if "\n" in kind or "\r" in kind:
+            raise invalidEvent()  # no name could say it
+        named = kind.encode("utf-8", "surrogatepass")
+        if kind.endswith(".delta") and kind not in _NOT_TEXT_DELTAS \
                 and isinstance(payload.get("delta"), str):
-            text = payload["delta"]
-            released = self._release(key, self._scanner(key).feed(text))
-            if released == text:
-                return None  # the event as it came: no re-encoding
-            payload["delta"] = released
-            _logprobsIfChanged(payload, text, released)
-            return namedEvent(name, payload)
-        if kind == "response.output_text.done":
-            held = self._heldDelta(payload, key)
-            self._replace(payload, "text", key)
-            return held + namedEvent(name, payload)
-        field = _CALL_DONES.get(kind)
-        if field is not None:
-            key = (output, field)
-            held = self._heldDelta(payload, key)
-            self._replace(payload, field, key)
-            return held + namedEvent(name, payload)
-        if kind == "response.content_part.done" and isinstance(
-                payload.get("part"), dict):
-            held = self._heldDelta(payload, key)
-            self._replace(payload["part"], "text", key)
-            return held + namedEvent(name, payload)
+            # Most events: a text's piece.
+            rewritten = self._delta(kind[:-6], named, payload)
+        else:
+            rewritten = self._rewriteTyped(kind, named, payload)
+        if rewritten is None and name is not None and name != named:
+            # The SDKs go by the data's type: it goes on under that name,
+            # so that a client going by the event's name reads it alike.
+            return namedEvent(named, payload)
+        return rewritten
+
+    def _rewriteTyped(self, kind, name, payload):
+        output = indexOf(payload, "output_index")
+        if kind.endswith(".done") and kind[:-5] not in (
+                "response.output_item", "response.content_part",
+                "response.reasoning_summary_part"):
+            return self._done(kind[:-5], name, payload, output)
+        if kind in ("response.content_part.added",
+                    "response.reasoning_summary_part.added",
+                    "response.content_part.done",
+                    "response.reasoning_summary_part.done"):
+            return self._part(kind, name, payload, output)
+        if kind == "response.output_item.added" and isinstance(
+                payload.get("item"), dict):
+            read = set()
+            changed = self._items([(output, payload["item"])], True, read)
+            return self._written(name, payload, read, changed)
         if kind == "response.output_item.done" and isinstance(
                 payload.get("item"), dict):
             held = self._flushAll(payload, output)
-            self._replaceTexts(payload["item"], output)
-            return held + namedEvent(name, payload)
+            read = self._closeItem(payload["item"], output)
+            return held + self._written(name, payload, read, True)
         if kind in _RESPONSE_ENDS and isinstance(
                 payload.get("response"), dict):
             tokens = usageOf(payload)
             if tokens is not None:
                 self.outcome.tokens = tokens
             held = self._flushAll(payload)
+            read = set()
             items = payload["response"].get("output")
             for index, item in enumerate(items if isinstance(items, list)
                                          else ()):
                 if isinstance(item, dict):
-                    self._replaceTexts(item, index)
-            return held + namedEvent(name, payload)
-        if kind in _ECHOES:
-            return None
+                    read |= self._closeItem(item, index)
+            return held + self._written(name, payload, read, True,
+                                        self._echoed)
+        if kind in _ECHOES and isinstance(payload.get("response"), dict):
+            items = payload["response"].get("output")
+            read = set()
+            changed = self._items(
+                [(index, item) for index, item in enumerate(
+                    items if isinstance(items, list) else ())
+                 if isinstance(item, dict)],
+                kind == "response.created", read)
+            return self._written(name, payload, read, changed, self._echoed)
         return self._scanOther(name, payload)
+
+    def _delta(self, family, name, payload):
+        key = (indexOf(payload, "output_index"), family,
+               _subIndex(family, payload))
+        if key not in self._ids:
+            self._ids[key] = {k: payload[k] for k in (
+                "item_id", "content_index", "summary_index") if k in payload}
+        text = payload["delta"]
+        released = self._release(key, self._scanner(
+            key, family in _JSON_FAMILIES).feed(text))
+        payload["delta"] = released
+        other = not _PLAIN_DELTA.issuperset(payload) and self._scanTexts(
+            payload, {(id(payload), "delta")})
+        if released == text and not other:
+            return None  # the event as it came: no re-encoding
+        _logprobsIfChanged(payload, text, released)
+        return namedEvent(name, payload)
+
+    def _done(self, family, name, payload, output):
+        """
+        A text's done event: what its scanner holds goes out before it, and
+        its copy of the text is the one the client was sent.
+        """
+        key = (output, family, _subIndex(family, payload))
+        held = self._heldDelta(payload, key)
+        read = set()
+        for field in _DONE_FIELDS:
+            if isinstance(payload.get(field), str):
+                self._replace(payload, field, key)
+                read.add((id(payload), field))
+                break
+        return held + self._written(name, payload, read, bool(read or held))
+
+    def _part(self, kind, name, payload, output):
+        """
+        A content part (or a summary's), added or done: its text is its
+        family's, at its index.
+        """
+        part = payload.get("part")
+        summary = kind.startswith("response.reasoning_summary_part")
+        position = indexOf(payload, "summary_index" if summary
+                           else "content_index")
+        spec = None
+        if isinstance(part, dict) and isinstance(part.get("type"), str):
+            spec = _PARTS.get(part["type"])
+        if spec is None or not isinstance(part.get(spec[1]), str):
+            return self._scanOther(name, payload)
+        family, field = spec
+        key = (output, family, position)
+        read = {(id(part), field)}
+        if kind.endswith(".added"):
+            changed = self._open(part, field, key, payload)
+            return self._written(name, payload, read, changed)
+        held = self._heldDelta(payload, key)
+        self._replace(part, field, key)
+        return held + self._written(name, payload, read, True)
+
+    def _written(self, name, payload, read, changed, memo=None):
+        """
+        The event once its texts but the C{read} slots are read whole:
+        L{None} (as it came) when none changed, nor C{changed} says one did.
+        """
+        if self._scanTexts(payload, read, memo) or changed:
+            return namedEvent(name, payload)
+        return None
+
+    def _items(self, items, opening, read):
+        """
+        Output items that come whole before their deltas (added, or in the
+        response an echo repeats): a text of one goes through its scanner
+        when it opens (C{opening}: the client adds the deltas to it); one
+        already streamed is the text sent so far for it; the others are
+        left to be read whole.
+
+        @param read: the slots it read, added to.
+        @return: whether a text changed.
+        """
+        changed = False
+        for output, item in items:
+            template = {"item_id": item["id"]} if isinstance(
+                item.get("id"), str) else {}
+            for holder, field, key in _streamSlots(item, output):
+                if key in self._released or key in self._scanners:
+                    original = holder[field]
+                    holder[field] = self._released.get(key, "")
+                    if holder[field] != original:
+                        _logprobsIfChanged(holder, original, holder[field])
+                        changed = True
+                elif opening:
+                    changed = self._open(holder, field, key, template) or (
+                        changed)
+                else:
+                    continue
+                read.add((id(holder), field))
+        return changed
+
+    def _open(self, holder, field, key, template):
+        """
+        A text's opening: through the scanner its deltas will use.
+
+        @return: whether the text changed.
+        """
+        if key not in self._ids:
+            ids = {k: template[k] for k in ("item_id",) if k in template}
+            if key[1] == _SUMMARY:
+                ids["summary_index"] = key[2]
+            elif key[1] not in _ITEM_FAMILIES or key[2]:
+                ids["content_index"] = key[2]
+            self._ids[key] = ids
+        text = holder[field]
+        if not text:
+            return False
+        released = self._release(key, self._scanner(
+            key, key[1] in _JSON_FAMILIES).feed(text))
+        if released == text:
+            return False
+        holder[field] = released
+        _logprobsIfChanged(holder, text, released)
+        return True
+
+    def _closeItem(self, item, output):
+        """
+        Put in a closing copy of an item the texts the client was sent.
+
+        @return: the slots replaced.
+        """
+        replaced = set()
+        for holder, field, key in _streamSlots(item, output):
+            self._replace(holder, field, key)
+            replaced.add((id(holder), field))
+        return replaced
 
     def _release(self, key, text):
         self._released[key] = self._released.get(key, "") + text
@@ -180,13 +386,14 @@ class ResponsesRewriter(EventRewriter):
         held = scanner.end() if scanner is not None else ""
         if not held:
             return b""
-        kind = _CALL_DELTAS.get(key[1], "response.output_text.delta")
-        payload = {k: template[k] for k in ("item_id",) if k in template}
-        payload.update(type=kind, output_index=key[0])
-        if kind == "response.output_text.delta":
-            payload["content_index"] = key[1]
+        kind = key[1] + ".delta"
+        payload = {"type": kind}
+        payload.update(self._ids.get(key, ()))
+        if "item_id" not in payload and "item_id" in template:
+            payload["item_id"] = template["item_id"]
+        payload["output_index"] = key[0]
         payload["delta"] = self._release(key, held)
-        return namedEvent(kind.encode(), payload)
+        return namedEvent(kind.encode("utf-8", "surrogatepass"), payload)
 
     def _flushAll(self, template, output=None):
         """
@@ -195,14 +402,6 @@ class ResponsesRewriter(EventRewriter):
         keys = sorted((k for k in self._scanners
                        if output is None or k[0] == output), key=_order)
         return b"".join(self._heldDelta(template, key) for key in keys)
-
-    def _replaceTexts(self, item, output):
-        for contentIndex, (part, textKey) in enumerate(
-                _contentSlots(item, "content")):
-            self._replace(part, textKey, (output, contentIndex))
-        field = _callField(item)
-        if field is not None:
-            self._replace(item, field, (output, field))
 
     def _replace(self, holder, field, key):
         """
@@ -220,11 +419,16 @@ class ResponsesRewriter(EventRewriter):
         a closing event is scanned whole.
         """
         if key not in self._released and isinstance(original, str):
-            self._released[key] = self._scanWhole(original)
+            self._released[key] = self._scanWhole(
+                original, key[1] in _JSON_FAMILIES)
         return self._released.get(key, "")
 
     def _flush(self):
         return self._flushAll({})
+
+
+# Families of an item's own text (no content index in their events).
+_ITEM_FAMILIES = frozenset(family for family, _ in _ITEM_FIELDS.values())
 
 
 def _callField(item):
@@ -240,8 +444,8 @@ def _logprobsIfChanged(holder, original, sent):
 
 
 def _order(key):
-    # Content indexes (numbers) before call fields (names).
-    return (key[0], isinstance(key[1], str), key[1])
+    # A message's texts first, then its other texts, by index.
+    return (key[0], key[1] != _TEXT, key[1], key[2])
 
 
 RESPONSES = Endpoint(

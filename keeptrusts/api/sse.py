@@ -6,19 +6,30 @@ Server-sent events: split a byte stream into events, whatever the chunking.
 import re
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_BOM = b"\xef\xbb\xbf"
 
 
 class EventSplitter:
     """
     Feed bytes, get whole events (the bytes of each event without its
-    trailing blank line).
+    trailing blank line).  A byte order mark the stream starts with is
+    dropped, as a client following the SSE standard drops it: the first
+    event is read as that client reads it.
     """
 
     def __init__(self):
         self._buffer = b""
+        self._started = False
 
     def feed(self, data):
         buf = self._buffer + data if self._buffer else data
+        if not self._started:
+            if len(buf) < len(_BOM) and _BOM.startswith(buf):
+                self._buffer = buf  # may still be the mark
+                return []
+            self._started = True
+            if buf.startswith(_BOM):
+                buf = buf[len(_BOM):]
         events = []
         pos = 0
         for boundary in _BOUNDARY.finditer(buf):

@@ -235,6 +235,9 @@ class StreamToChat:
                     "index": index, "id": block.get("id"), "type": "function",
                     "function": {"name": block.get("name"),
                                  "arguments": ""}}]})
+            if block.get("type") == "text" and _string(block.get("text")):
+                # A block that starts with its text: the deltas go on it.
+                return self._chunk({"content": block["text"]})
             return b""
         if kind == "content_block_delta":
             delta = _mapping(payload.get("delta"))
