@@ -23,6 +23,18 @@ def _json(request, status, body):
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
+    return _body(request, data)
+
+
+def _body(request, data):
+    """
+    C{data}, or nothing for a C{HEAD} (its length told all the same): a
+    resource returning a body for a HEAD makes twisted.web log a warning
+    quoting the request's URI, query string and all.
+    """
+    if request.method == b"HEAD":
+        request.setHeader(b"content-length", b"%d" % (len(data),))
+        return b""
     return data
 
 
@@ -78,7 +90,7 @@ class Metrics(_Leaf):
     def render_GET(self, request):
         body, contentType = self.service.metrics.render()
         request.setHeader(b"content-type", contentType)
-        return body
+        return _body(request, body)
 
 
 class ConfigResource(_Leaf):

@@ -306,7 +306,8 @@ class PolicyTests(TestCase):
         """
         A provider's error in JSON, an object or not, is read like an answer
         (it may quote what it was sent) and keeps its status; another error
-        body, or none, passes as it came; a failed call is not charged.
+        body is read as one text; none passes as it came; a failed call is
+        not charged.
         """
         key = "AKIAIOSFODNN7EXAMPLE"
         error = {"error": {"type": "invalid_request_error",
@@ -322,7 +323,8 @@ class PolicyTests(TestCase):
                           for e in gw.events("output")],
                          [(400, "redact", {"input": None, "output": None})])
         for answer, contentType in [
-                (b"<html>bad gateway</html>", b"text/html"),
+                (b"<html>bad gateway %s</html>" % (key.encode(),),
+                 b"text/html"),
                 (b"", b"application/json"),
                 (json.dumps([{"error": {"code": 429, "message": key}}]).encode(),
                  b"application/json")]:
@@ -570,6 +572,263 @@ class PolicyTests(TestCase):
         self.assertEqual((event["verdict"], event["degraded"]),
                          ("allow", True))
         self.assertEqual(event["policies"][0]["verdict"], "error")
+
+
+ANTHROPIC_TARGET = """
+    - id: claude
+      provider: anthropic
+      base_url: %(base)s
+      secret_key_ref: {env: FAKE_KEY}
+"""
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+AWS_MARKER = "[REDACTED:AWS_ACCESS_KEY_ID]"
+GITHUB_TOKEN = "ghp_R8k2mQ9vX4tL7nP3wZ6yB1cF5hJ0dS2aG8eK"
+
+
+class NothingUnreadTests(TestCase):
+    """
+    What a request or an answer carries goes nowhere unread: each test one
+    way around the policies (found by review).
+    """
+
+    @defer.inlineCallbacks
+    def test_answerArgumentsWrittenPlainly(self):
+        """
+        The escapes of a whole answer's tool-call arguments (chat, and a
+        Responses function call) are written plainly before the policies
+        read them: the client, which decodes them, is sent the plain,
+        redacted text.
+        """
+        escaped = '{"k": "\\u0041KIAIOSFODNN7EXAMPLE", "p": "a\\/b"}'
+        chatAnswer = {"id": "c", "object": "chat.completion",
+                      "model": "gpt-fake", "choices": [{
+                          "index": 0, "finish_reason": "tool_calls",
+                          "message": {"role": "assistant", "content": None,
+                                      "tool_calls": [{
+                                          "id": "t", "type": "function",
+                                          "function": {
+                                              "name": "f",
+                                              "arguments": escaped}}]}}]}
+        gw = Gateway(self, base=fixedProvider(self, 200, chatAnswer))
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(response.code, 200)
+        arguments = body["choices"][0]["message"]["tool_calls"][0][
+            "function"]["arguments"]
+        self.assertEqual(arguments, '{"k": "%s", "p": "a/b"}' % (AWS_MARKER,))
+        self.assertEqual(gw.events("output")[0]["verdict"], "redact")
+        answer = {"id": "r", "object": "response", "status": "completed",
+                  "output": [{"type": "function_call", "id": "fc",
+                              "call_id": "c", "name": "f",
+                              "arguments": escaped}]}
+        gw = Gateway(self, base=fixedProvider(self, 200, answer))
+        response = yield gw.post("/v1/responses", {"model": "gpt-fake",
+                                                   "input": "hi"})
+        body = yield response.json()
+        self.assertEqual(body["output"][0]["arguments"],
+                         '{"k": "%s", "p": "a/b"}' % (AWS_MARKER,))
+        # Escapes and nothing found: the plain text all the same.
+        chatAnswer["choices"][0]["message"]["tool_calls"][0]["function"][
+            "arguments"] = '{"k": "\\u00e9"}'
+        gw = Gateway(self, base=fixedProvider(self, 200, chatAnswer))
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual(body["choices"][0]["message"]["tool_calls"][0][
+            "function"]["arguments"], '{"k": "\u00e9"}')
+        self.assertEqual(gw.events("output")[0]["verdict"], "allow")
+
+    @defer.inlineCallbacks
+    def test_dataURLsRead(self):
+        """
+        A string shaped like a base64 data URL is read but as an image
+        part's or file's data of a binary type: as a tool's description,
+        an image part of type text, it is redacted; as the model (a name),
+        it blocks.
+        """
+        gw = Gateway(self)
+        png = "data:image/png;base64,iVBORw0KGgo="
+        response = yield gw.post("/v1/chat/completions", {
+            "model": "gpt-fake", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "hi"},
+                {"type": "image_url", "image_url": {"url": png}},
+                {"type": "image_url", "image_url": {
+                    "url": "data:text/plain;base64," + AWS_KEY}}]}],
+            "tools": [{"type": "function", "function": {
+                "name": "f", "parameters": {"type": "object"},
+                "description": "data:text/plain;base64," + AWS_KEY}}]})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        sent = gw.provider.requests[-1].json
+        self.assertNotIn(AWS_KEY, json.dumps(sent))
+        parts = sent["messages"][0]["content"]
+        self.assertEqual(
+            (parts[1]["image_url"]["url"], parts[2]["image_url"]["url"],
+             sent["tools"][0]["function"]["description"]),
+            (png, "data:text/plain;base64," + AWS_MARKER,
+             "data:text/plain;base64," + AWS_MARKER))
+        response = yield gw.post("/v1/chat/completions", chat(
+            "hi", model="data:;base64," + AWS_KEY))
+        error = (yield response.json())["error"]
+        self.assertEqual((response.code, error["code"]),
+                         (409, "input_blocked"))
+        self.assertEqual(len(gw.provider.requests), 1)
+
+    @defer.inlineCallbacks
+    def test_requestSubtreesRead(self):
+        """
+        A request's logprobs, a C{signature} or C{encrypted_content} out of
+        their places, Claude's signed thinking and a redacted thinking
+        block's data that is not base64: all read, and redacted.
+        """
+        gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)
+        response = yield gw.post("/v1/chat/completions", chat(
+            "hi", logprobs=[AWS_KEY], top_logprobs={"a": GITHUB_TOKEN},
+            messages=[
+                {"role": "assistant", "content": "x", "logprobs": {
+                    "content": [{"token": AWS_KEY}]}},
+                {"role": "user", "encrypted_content": GITHUB_TOKEN,
+                 "content": [{"type": "text", "text": "hi",
+                              "signature": AWS_KEY}]}]))
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        sent = gw.provider.requests[-1].body
+        self.assertNotIn(AWS_KEY.encode(), sent)
+        self.assertNotIn(GITHUB_TOKEN.encode(), sent)
+        self.assertEqual(sent.count(AWS_MARKER.encode()), 3)
+        response = yield gw.post("/v1/messages", {
+            "model": "claude-fake", "max_tokens": 10, "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "the key is " + AWS_KEY,
+                     "signature": "RXFRQkNnSVlB"},
+                    {"type": "redacted_thinking", "data": GITHUB_TOKEN},
+                    {"type": "redacted_thinking", "data": "RW1vS0FoZ0I="},
+                    {"type": "text", "text": "ok"}]},
+                {"role": "user", "content": "go on"}]})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        blocks = gw.provider.requests[-1].json["messages"][1]["content"]
+        self.assertEqual(
+            (blocks[0]["thinking"], blocks[0]["signature"],
+             blocks[1]["data"], blocks[2]["data"]),
+            ("the key is " + AWS_MARKER, "RXFRQkNnSVlB",
+             "[REDACTED:GITHUB_TOKEN]", "RW1vS0FoZ0I="))
+
+    @defer.inlineCallbacks
+    def test_otherAnswersRead(self):
+        """
+        An error sent as a stream or as plain text, an embeddings answer, a
+        token count: each read before the client has it.
+        """
+        for status, contentType, answer, expected in [
+                (400, b"text/event-stream",
+                 b'data: {"error": {"message": "' + AWS_KEY.encode()
+                 + b'"}}\n\n',
+                 b'data: {"error": {"message": "' + AWS_MARKER.encode()
+                 + b'"}}\n\n'),
+                (500, b"text/plain", b"upstream said " + AWS_KEY.encode(),
+                 b"upstream said " + AWS_MARKER.encode()),
+                (502, b"text/html", b"<p>\xff " + AWS_KEY.encode(),
+                 b"<p>\xff " + AWS_MARKER.encode())]:
+            gw = Gateway(self, base=fixedProvider(self, status, answer,
+                                                  contentType))
+            response = yield gw.post("/v1/chat/completions",
+                                     chat("hi", stream=True))
+            content = yield response.content()
+            self.assertEqual((response.code, content), (status, expected))
+            self.assertEqual(
+                [(e["status"], e["verdict"]) for e in gw.events("output")],
+                [(status, "redact")])
+        embedding = {"object": "list", "model": "gpt-fake",
+                     "data": [{"object": "embedding", "index": 0,
+                               "embedding": [0.1, 0.2], "text": AWS_KEY},
+                              {"object": "embedding", "index": 1,
+                               "embedding": "AACAPwAAAEA="}],
+                     "usage": {"prompt_tokens": 2, "total_tokens": 2}}
+        gw = Gateway(self, base=fixedProvider(self, 200, embedding))
+        response = yield gw.post("/v1/embeddings", {"model": "gpt-fake",
+                                                    "input": "hi"})
+        body = yield response.json()
+        self.assertEqual(body["data"][0]["text"], AWS_MARKER)
+        self.assertEqual([d["embedding"] for d in body["data"]],
+                         [[0.1, 0.2], "AACAPwAAAEA="])
+        self.assertEqual(gw.events("output")[0]["tokens"],
+                         {"input": 2, "output": None})
+        gw = Gateway(self, base=fixedProvider(
+            self, 200, {"input_tokens": 3, "note": AWS_KEY}),
+            extraTargets=ANTHROPIC_TARGET)
+        response = yield gw.post("/v1/messages/count_tokens", {
+            "model": "claude-fake",
+            "messages": [{"role": "user", "content": "hi"}]})
+        body = yield response.json()
+        self.assertEqual(body, {"input_tokens": 3, "note": AWS_MARKER})
+
+    @defer.inlineCallbacks
+    def test_forwardedModelsRead(self):
+        """
+        The provider's model list, when no target lists models, is read
+        like any answer: its ids are names, a credential there blocks it.
+        """
+        gw = Gateway(self, models=False)
+        gw.provider.models = ["gpt-x", AWS_KEY]
+        response = yield gw.get("/v1/models")
+        body = yield response.json()
+        self.assertEqual((response.code, body["error"]["code"]),
+                         (409, "output_blocked"))
+        self.assertNotIn(AWS_KEY, json.dumps(body))
+        self.assertEqual(
+            [(e["phase"], e["verdict"], e["endpoint"], e["method"])
+             for e in gw.events()],
+            [("input", "allow", "models", "GET"),
+             ("output", "block", "models", "GET")])
+        self.assertNotIn(AWS_KEY, json.dumps(gw.journal.records))
+        gw.provider.models = ["gpt-x"]
+        response = yield gw.get("/v1/models?limit=1")
+        body = yield response.json()
+        self.assertEqual([m["id"] for m in body["data"]], ["gpt-x"])
+        self.assertEqual(gw.provider.requests[-1].path, "/v1/models")
+        self.assertEqual(gw.events("output")[-1]["tokens"],
+                         {"input": None, "output": None})
+
+    @defer.inlineCallbacks
+    def test_queryAndHeadersRead(self):
+        """
+        A credential in the query string or in a header the provider is
+        sent blocks the request, as one in a name does; the credentials
+        meant for the provider (the target's key, the client's own it
+        passes, a C{key} parameter among them) are not read, nor are the
+        headers the provider is not sent.
+        """
+        gw = Gateway(self)
+        for path, headers in [
+                ("/v1/chat/completions?a=1&api_key=" + AWS_KEY, {}),
+                ("/v1/chat/completions?k=AKIA%49OSFODNN7EXAMPLE", {}),
+                ("/v1/chat/completions", {b"x-note": [AWS_KEY.encode()]}),
+                ("/v1/chat/completions", {
+                    b"openai-organization": [GITHUB_TOKEN.encode()]})]:
+            headers[b"content-type"] = [b"application/json"]
+            response = yield gw.post(path, chat("hi"), headers=headers)
+            error = (yield response.json())["error"]
+            self.assertEqual((response.code, error["code"]),
+                             (409, "input_blocked"), path)
+            self.assertIn("query string or a header", error["message"])
+        self.assertEqual(gw.provider.requests, [])
+        self.assertNotIn(AWS_KEY, json.dumps(gw.journal.records))
+        response = yield gw.post("/v1/chat/completions?key=" + AWS_KEY,
+                                 chat("hi"), headers={
+            b"content-type": [b"application/json"],
+            b"authorization": [b"Bearer " + GITHUB_TOKEN.encode()],
+            b"x-user-id": [b"u-" + AWS_KEY.encode()]})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        gw = Gateway(self, keyRef=False)
+        response = yield gw.post("/v1/chat/completions", chat("hi"), headers={
+            b"content-type": [b"application/json"],
+            b"x-api-key": [GITHUB_TOKEN.encode()]})
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        self.assertEqual(gw.provider.requests[-1].headers["x-api-key"],
+                         GITHUB_TOKEN)
 
 
 class DuplicateKeyAnswerTests(TestCase):
@@ -933,7 +1192,9 @@ class AccessLogTests(TestCase):
         response = yield gw.post("/v1/chat/completions", chat("hi"),
                                  headers=headers)
         yield response.content()
-        self.assertEqual(response.code, 200)
+        # The request id goes to the provider: blocked (the gateway's own
+        # headers are not sent, not read).
+        self.assertEqual(response.code, 409)
         response = yield gw.post("/v1/chat/completions", chat(
             "hi", model="model-" + key), headers=headers)
         yield response.content()

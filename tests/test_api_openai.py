@@ -9,9 +9,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.endpoint import (
-    answerTextSlots, readRequest, readSlots, requestTextSlots, writeSlots)
+    answerTextSlots, readAnswer, readRequest, readSlots, requestTextSlots,
+    writeSlots)
 from keeptrusts.api.paths import otherJSON
 from keeptrusts.api.openai import ENDPOINTS, usageOf
+from keeptrusts.api.responses import RESPONSES
 
 CHAT = ENDPOINTS["chat/completions"]
 COMPLETIONS = ENDPOINTS["completions"]
@@ -160,8 +162,9 @@ class EveryTextTests(SynchronousTestCase):
         """
         A key left out leaves out its own string, not what is nested below
         it (a schema property called "name" keeps its description); only
-        base64 data URLs and the known base64 shapes are encoded data; a
-        signed thinking block is left as the provider wrote it.
+        base64 data URLs where media go and the known base64 shapes are
+        encoded data; a thinking block's text is read, signed or not, its
+        signature and a redacted block's data are not.
         """
         body = {"model": "m", "messages": [
             {"role": "user", "content": "hi"},
@@ -181,9 +184,105 @@ class EveryTextTests(SynchronousTestCase):
         texts = readSlots(requestTextSlots(
             ENDPOINTS["chat/completions"], body))
         self.assertEqual(sorted(texts), sorted([
-            "hi", "unsigned", "d1", "d2", "data: not an image",
-            "data:text/plain,plain words", "data:;base64,QUJD then words",
-            "d3", "m1"]))
+            "hi", "mine", "unsigned", "d1", "d2", "data: not an image",
+            "data:text/plain,plain words", "data:image/png;base64,iVBORw0KGgo=",
+            "data:;base64,QUJD then words", "d3", "m1"]))
+
+    def test_dataURLsOnlyAsMedia(self):
+        """
+        A base64 data URL is encoded data only where a surface carries
+        media (an image part's URL, a Responses input image, a file's data)
+        and only of a binary type; anywhere else, or of another type (none,
+        text), it is read; and where a name goes it is a name (found by
+        review).
+        """
+        key = "AKIAIOSFODNN7EXAMPLE"
+        png = "data:image/png;base64,iVBORw0KGgo="
+        pdf = "data:application/pdf;base64,JVBERi0x"
+        body = {"model": "data:;base64," + key, "messages": [
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": png}},
+                {"type": "image_url", "image_url": {
+                    "url": "data:text/plain;base64," + key}},
+                {"type": "image_url", "image_url": {
+                    "url": "data:;base64," + key}},
+                {"type": "file", "file": {"file_data": pdf,
+                                          "filename": "a.pdf"}},
+                {"type": "input_audio", "input_audio": {
+                    "data": "UklGRg==", "format": "wav"}},
+                {"type": "input_audio", "input_audio": {
+                    "data": key, "format": "text"}},
+                {"type": "text", "text": png}]}],
+            "input": [{"type": "input_image", "image_url": png},
+                      {"type": "input_text", "image_url": png},
+                      {"type": "input_image",
+                       "image_url": "data:text/plain;base64," + key}],
+            "system": [{"type": "image", "source": {
+                "type": "base64", "media_type": "image/png",
+                "data": "iVBORw0KGgo="}},
+                {"type": "document", "source": {
+                    "type": "base64", "media_type": "text/plain",
+                    "data": key}}],
+            "tools": [{"type": "function", "function": {
+                "name": "f", "description": "data:text/plain;base64," + key,
+                "parameters": {"type": "object"}}}],
+            "metadata": {"image": png}}
+        reading = readRequest(otherJSON("any"), body)
+        self.assertEqual(sorted(readSlots(reading.slots)), sorted([
+            "data:text/plain;base64," + key, "data:;base64," + key, "a.pdf",
+            key, png, png, "data:text/plain;base64," + key, key,
+            "data:text/plain;base64," + key, png]))
+        self.assertIn("data:;base64," + key, reading.names.split("\n"))
+
+    def test_encodedOnlyInItsPlace(self):
+        """
+        A request's logprobs are read (only an answer's are not); a
+        C{signature} is encoded data only in Claude's thinking blocks, an
+        C{encrypted_content} only in OpenAI's reasoning and compaction
+        items and Claude's search results, a redacted thinking block's data
+        only there, and each only when it is base64; a signed thinking
+        block's text is read (found by review).
+        """
+        key = "AKIAIOSFODNN7EXAMPLE"
+        github = "ghp_R8k2mQ9vX4tL7nP3wZ6yB1cF5hJ0dS2aG8eK"
+        body = {"model": "m", "logprobs": [key], "top_logprobs": {"a": key},
+                "messages": [
+            {"role": "assistant", "content": "x",
+             "logprobs": {"content": [{"token": "t1"}]}},
+            {"role": "user", "content": [
+                {"type": "text", "text": "hi", "signature": "s1"}],
+             "encrypted_content": "e1"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "thought",
+                 "signature": "RXFRQkNnSVlBaElN+/="},
+                {"type": "thinking", "thinking": "t2", "signature": github},
+                {"type": "redacted_thinking", "data": "RW1vS0FoZ0I="},
+                {"type": "redacted_thinking", "data": github},
+                {"type": "web_search_tool_result", "content": [
+                    {"type": "web_search_result", "title": "page",
+                     "encrypted_content": "RXFnZkNpb0lB"}]}]}],
+            "input": [
+                {"type": "reasoning", "summary": [],
+                 "encrypted_content": "gAAAAABo-_X="},
+                {"type": "compaction", "encrypted_content": "gAAAAABp"},
+                {"type": "reasoning", "encrypted_content": "not base64!"}]}
+        reading = readRequest(otherJSON("any"), body)
+        self.assertEqual(sorted(readSlots(reading.slots)), sorted([
+            key, key, "x", "t1", "hi", "s1", "e1", "thought", "t2", github,
+            github, "page", "not base64!"]))
+        for encoded in ("RXFRQkNnSVlBaElN+/=", "RW1vS0FoZ0I=", "RXFnZkNpb0lB",
+                        "gAAAAABo-_X=", "gAAAAABp"):
+            self.assertNotIn(encoded, reading.names.split("\n"))
+        # An answer's logprobs are not read, nor its base64 embeddings and
+        # images; its signed thinking is.
+        answer = {"content": [{"type": "thinking", "thinking": "thought",
+                               "signature": "RXFRQkNn"}],
+                  "logprobs": [key],
+                  "data": [{"object": "embedding", "embedding": "AACAPw=="},
+                           {"b64_json": "iVBORw0KGgo="},
+                           {"b64_json": "not base64!"}]}
+        self.assertEqual(readSlots(answerTextSlots(otherJSON("any"), answer)),
+                         ("thought", "not base64!"))
 
     def test_writesBack(self):
         body = {"model": "m", "prompt": "p", "suffix": "s"}
@@ -267,6 +366,35 @@ class PlainArgumentsTests(SynchronousTestCase):
         self.assertEqual(body["input"][0]["arguments"], '{"k": "\u00e9')
         self.assertFalse(rewritten({"messages": [{"tool_calls": [
             {"function": {"arguments": '{"k": "v\\n", "b": "\\\\u0041"}'}}]}]}))
+
+
+class PlainAnswerArgumentsTests(SynchronousTestCase):
+    def test_answerEscapesWrittenPlainly(self):
+        """
+        An answer's arguments (a chat tool call's, a legacy function
+        call's, a Responses function call's) have their escapes written
+        plainly, as a request's, before the policies read them: a client
+        decodes them (found by review).
+        """
+        escaped = '{"k": "\\u0041KIAIOSFODNN7EXAMPLE"}'
+        chat = {"choices": [{"index": 0, "message": {
+            "role": "assistant", "content": None,
+            "tool_calls": [{"id": "t", "type": "function", "function": {
+                "name": "f", "arguments": escaped}}],
+            "function_call": {"name": "g", "arguments": escaped}}}]}
+        reading = readAnswer(CHAT, chat)
+        self.assertTrue(reading.rewritten)
+        plain = '{"k": "AKIAIOSFODNN7EXAMPLE"}'
+        self.assertEqual(readSlots(reading.slots), (plain, plain))
+        answer = {"output": [{"type": "function_call", "call_id": "c",
+                              "name": "f", "arguments": escaped}]}
+        reading = readAnswer(RESPONSES, answer)
+        self.assertTrue(reading.rewritten)
+        self.assertEqual(answer["output"][0]["arguments"], plain)
+        self.assertEqual(readSlots(reading.slots), (plain,))
+        self.assertFalse(readAnswer(CHAT, {"choices": [{"message": {
+            "tool_calls": [{"function": {"arguments": plain}}]}}]}
+        ).rewritten)
 
 
 class ChatValidationTests(SynchronousTestCase):

@@ -130,6 +130,37 @@ class ServiceTests(TestCase):
         self.assertEqual(samples[("keeptrusts_open_requests", ())], 1.0)
 
     @defer.inlineCallbacks
+    def test_headLogsNoQuery(self):
+        """
+        A HEAD on an operations endpoint has the GET's head and no body:
+        twisted.web logs a warning quoting the request, its query string
+        and all, for a resource that returns one (found by review).
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.start()
+        key = "AKIAIOSFODNN7EXAMPLE"
+        for path in ["/healthz", "/readyz", "/health", "/metrics"]:
+            got = yield self.get(path)
+            body = yield got.content()
+            response = yield treq.request("HEAD", self.url + path + "?token="
+                                          + key, pool=self.pool)
+            self.assertEqual((yield response.content()), b"")
+            self.assertEqual(response.code, 200, path)
+            self.assertEqual(
+                response.headers.getRawHeaders(b"content-type"),
+                got.headers.getRawHeaders(b"content-type"))
+            length = response.headers.getRawHeaders(b"content-length")
+            if path in ("/healthz", "/readyz"):  # the others' figures move
+                self.assertEqual(length, [b"%d" % (len(body),)])
+            else:
+                self.assertTrue(int(length[0]) > 0)
+        self.assertEqual([formatEvent(e) for e in events
+                          if key in formatEvent(e)], [])
+
+    @defer.inlineCallbacks
     def test_configMasked(self):
         digest = hashlib.sha256(b"kt-other").hexdigest()
         self.start(keys="  access_keys:\n    - {id: a, user: alice, "

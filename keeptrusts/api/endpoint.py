@@ -35,6 +35,7 @@ class Endpoint:
     @ivar formats: the target C{provider}s that speak this endpoint.
     @ivar upstreamPath: a target's C{base_url} -> the path to append to it;
         by default C{/<name>}.
+    @ivar method: the method of its calls; a C{GET} sends no body.
     """
 
     name: str
@@ -49,6 +50,7 @@ class Endpoint:
     provider: object = None
     formats: tuple = ("openai", "openai-compatible")
     upstreamPath: object = None
+    method: bytes = b"POST"
 
     def pathFor(self, baseURL):
         if self.upstreamPath is None:
@@ -65,39 +67,99 @@ def writeSlots(slots, texts):
         container[key] = text
 
 
-# Strings of a request that are not text anyone wrote: identifiers, names
-# of formats and enumerations, and encoded data (base64 media, signed
-# reasoning) that a policy could only misread.  Only these keys' own string
-# values are left out: what is nested below them is read.
+# Strings of a body that are not text anyone wrote: identifiers, names of
+# formats and enumerations.  Only these keys' own string values are left
+# out of the texts (a request's are among its names): what is nested below
+# them is read.
 _NOT_TEXT = frozenset([
     "model", "role", "type", "id", "name", "object", "speaker", "status",
     "tool_call_id", "tool_use_id", "call_id", "item_id", "file_id",
     "previous_response_id", "finish_reason", "stop_reason", "stopReason",
     "media_type",
     "mime_type", "detail", "format", "encoding_format", "service_tier",
-    "reasoning_effort", "effort", "voice", "tool_choice", "truncation",
-    "signature", "encrypted_content"])
-# A data URL that is base64 and nothing else; base64 and nothing else.
-_DATA_URL = re.compile(r"data:[^,]*;base64,[A-Za-z0-9+/=\r\n]*")
+    "reasoning_effort", "effort", "voice", "tool_choice", "truncation"])
+# The keys whose strings may be encoded data, each at its own places only
+# (L{_encoded}): base64 media, and what a provider sealed.
+_MAYBE_ENCODED = frozenset([
+    "url", "image_url", "file_data", "data", "signature", "encrypted_content",
+    "embedding", "b64_json", "thinking"])
+# The head of a base64 data URL (its media type); base64 and nothing else.
+_DATA_URL = re.compile(r"data:([^,;]*)[^,]*;base64,")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]*")
+# Base64 of either alphabet (OpenAI's sealed items are URL-safe Fernet).
+_SEALED_DATA = re.compile(r"[A-Za-z0-9+/=_\-\r\n]*")
+# Media no one reads as text; an OpenAI input_audio's formats.
+_BINARY_MEDIA = ("image/", "audio/", "video/")
+_BINARY_TYPES = frozenset(["application/pdf", "application/octet-stream"])
+_AUDIO_FORMATS = frozenset(["wav", "mp3", "flac", "opus", "aac", "pcm16",
+                            "ogg", "webm", "m4a"])
+# Where a provider's signature or sealed content is: Claude's thinking (and
+# its streamed signature), OpenAI's reasoning and compaction items, Claude's
+# web search results.  The provider refuses them changed.
+_SIGNED = frozenset(["thinking", "redacted_thinking", "signature_delta"])
+_SEALED = frozenset(["reasoning", "compaction", "web_search_result"])
+# The parts whose image_url is a string (OpenAI's is an object: its url).
+_IMAGE_PARTS = frozenset(["input_image", "image_url", "computer_screenshot"])
 
 
-def _notText(node, key, value):
-    if key in _NOT_TEXT or _DATA_URL.fullmatch(value):
-        return True
-    if not isinstance(node, dict):
+def _binary(mediaType):
+    if not isinstance(mediaType, str):
         return False
+    mediaType = mediaType.strip().lower()
+    return mediaType.startswith(_BINARY_MEDIA) or mediaType in _BINARY_TYPES
+
+
+def _binaryDataURL(value):
+    """
+    Whether C{value} is a data URL of a binary type that is base64 and
+    nothing else.
+    """
+    head = _DATA_URL.match(value)
+    return (head is not None and _binary(head.group(1))
+            and _BASE64.fullmatch(value, head.end()) is not None)
+
+
+def _encoded(node, key, value, media, answer):
+    """
+    Whether C{node[key]} (a string) is encoded data that a policy could
+    only misread, at a place where such data is: base64 media of a binary
+    type where a surface carries media, and what a provider signed or
+    sealed (refused changed) where it does.  The same string anywhere else,
+    or shaped otherwise, is text.
+
+    @param media: the ids of the objects that are an OpenAI image part's
+        C{image_url}.
+    @param answer: whether C{node} is in an answer.
+    """
     kind = node.get("type")
-    # Base64 media: Anthropic's {"type": "base64", "data": ...}, OpenAI's
-    # input_audio {"data": ..., "format": "wav"}; and Claude's signed
-    # thinking, which its signature seals: the provider refuses it changed.
-    return ((key == "data" and (kind == "base64"
-                                or set(node) == {"data", "format"})
-             and _BASE64.fullmatch(value))
-            or (key == "thinking" and kind == "thinking"
-                and isinstance(node.get("signature"), str))
-            or (key == "thinking" and kind == "thinking_delta")
-            or (key == "data" and kind == "redacted_thinking"))
+    if key == "url":
+        return id(node) in media and _binaryDataURL(value)
+    if key == "image_url":
+        return kind in _IMAGE_PARTS and _binaryDataURL(value)
+    if key == "file_data":
+        return _binaryDataURL(value)
+    if key == "data":
+        if kind == "base64":  # Anthropic's image and document sources
+            return (_binary(node.get("media_type"))
+                    and _BASE64.fullmatch(value) is not None)
+        if kind == "redacted_thinking":
+            return _BASE64.fullmatch(value) is not None
+        # OpenAI's input_audio: {"data": ..., "format": "wav"}.
+        return (len(node) == 2 and node.get("format") in _AUDIO_FORMATS
+                and _BASE64.fullmatch(value) is not None)
+    if key == "signature":
+        return kind in _SIGNED and _BASE64.fullmatch(value) is not None
+    if key == "encrypted_content":
+        return kind in _SEALED and _SEALED_DATA.fullmatch(value) is not None
+    if key == "embedding":  # an embedding asked for in base64
+        return (answer and node.get("object") == "embedding"
+                and _BASE64.fullmatch(value) is not None)
+    if key == "b64_json":  # an image the images API made
+        return answer and _BASE64.fullmatch(value) is not None
+    # Claude's streamed thinking is left to its stream's rewriter; a
+    # thinking block's text is read, signed or not, in requests and
+    # answers (a changed one is refused, a secret in it must not pass).
+    return answer and key == "thinking" and kind == "thinking_delta"
 
 
 def requestTextSlots(endpoint, body):
@@ -109,47 +171,24 @@ def requestTextSlots(endpoint, body):
 
 def answerTextSlots(endpoint, answer):
     """
-    The slots of every text an answer carries, as L{requestTextSlots} finds
-    a request's: a field the surface does not name (a refusal, a reasoning
-    summary, a tool's output) does not reach the client unread.
+    The slots of every text an answer carries (L{readAnswer}).
     """
-    return _everyText(endpoint.answerSlots(answer), answer)
+    return readAnswer(endpoint, answer).slots
 
 
 def everyText(value):
     """
-    The slots of every text in C{value} (parsed JSON), but identifiers,
-    enumerations and encoded data.
+    The slots of every text in C{value} (parsed JSON, an answer's or an
+    event's) but identifiers, enumerations, encoded data and logprobs; the
+    escapes of its C{arguments} written plainly, in place (L{readAnswer}).
     """
-    return _everyText((), value)
+    return _walk(value, [], False, False)[0]
 
 
-# Not read: an answer's logprobs spell its text out token by token (a text
-# that is redacted loses them), and reading each token would cost dear.
+# Not read in answers: an answer's logprobs spell its text out token by
+# token (a text that is redacted loses them), and reading each token would
+# cost dear.  A request's are read: what it carries goes to the provider.
 _SKIPPED = frozenset(["logprobs", "top_logprobs"])
-
-
-def _everyText(ownSlots, body):
-    slots = list(ownSlots)
-    known = {(id(container), key) for container, key in slots}
-    queue = deque([body])
-    while queue:
-        node = queue.popleft()
-        for key, value in (node.items() if isinstance(node, dict)
-                           else enumerate(node)):
-            if isinstance(value, (dict, list)):
-                if key not in _SKIPPED:
-                    queue.append(value)
-            elif (isinstance(value, str) and value
-                  and (id(node), key) not in known
-                  and not _notText(node, key, value)):
-                slots.append((node, key))
-    return slots
-
-
-# Encoded data among the identifiers: never read (they could only be
-# misread).
-_ENCODED = frozenset(["signature", "encrypted_content"])
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -159,13 +198,13 @@ class RequestReading:
 
     @ivar slots: the slots of every text it carries: the surface's own, in
         its order, then every other string of the body but identifiers,
-        enumerations and encoded data.  A field no surface names (a new one,
-        a rare one) is read all the same: what the policies do not see must
-        not reach the provider.
+        enumerations and encoded data (L{_encoded}).  A field no surface
+        names (a new one, a rare one) is read all the same: what the
+        policies do not see must not reach the provider.
     @ivar names: the names it carries, one per line: its object keys and
         the identifiers and enumerations left out of its texts (C{model},
-        C{name}, C{id}, ...), but encoded data.  A name cannot be rewritten
-        without changing the call: a credential there blocks the request.
+        C{name}, C{id}, ...).  A name cannot be rewritten without changing
+        the call: a credential there blocks the request.
     @ivar rewritten: whether the walk wrote the C{\\uXXXX} and C{\\/}
         escapes of tool-call arguments (a JSON text inside a string) plainly:
         the policies read the string, but a translation, a provider or a
@@ -179,6 +218,28 @@ class RequestReading:
     rewritten: bool
 
 
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class AnswerReading:
+    """
+    What one walk over an answer found.
+
+    @ivar slots: the slots of every text it carries, as a request's
+        (L{RequestReading.slots}) but its logprobs: a field the surface does
+        not name (a refusal, a reasoning summary, a tool's output) does not
+        reach the client unread.
+    @ivar names: the names it carries, as a request's
+        (L{RequestReading.names}), each on its own (most repeat from answer
+        to answer): a model's id in a model list, a tool call's name.
+    @ivar rewritten: whether the escapes of its C{arguments} were written
+        plainly (L{RequestReading.rewritten}): a client decodes them, so
+        the policies read, and the client is sent, the plain text.
+    """
+
+    slots: list
+    names: tuple
+    rewritten: bool
+
+
 def readRequest(endpoint, body):
     """
     Walk C{body} once: its texts, its names, its arguments written plainly
@@ -186,20 +247,59 @@ def readRequest(endpoint, body):
 
     @rtype: L{RequestReading}
     """
-    slots = list(endpoint.requestSlots(body))
+    slots, names, rewritten = _walk(body, list(endpoint.requestSlots(body)),
+                                    True, True)
+    return RequestReading(slots, "\n".join(names), rewritten)
+
+
+def readAnswer(endpoint, answer, own=True):
+    """
+    Walk C{answer} (parsed JSON) once: its texts, the surface's own first
+    (unless not C{own}: an error's), its names, its arguments written
+    plainly (in place).
+
+    @rtype: L{AnswerReading}
+    """
+    slots = (list(endpoint.answerSlots(answer))
+             if own and endpoint.answerSlots is not None else [])
+    slots, names, rewritten = _walk(answer, slots, False, True)
+    return AnswerReading(slots, tuple(names), rewritten)
+
+
+def _walk(body, slots, request, naming):
+    """
+    Every text of C{body} after C{slots} (each once), appended to them; its
+    names; the escapes of its C{arguments} written plainly.
+
+    @param request: whether C{body} is a request (its logprobs are read).
+    @param naming: whether to gather its names.
+    @return: C{(slots, names, rewritten)}; C{names} (a L{dict}, its keys
+        in the order met) is L{None} unless C{naming}.
+    """
     known = {(id(container), key) for container, key in slots}
-    names = {}
+    names = {} if naming else None
+    media = set()
     rewritten = False
     queue = deque([body])
     while queue:
         node = queue.popleft()
-        mapping = isinstance(node, dict)
-        for key, value in (node.items() if mapping else enumerate(node)):
-            if mapping:
+        if not isinstance(node, dict):
+            for key, value in enumerate(node):
+                if isinstance(value, (dict, list)):
+                    queue.append(value)
+                elif (isinstance(value, str) and value
+                      and (id(node), key) not in known):
+                    slots.append((node, key))
+            continue
+        for key, value in node.items():
+            if naming:
                 names[key] = None
             if isinstance(value, (dict, list)):
-                if key not in _SKIPPED:
-                    queue.append(value)
+                if key == "image_url":
+                    media.add(id(value))
+                elif key in _SKIPPED and not request:
+                    continue
+                queue.append(value)
                 continue
             if not isinstance(value, str) or not value:
                 continue
@@ -210,12 +310,13 @@ def readRequest(endpoint, body):
                     rewritten = True
             if (id(node), key) in known:
                 continue
-            if not _notText(node, key, value):
+            if key in _NOT_TEXT:
+                if naming:
+                    names[value] = None
+            elif key not in _MAYBE_ENCODED or not _encoded(
+                    node, key, value, media, not request):
                 slots.append((node, key))
-            elif (mapping and key in _NOT_TEXT and key not in _ENCODED
-                  and not _DATA_URL.fullmatch(value)):
-                names[value] = None
-    return RequestReading(slots, "\n".join(names), rewritten)
+    return slots, names, rewritten
 
 
 # An escaped backslash (kept, so that what follows it is no escape), a

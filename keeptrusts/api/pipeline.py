@@ -5,6 +5,7 @@ client, journal (DESIGN.md section 2).
 """
 
 import json
+from urllib.parse import unquote_plus
 
 import attr
 from twisted.internet.defer import Deferred
@@ -13,7 +14,7 @@ from twisted.python.failure import Failure
 
 from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import (
-    answerTextSlots, everyText, readRequest, readSlots, writeSlots)
+    readAnswer, readRequest, readSlots, writeSlots)
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
 from keeptrusts.api.rewrite import forgetLogprobs
@@ -26,8 +27,8 @@ from keeptrusts.api.translate import (
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge)
 from keeptrusts.api.upstream import (
-    copyResponseHeaders, discard, isEncoded, isJSON, mediaType,
-    outgoingHeaders)
+    _DROPPED as DROPPED_HEADERS, copyResponseHeaders, discard, isEncoded,
+    isJSON, mediaType, outgoingHeaders)
 from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.chain import ChainResult, PolicyOutcome
 from keeptrusts.policy.dlp import KIND as CREDENTIALS
@@ -83,7 +84,10 @@ class Call:
         slots = reading.slots
         self.promptTexts = readSlots(slots)
         self.exchange = attr.evolve(self.exchange, texts=self.promptTexts)
-        result = _namedCredentials(self.chain, reading.names)
+        result = _namedCredentials(self.chain, reading.names, "request")
+        if result is None:
+            result = _carriedCredentials(self.chain, self.request,
+                                         self.attempts, self.passClientAuth)
         if result is None:
             result = self.chain.inputResult(self.exchange)
         if isinstance(result, Deferred):
@@ -148,7 +152,7 @@ class Call:
                                         provider=provider)
         headers = outgoingHeaders(self.request.requestHeaders, target,
                                   self.passClientAuth)
-        payload = self.payload
+        payload = self.payload if self.endpoint.method != b"GET" else None
         self.translated = translates(self.endpoint, target.provider)
         if self.translated:
             payload = json.dumps(requestToMessages(self.body)).encode("utf-8")
@@ -157,7 +161,8 @@ class Call:
                                       [ANTHROPIC_VERSION])
         # A local name: the answer may come at once and clear self.pending.
         d = self.pending = self.gateway.upstream.request(
-            b"POST", target.url(path, _query(self.request)), headers, payload)
+            self.endpoint.method, target.url(path, _query(self.request)),
+            headers, payload)
         d.addCallbacks(self._answered, self._upstreamFailed)
         d.addErrback(self._crashed)
 
@@ -196,9 +201,10 @@ class Call:
         ok = 200 <= response.code < 300
         # An answer the policies must read is read, whatever it says it is:
         # what cannot be read is refused (502), never passed on unread.  An
-        # error is read when it is JSON (it may quote what was asked).
-        collect = (not isStream and self.endpoint.answerSlots
-                   and (ok or isJSON(media)))
+        # error is read whatever it is (it may quote what was asked), a
+        # stream's included: small, it is read whole.
+        collect = (not ok or (not isStream and (
+            self.endpoint.answerSlots is not None or isJSON(media))))
         # Every answered stream is read: for the policies' scanners, its
         # usage, and the usage chunk the gateway asked for.
         rewrite = ok and isStream and self.endpoint.rewriter is not None
@@ -280,22 +286,33 @@ class Call:
             answer = json.loads(data)
             data = json.dumps(answer).encode("utf-8")
         except (ValueError, RecursionError):
-            answer = None
+            answer = _NOT_JSON
         ok = 200 <= response.code < 300
-        if ok and not isinstance(answer, dict):
+        surface = ok and self.endpoint.answerSlots is not None
+        if surface and not isinstance(answer, dict):
             raise GatewayError(502, "upstream_error",
                                "the provider's answer is not a JSON object")
         if self.translated and ok:
             answer = answerToChat(answer)
             data = json.dumps(answer).encode("utf-8")
-        if ok:
-            slots = answerTextSlots(self.endpoint, answer)
+        if isinstance(answer, (dict, list)):
+            # An answer of the surface's, or an error or another call's
+            # answer, of whatever JSON: every text read.
+            reading = readAnswer(self.endpoint, answer, own=surface)
+            slots, names, rewritten = (reading.slots, reading.names,
+                                       reading.rewritten)
+        elif isinstance(answer, str) or answer is _NOT_JSON:
+            # JSON that is one string, or no JSON (text, HTML, an error
+            # sent as a stream; small, it is read whole): its text.
+            answer = _Whole(answer, data)
+            slots, names, rewritten = [(answer.box, 0)], (), False
         else:
-            # An error, of whatever JSON (an object, a list; or none: its
-            # bytes go on as they came): its texts are read.
-            slots = everyText(answer) if isinstance(
-                answer, (dict, list)) else []
-        result = self.chain.outputResult(self.exchange, readSlots(slots))
+            slots, names, rewritten = [], (), False  # a number, true, null
+        if rewritten:
+            data = json.dumps(answer).encode("utf-8")
+        result = _namedCredentials(self.chain, names, "answer")
+        if result is None:
+            result = self.chain.outputResult(self.exchange, readSlots(slots))
         if isinstance(result, Deferred):
             return result.addCallback(self._outputDecided, response, answer,
                                       data, slots)
@@ -304,11 +321,13 @@ class Call:
     def _outputDecided(self, result, response, answer, data, slots):
         self.policyMs += result.ms
         self.degraded = self.degraded or result.degraded
-        if 200 <= response.code < 300:
+        if 200 <= response.code < 300 and self.endpoint.usage is not None:
             tokens = self.endpoint.usage(answer) or self._estimate(
                 sum(len(text) for text in result.texts))
         else:
-            tokens = None  # a failed call is not charged
+            # A failed call is not charged, nor one that is no LLM call (a
+            # model list, a token count, a provider's other calls).
+            tokens = None
         if result.verdict in (BLOCK, ERROR):
             self._journal("output", result.verdict, result.outcomes,
                           status=response.code, tokens=tokens)
@@ -316,8 +335,11 @@ class Call:
             return
         if result.verdict == REDACT:
             writeSlots(slots, result.texts)
-            forgetLogprobs(answer)
-            data = json.dumps(answer).encode("utf-8")
+            if isinstance(answer, _Whole):
+                data = answer.encoded()
+            else:
+                forgetLogprobs(answer)
+                data = json.dumps(answer).encode("utf-8")
         request = self.request
         copyResponseHeaders(response.headers, request.responseHeaders,
                      keepLength=False)
@@ -465,24 +487,76 @@ class Call:
         return record
 
 
-def _namedCredentials(chain, names):
+def _namedCredentials(chain, names, what):
     """
-    A credential of the catalogue among a request's C{names} (an object key,
-    the model, a tool's or a message's name, an id), when the chain has the
-    credential policy: a name cannot be rewritten without making another
-    call, so the request is blocked (a L{ChainResult}); else L{None}.
+    A credential of the catalogue among a request's or an answer's C{names}
+    (an object key, the model, a tool's or a message's name, an id), when
+    the chain has the credential policy: a name cannot be rewritten without
+    making another call (or breaking the client's), so the request or the
+    answer is blocked (a L{ChainResult}); else L{None}.
+
+    @param names: a request's, one per line; or an answer's, each on its
+        own (most repeat from answer to answer: the scrubber keeps their
+        outcomes).
+    @param what: C{"request"} or C{"answer"}.
     """
     if CREDENTIALS not in chain.names:
         return None
-    types = credentialTypes(names)
+    types = credentialTypes(names) if isinstance(names, str) else [
+        found for name in names for found in credentialTypes(name)]
+    return _credentialsBlock(
+        types, "a name of the %s (an object key, an id, the model)" % (what,))
+
+
+# Headers not read: those the provider is not sent (outgoingHeaders), and
+# those whose values are credentials for the destination: the target's key
+# the gateway sets, or the client's own it passes on.
+_UNREAD_HEADERS = DROPPED_HEADERS | frozenset([
+    b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key",
+    b"cookie"])
+
+
+def _carriedCredentials(chain, request, attempts, passClientAuth):
+    """
+    A credential of the catalogue in the request's query string or in a
+    header the provider is sent (but the credentials meant for it), when the
+    chain has the credential policy: the gateway does not rewrite them, so
+    the request is blocked (a L{ChainResult}); else L{None}.
+
+    @param passClientAuth: whether the client's own credentials go on: then
+        a C{key} parameter (Google's API key) is one, and is not read.
+    """
+    if CREDENTIALS not in chain.names:
+        return None
+    types = []
+    query = _query(request)
+    for parameter in query.decode("utf-8", "surrogateescape").split(
+            "&") if query else ():
+        plain = unquote_plus(parameter, errors="surrogateescape")
+        if passClientAuth and plain.partition("=")[0].lower() == "key":
+            continue
+        types.extend(credentialTypes(plain) or (
+            credentialTypes(parameter) if plain != parameter else ()))
+    target = attempts[0][0]
+    skipped = _UNREAD_HEADERS if target.credential is None else (
+        _UNREAD_HEADERS | {target.credential[0].lower()})
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        if name.lower() not in skipped:
+            for value in values:
+                types.extend(credentialTypes(
+                    value.decode("utf-8", "surrogateescape")))
+    return _credentialsBlock(types, "the query string or a header of the "
+                             "request")
+
+
+def _credentialsBlock(types, where):
     if not types:
         return None
     return ChainResult(
         BLOCK, (), (PolicyOutcome(CREDENTIALS, BLOCK, 0.0,
                                   countFindings(types)),),
-        policy=CREDENTIALS, message="Blocked by %s: a credential in a name of "
-        "the request (an object key, an id, the model), which the gateway does "
-        "not rewrite" % (CREDENTIALS,))
+        policy=CREDENTIALS, message="Blocked by %s: a credential in %s, "
+        "which the gateway does not rewrite" % (CREDENTIALS, where))
 
 
 def _policyError(result, code):
@@ -491,6 +565,26 @@ def _policyError(result, code):
                             code=code, policy=result.policy)
     return GatewayError(503, "policy_error", result.message,
                         code="policy_failed", policy=result.policy)
+
+
+_NOT_JSON = object()
+
+
+class _Whole:
+    """
+    An answer read as one text: a JSON string, or what is no JSON at all
+    (its bytes as UTF-8, any other byte kept as it came).
+    """
+
+    def __init__(self, answer, data):
+        self.json = answer is not _NOT_JSON
+        self.box = [answer if self.json else data.decode(
+            "utf-8", "surrogateescape")]
+
+    def encoded(self):
+        if self.json:
+            return json.dumps(self.box[0]).encode("utf-8")
+        return self.box[0].encode("utf-8", "surrogateescape")
 
 
 def _query(request):

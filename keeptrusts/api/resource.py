@@ -10,14 +10,13 @@ import re
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api import anthropic, openai, responses
 from keeptrusts.api.gateway import recordRefusal
 from keeptrusts.api.pipeline import Call
-from keeptrusts.api.relay import relay
 from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.api.translate import upstreamPath
-from keeptrusts.api.upstream import outgoingHeaders
 from keeptrusts.policy.scrub import MadeHere
 from keeptrusts.policy.values import Exchange
 
@@ -76,7 +75,7 @@ class V1Resource(Resource):
         if path == "models":
             if request.method != b"GET":
                 raise _notAllowed()
-            return self._models(parts, request, passClientAuth)
+            return self._models(parts, request, rid, user, passClientAuth)
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:
             raise GatewayError(404, "not_found",
@@ -88,9 +87,7 @@ class V1Resource(Resource):
         endpoint.validate(body)
         gateway = parts.gateway
         host = header(request, b"host") or ""
-        chain, routeTarget = gateway.routes.select(
-            request, "/v1/" + path, host.rsplit(":", 1)[0] if not
-            host.endswith("]") else host)
+        chain, routeTarget = _route(gateway, request, path, host)
         targets = gateway.router.candidates(body["model"], endpoint,
                                             only=routeTarget)
         exchange = Exchange(
@@ -106,7 +103,7 @@ class V1Resource(Resource):
              passClientAuth).start()
         return NOT_DONE_YET
 
-    def _models(self, parts, request, passClientAuth):
+    def _models(self, parts, request, rid, user, passClientAuth):
         listed = [(model, t.target.provider) for t in parts.targets
                   for model in t.target.models]
         if listed or not parts.targets:
@@ -121,11 +118,12 @@ class V1Resource(Resource):
             request.setHeader(b"content-type", b"application/json")
             request.setHeader(b"content-length", b"%d" % (len(body),))
             return body
-        return self._forwardModels(parts, request, passClientAuth)
+        return self._forwardModels(parts, request, rid, user, passClientAuth)
 
-    def _forwardModels(self, parts, request, passClientAuth):
+    def _forwardModels(self, parts, request, rid, user, passClientAuth):
         """
-        No target lists its models: ask the first provider for its own.
+        No target lists its models: ask the first provider for its own, a
+        call like any other (journaled, its answer read by the chain).
         """
         target = parts.targets[0]
         if target.target.provider == "anthropic":
@@ -133,9 +131,31 @@ class V1Resource(Resource):
             path = path[:-len(b"messages")] + b"models"
         else:
             path = b"/models"
-        relay(parts.gateway, request, b"GET", target.url(path),
-              outgoingHeaders(request.requestHeaders, target, passClientAuth))
+        gateway = parts.gateway
+        host = header(request, b"host") or ""
+        chain, _ = _route(gateway, request, "models", host)
+        exchange = Exchange(
+            request_id=rid, mode="api", provider=target.provider,
+            target=target.id, endpoint=MODELS.name, method="GET", host=host,
+            user=user, agent=header(request, b"x-keeptrusts-agent-id"))
+        Call(gateway, request, exchange, MODELS, {}, b"", chain,
+             [(target, path)], passClientAuth).start()
         return NOT_DONE_YET
+
+
+# A provider's own model list (GET): no prompt, an answer read whole.
+MODELS = Endpoint("models", validate=lambda body: None,
+                  requestSlots=lambda body: (),
+                  answerSlots=lambda answer: (), method=b"GET")
+
+
+def _route(gateway, request, path, host):
+    """
+    The chain and the route's target, if any, of a call to C{/v1/<path>}.
+    """
+    return gateway.routes.select(
+        request, "/v1/" + path, host.rsplit(":", 1)[0] if not
+        host.endswith("]") else host)
 
 
 def admit(gateway, exchange, request):
