@@ -259,11 +259,21 @@ class SlotTests(SynchronousTestCase):
         Thinking is read like text (see L{test_toolInputAndThinkingScanned});
         its signature is not: it is no text anyone wrote.
         """
-        rewriter = acmeRewriter(Outcome())
-        signature = namedEvent(b"content_block_delta", {
-            "type": "content_block_delta", "index": 0, "delta": {
-                "type": "signature_delta", "signature": "ACME-12345678"}})
-        self.assertEqual(rewriter.feed(signature), signature)
+        chain = PolicyChain([DlpFilter(DlpOptions(
+            detect_patterns=("ACME[0-9]{8}",)))], "block", Clock(),
+            timer=lambda: 0.0)
+
+        def signatureDelta(signature):
+            return namedEvent(b"content_block_delta", {
+                "type": "content_block_delta", "index": 0, "delta": {
+                    "type": "signature_delta", "signature": signature}})
+        rewriter = MessagesRewriter(Outcome(), MESSAGES,
+                                    lambda: chain.scanOutput(None))
+        sealed = signatureDelta("EqQBCkYIBRgCACME12345678xQ==")
+        self.assertEqual(rewriter.feed(sealed), sealed)
+        # What is no base64 is no signature: read (see endpoint._encoded).
+        self.assertNotIn(b"ACME12345678",
+                         rewriter.feed(signatureDelta("ACME12345678 !")))
 
     def test_otherEventsScannedWhole(self):
         """

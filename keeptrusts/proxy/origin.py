@@ -208,10 +208,9 @@ class OriginResource(Resource):
             # Rate limits and budgets count LLM calls, not a provider's
             # other calls read on their way.
             admit(gateway, exchange, request)
-        elif request.method != b"POST":
+        else:
             # The call goes out with its own method (PUT, PATCH).
-            gateway = attr.evolve(gateway, upstream=_WithMethod(
-                gateway.upstream, request.method))
+            endpoint = attr.evolve(endpoint, method=request.method)
         # Routes read the path as the endpoint was read: a variant of one
         # call cannot pick another call's (lighter) chain.
         chain, _ = gateway.routes.select(
@@ -224,20 +223,6 @@ class OriginResource(Resource):
         d = relay(gateway, request, request.method, self._origin.url(
             path, query), headers, body)
         d.addCallback(lambda outcome: recordAccess(gateway, exchange, outcome))
-
-
-class _WithMethod:
-    """
-    An upstream whose requests go out with one method: the pipeline sends
-    the calls it reads as POST.
-    """
-
-    def __init__(self, upstream, method):
-        self._upstream = upstream
-        self._method = method
-
-    def request(self, method, url, headers, body=None):
-        return self._upstream.request(self._method, url, headers, body)
 
 
 class JSONList(list):
