@@ -23,7 +23,7 @@ from keeptrusts.api.errors import GatewayError, upstreamError
 from keeptrusts.api.openai import ENDPOINTS
 from keeptrusts.api.sse import EventSplitter, eventData
 from keeptrusts.api.openai import errorEvent
-from keeptrusts.api.rewrite import SseRewriter
+from keeptrusts.api.chatstream import SseRewriter
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge)
 from keeptrusts.policy.chain import PolicyChain, PolicyOutcome

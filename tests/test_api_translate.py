@@ -9,7 +9,8 @@ from twisted.internet import defer, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.openai import ENDPOINTS
-from keeptrusts.api.rewrite import SseRewriter, namedEvent
+from keeptrusts.api.chatstream import SseRewriter
+from keeptrusts.api.rewrite import namedEvent
 from keeptrusts.api.stream import Outcome
 from keeptrusts.api.translate import (
     StreamToChat, TranslatedStream, answerToChat, requestToMessages)

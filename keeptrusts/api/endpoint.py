@@ -12,6 +12,8 @@ from collections import deque
 
 import attr
 
+from keeptrusts.api.escapes import plainEscapes
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Endpoint:
@@ -303,8 +305,8 @@ def _walk(body, slots, request, naming):
                 continue
             if not isinstance(value, str) or not value:
                 continue
-            if key == "arguments" and ("\\u" in value or "\\/" in value):
-                plain = _ESCAPES.sub(_plainEscape, value)
+            if key == "arguments":
+                plain = plainEscapes(value)
                 if plain != value:
                     node[key] = value = plain
                     rewritten = True
@@ -317,29 +319,3 @@ def _walk(body, slots, request, naming):
                     node, key, value, media, not request):
                 slots.append((node, key))
     return slots, names, rewritten
-
-
-# An escaped backslash (kept, so that what follows it is no escape), a
-# \uXXXX escape and the one after it (a surrogate pair), an escaped slash.
-_ESCAPES = re.compile(r"\\\\|\\u([0-9a-fA-F]{4})(?:\\u([0-9a-fA-F]{4}))?|\\/")
-
-
-def _plainEscape(match):
-    text = match.group(0)
-    if text == "\\\\":
-        return text
-    if text == "\\/":
-        return "/"
-    high, low = int(match.group(1), 16), match.group(2)
-    if low is not None and 0xD800 <= high < 0xDC00 and (
-            0xDC00 <= int(low, 16) < 0xE000):
-        return chr(0x10000 + ((high - 0xD800) << 10) + int(low, 16) - 0xDC00)
-    return _plainCharacter(high, match.group(1)) + (
-        "" if low is None else _plainCharacter(int(low, 16), low))
-
-
-def _plainCharacter(code, hexDigits):
-    # What a JSON string must escape, and a lone surrogate, stay escaped.
-    if code < 0x20 or code in (0x22, 0x5C) or 0xD800 <= code < 0xE000:
-        return "\\u" + hexDigits
-    return chr(code)

@@ -7,7 +7,8 @@ chunks, so that policies can read and rewrite them.
 from keeptrusts.api.cost import usageTokens
 from keeptrusts.api.endpoint import Endpoint
 from keeptrusts.api.errors import validationError
-from keeptrusts.api.rewrite import SseRewriter, indexOf
+from keeptrusts.api.chatstream import SseRewriter
+from keeptrusts.api.rewrite import indexOf
 
 
 def _messageSlots(message):
