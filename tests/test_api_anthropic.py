@@ -254,6 +254,23 @@ class SlotTests(SynchronousTestCase):
             self.assertEqual(error.message,
                              "invalid event in the provider's stream")
 
+    def test_textAfterStopRefused(self):
+        """
+        A delta of a block that stopped would be scanned afresh (a key split
+        across the stop unseen): it ends the stream as an invalid event
+        (found by review).
+        """
+        def delta(text):
+            return namedEvent(b"content_block_delta", {
+                "type": "content_block_delta", "index": 0, "delta": {
+                    "type": "text_delta", "text": text}})
+        rewriter = acmeRewriter(Outcome())
+        out = rewriter.feed(delta("id ACME-1234"))
+        out += rewriter.feed(namedEvent(b"content_block_stop", {
+            "type": "content_block_stop", "index": 0}))
+        self.assertEqual(out.count(b"ACME-1234"), 1)
+        self.assertRaises(GatewayError, rewriter.feed, delta("5678"))
+
     def test_thinkingSignatureNotRead(self):
         """
         Thinking is read like text (see L{test_toolInputAndThinkingScanned});

@@ -202,6 +202,30 @@ class RewriterTests(SynchronousTestCase):
                            "text": "a [REDACTED:CUSTOM_PATTERN] c"},
                           {"type": "summary_text", "text": "b "}])
 
+    def test_textAfterItsEndRefused(self):
+        """
+        A delta of a text whose part is done, or of an item that is done,
+        would be scanned afresh (a key split across the end unseen): it
+        ends the stream as an invalid event (found by review).
+        """
+        def delta(text, output=0, content=0):
+            return _event({"type": "response.output_text.delta",
+                           "output_index": output, "content_index": content,
+                           "delta": text})
+        rewriter = self.rewriter()
+        rewriter.feed(delta("id ACME-1234"))
+        rewriter.feed(_event({"type": "response.output_text.done",
+                              "output_index": 0, "content_index": 0,
+                              "text": "id ACME-1234"}))
+        self.assertRaises(GatewayError, rewriter.feed, delta("5678"))
+        rewriter = self.rewriter()
+        rewriter.feed(delta("id ACME-1234"))
+        rewriter.feed(_event({"type": "response.output_item.done",
+                              "output_index": 0, "item": {
+                                  "type": "message", "content": []}}))
+        self.assertRaises(GatewayError, rewriter.feed, delta("5678", 0, 1))
+        self.assertNotIn(b"5678", rewriter.feed(delta("ACME-12345678", 1)))
+
     def test_nameOtherThanType(self):
         """
         An event whose name is not its data's type is read by its type, as
@@ -217,7 +241,7 @@ class RewriterTests(SynchronousTestCase):
         self.assertNotIn(b"event: x", out)
         self.assertEqual("".join(p["delta"] for p in _payloads(out)),
                          "id [REDACTED:CUSTOM_PATTERN] ok")
-        renamed = rewriter.feed(delta % (b"fine",))
+        renamed = self.rewriter().feed(delta % (b"fine",))
         self.assertTrue(renamed.startswith(
             b"event: response.output_text.delta\n"))
         self.assertRaises(GatewayError, rewriter.feed, _event(

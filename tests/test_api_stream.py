@@ -162,6 +162,24 @@ class SseRewriterTests(SynchronousTestCase):
         return self.runPieces([data[i:i + pieces] for i in range(0, len(data),
                                                             pieces)])
 
+    def test_textAfterFinishRefused(self):
+        """
+        Text of a choice that finished would be scanned afresh, a key split
+        across the finish unseen: it ends the stream as an invalid event
+        (found by review).  An empty reason finishes nothing.
+        """
+        rewriter = self.rewriter()
+        rewriter.feed(event(chunk("key AKIAIOSF", finish="")))
+        out = rewriter.feed(event(chunk("ODNN7EXAMPLE", finish="stop")))
+        self.assertNotIn(b"EXAMPLE", out)
+        toolCall = chunk()
+        toolCall["choices"][0]["delta"]["tool_calls"] = [
+            {"index": 0, "function": {"arguments": "x"}}]
+        for late in (chunk("x"), toolCall):
+            self.assertRaises(GatewayError, rewriter.feed, event(late))
+        # An empty text is no text.
+        rewriter.feed(event(chunk("")))
+
     def test_secretSplitAcrossChunks(self):
         data = chatStream("Your key is AKIAIO", "SFODNN7EXA", "MPLE, keep it.")
         for size in (len(data), 1, 7, 50):

@@ -206,9 +206,10 @@ class MessagesRewriter(EventRewriter):
         return None
 
     def _heldDeltas(self, index):
+        self._ended.add(index)  # the block stopped: no more of its texts
         out = []
         for key in sorted(k for k in self._scanners if k[0] == index):
-            held = self._scanners.pop(key).end()
+            held = self._endScanner(key).end()
             if held:
                 out.append(namedEvent(b"content_block_delta", {
                     "type": "content_block_delta", "index": index,

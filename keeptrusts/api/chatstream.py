@@ -64,8 +64,10 @@ class SseRewriter(EventRewriter):
         ending = sorted((k for k in self._scanners
                          if _choiceOf(k) in finished),
                         key=_order) if finished else ()
+        # No more text of a finished choice (L{EventRewriter._endScanner}).
+        self._ended.update(finished)
         for index in ending:
-            held = self._scanners.pop(index).end()
+            held = self._endScanner(index).end()
             if not held:
                 continue
             altered.add(_choiceOf(index))
@@ -281,8 +283,10 @@ def _finishedChoices(chunk):
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
     if not isinstance(choices, list):
         return frozenset()
+    # An empty reason is none (a server that sent "" with every chunk would
+    # end its choice's scan at each one).
     return frozenset(indexOf(c) for c in choices
-                     if isinstance(c, dict) and c.get("finish_reason") is not None)
+                     if isinstance(c, dict) and c.get("finish_reason"))
 
 
 def _choiceOf(index):

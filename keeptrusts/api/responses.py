@@ -219,6 +219,7 @@ class ResponsesRewriter(EventRewriter):
         if kind == "response.output_item.done" and isinstance(
                 payload.get("item"), dict):
             held = self._flushAll(payload, output)
+            self._ended.add(output)  # no more of the item's texts
             read = self._closeItem(payload["item"], output)
             return held + self._written(name, payload, read, True)
         if kind in _RESPONSE_ENDS and isinstance(
@@ -382,7 +383,7 @@ class ResponsesRewriter(EventRewriter):
         return text
 
     def _heldDelta(self, template, key):
-        scanner = self._scanners.pop(key, None)
+        scanner = self._endScanner(key)
         held = scanner.end() if scanner is not None else ""
         if not held:
             return b""

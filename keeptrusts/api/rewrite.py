@@ -51,6 +51,7 @@ class EventRewriter:
         self._endpoint = endpoint
         self._newScanner = newScanner
         self._scanners = {}
+        self._ended = set()
         self._allScanners = []
         self._wholeOutcomes = ()
         self._wholeReleased = 0
@@ -162,12 +163,26 @@ class EventRewriter:
         """
         scanner = self._scanners.get(index)
         if scanner is None:
+            if index in self._ended or (
+                    isinstance(index, tuple) and index[0] in self._ended):
+                return _ENDED
             chain = self._newScanner()
             if escaped and chain is not None:
                 chain = Unescaping(chain)
             scanner = self._scanners[index] = _Counting(chain)
             self._allScanners.append(scanner)
         return scanner
+
+    def _endScanner(self, index):
+        """
+        The streamed text C{index} ended (its choice finished, its block or
+        part is done): its scanner, to release what it holds, or L{None}.
+        More of that text is refused (L{_ENDED}); and, when C{index} is
+        what the keys C{(index, ...)} belong to (a choice, a block, an
+        output item), more of any of its texts.
+        """
+        self._ended.add(index)
+        return self._scanners.pop(index, None)
 
     def _rewrite(self, event):
         name, data, plain = readEvent(event)
@@ -194,6 +209,24 @@ class EventRewriter:
             return self._scanOther(name, payload) or event + b"\n\n"
         rewritten = self._rewritePayload(name, payload, event)
         return event + b"\n\n" if rewritten is None else rewritten
+
+
+class _Ended:
+    """
+    The scanner of a text that ended: more of it is no event a provider
+    sends, and a scan begun afresh would let a key split across the end
+    pass (found by review).  The stream ends as an invalid event.
+    """
+
+    released = 0
+
+    def feed(self, text):
+        if text:
+            raise invalidEvent()
+        return text
+
+
+_ENDED = _Ended()
 
 
 def eventBytes(name, payload):
