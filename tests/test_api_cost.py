@@ -77,6 +77,31 @@ class UsageTests(TestCase):
         self.assertEqual(out["cost_usd"], 3 * 1.0 + 3 * 2.0)
 
     @defer.inlineCallbacks
+    def test_streamUsageAskedOfTheBodyAsItCame(self):
+        """
+        The usage is asked of the body as the client wrote it (its numbers,
+        spaces and key order kept: it is not written anew); a body that
+        asks something of the stream already, or that is written otherwise
+        (a byte order mark), is written anew with the usage asked.
+        """
+        gw = Gateway(self, chain="[audit-logger]")
+        raw = (b'{ "model": "gpt-fake", "temperature": 1.10,\n'
+               b'  "messages": [{"role": "user", "content": "hi"}],'
+               b' "stream": true }\n')
+        response = yield gw.post("/v1/chat/completions", raw)
+        yield response.text()
+        self.assertEqual(gw.provider.requests[-1].body,
+                         raw.rstrip()[:-1]
+                         + b',"stream_options":{"include_usage":true}}')
+        for body in (chat("hi", stream=True, stream_options={}),
+                     b"\xef\xbb\xbf" + json.dumps(chat(
+                         "hi", stream=True)).encode()):
+            response = yield gw.post("/v1/chat/completions", body)
+            yield response.text()
+            self.assertEqual(gw.provider.requests[-1].json["stream_options"],
+                             {"include_usage": True})
+
+    @defer.inlineCallbacks
     def test_clientAskedUsageKeepsChunk(self):
         gw = Gateway(self, chain="[audit-logger]")
         response = yield gw.post("/v1/chat/completions", chat(

@@ -5,36 +5,30 @@ client, journal (DESIGN.md section 2).
 """
 
 import json
-from urllib.parse import unquote_plus
 
 import attr
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from keeptrusts.api.carried import (
+    carriedCredentials, namedCredentials, queryOf)
 from keeptrusts.api.cost import costOf, estimateTokens
-from keeptrusts.api.endpoint import (
-    readAnswer, readRequest, readSlots, writeSlots)
+from keeptrusts.api.endpoint import readRequest, readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, upstreamError, writeError
 from keeptrusts.api.gateway import journalFailed
-from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.sending import sendNow
-from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.api.translate import (
-    ANTHROPIC_VERSION, TranslatedStream, answerToChat, requestToMessages,
-    translates)
+    ANTHROPIC_VERSION, TranslatedStream, requestToMessages, translates)
 from keeptrusts.api.stream import (
     BodyCollector, Outcome, Passthrough, ResponseBridge)
 from keeptrusts.api.upstream import (
-    _DROPPED as DROPPED_HEADERS, copyResponseHeaders, discard, isEncoded,
-    isJSON, mediaType, outgoingHeaders)
+    copyResponseHeaders, discard, isEncoded, isJSON, mediaType,
+    outgoingHeaders)
+from keeptrusts.api.wholeanswer import readWholeAnswer, redactedAnswer
 from keeptrusts.events import eventRecord, policyEntries
-from keeptrusts.policy.chain import ChainResult, PolicyOutcome
-from keeptrusts.policy.dlp import KIND as CREDENTIALS
-from keeptrusts.policy.scrub import credentialTypes
-from keeptrusts.policy.values import (
-    ALLOW, BLOCK, ERROR, RANK, REDACT, countFindings)
+from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, RANK, REDACT
 
 log = Logger()
 
@@ -84,9 +78,9 @@ class Call:
         slots = reading.slots
         self.promptTexts = readSlots(slots)
         self.exchange = attr.evolve(self.exchange, texts=self.promptTexts)
-        result = _namedCredentials(self.chain, reading.names, "request")
+        result = namedCredentials(self.chain, reading.names, "request")
         if result is None:
-            result = _carriedCredentials(self.chain, self.request,
+            result = carriedCredentials(self.chain, self.request,
                                          self.attempts, self.passClientAuth)
         if result is None:
             result = self.chain.inputResult(self.exchange)
@@ -115,9 +109,14 @@ class Call:
         if result.verdict == REDACT:
             writeSlots(slots, result.texts)
         if self._askForUsage():
-            self.body["stream_options"] = dict(
-                self.body.get("stream_options") or {}, include_usage=True)
-            self.askedUsage = changed = True
+            self.askedUsage = True
+            if not changed and "stream_options" not in self.body:
+                self.payload = _withUsageAsked(self.raw)
+            if self.payload is self.raw:
+                self.body["stream_options"] = dict(
+                    self.body.get("stream_options") or {},
+                    include_usage=True)
+                changed = True
         if changed:
             self.payload = json.dumps(self.body).encode("utf-8")
         # The input record is made and written once the provider has the
@@ -161,7 +160,7 @@ class Call:
                                       [ANTHROPIC_VERSION])
         # A local name: the answer may come at once and clear self.pending.
         d = self.pending = self.gateway.upstream.request(
-            self.endpoint.method, target.url(path, _query(self.request)),
+            self.endpoint.method, target.url(path, queryOf(self.request)),
             headers, payload)
         d.addCallbacks(self._answered, self._upstreamFailed)
         d.addErrback(self._crashed)
@@ -278,39 +277,10 @@ class Call:
             self._journal("output", ALLOW, (), status=response.code,
                           client_gone=True)
             return
-        try:
-            answer = loadsStrict(data)
-        except DuplicateKey:
-            # Readers differ on which value counts: what goes on is what
-            # the policies read (the last), written anew.
-            answer = json.loads(data)
-            data = json.dumps(answer).encode("utf-8")
-        except (ValueError, RecursionError):
-            answer = _NOT_JSON
         ok = 200 <= response.code < 300
-        surface = ok and self.endpoint.answerSlots is not None
-        if surface and not isinstance(answer, dict):
-            raise GatewayError(502, "upstream_error",
-                               "the provider's answer is not a JSON object")
-        if self.translated and ok:
-            answer = answerToChat(answer)
-            data = json.dumps(answer).encode("utf-8")
-        if isinstance(answer, (dict, list)):
-            # An answer of the surface's, or an error or another call's
-            # answer, of whatever JSON: every text read.
-            reading = readAnswer(self.endpoint, answer, own=surface)
-            slots, names, rewritten = (reading.slots, reading.names,
-                                       reading.rewritten)
-        elif isinstance(answer, str) or answer is _NOT_JSON:
-            # JSON that is one string, or no JSON (text, HTML, an error
-            # sent as a stream; small, it is read whole): its text.
-            answer = _Whole(answer, data)
-            slots, names, rewritten = [(answer.box, 0)], (), False
-        else:
-            slots, names, rewritten = [], (), False  # a number, true, null
-        if rewritten:
-            data = json.dumps(answer).encode("utf-8")
-        result = _namedCredentials(self.chain, names, "answer")
+        answer, data, slots, names = readWholeAnswer(
+            self.endpoint, data, ok, self.translated and ok)
+        result = namedCredentials(self.chain, names, "answer")
         if result is None:
             result = self.chain.outputResult(self.exchange, readSlots(slots))
         if isinstance(result, Deferred):
@@ -335,11 +305,7 @@ class Call:
             return
         if result.verdict == REDACT:
             writeSlots(slots, result.texts)
-            if isinstance(answer, _Whole):
-                data = answer.encoded()
-            else:
-                forgetLogprobs(answer)
-                data = json.dumps(answer).encode("utf-8")
+            data = redactedAnswer(answer)
         request = self.request
         copyResponseHeaders(response.headers, request.responseHeaders,
                      keepLength=False)
@@ -487,76 +453,25 @@ class Call:
         return record
 
 
-def _namedCredentials(chain, names, what):
+# What asks an OpenAI chat stream for its usage, added to a request that
+# asks nothing of it: the body as it came, but this (re-encoding a prompt
+# cost tens of microseconds before a stream's first byte).
+_USAGE_ASKED = b',"stream_options":{"include_usage":true}}'
+
+
+def _withUsageAsked(raw):
     """
-    A credential of the catalogue among a request's or an answer's C{names}
-    (an object key, the model, a tool's or a message's name, an id), when
-    the chain has the credential policy: a name cannot be rewritten without
-    making another call (or breaking the client's), so the request or the
-    answer is blocked (a L{ChainResult}); else L{None}.
-
-    @param names: a request's, one per line; or an answer's, each on its
-        own (most repeat from answer to answer: the scrubber keeps their
-        outcomes).
-    @param what: C{"request"} or C{"answer"}.
+    C{raw}, a JSON object in UTF-8 without C{stream_options}, asking for
+    the stream's usage; or C{raw} itself when it is written otherwise (a
+    byte order mark, another encoding): the caller then writes the body
+    anew.
     """
-    if CREDENTIALS not in chain.names:
-        return None
-    types = credentialTypes(names) if isinstance(names, str) else [
-        found for name in names for found in credentialTypes(name)]
-    return _credentialsBlock(
-        types, "a name of the %s (an object key, an id, the model)" % (what,))
-
-
-# Headers not read: those the provider is not sent (outgoingHeaders), and
-# those whose values are credentials for the destination: the target's key
-# the gateway sets, or the client's own it passes on.
-_UNREAD_HEADERS = DROPPED_HEADERS | frozenset([
-    b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key",
-    b"cookie"])
-
-
-def _carriedCredentials(chain, request, attempts, passClientAuth):
-    """
-    A credential of the catalogue in the request's query string or in a
-    header the provider is sent (but the credentials meant for it), when the
-    chain has the credential policy: the gateway does not rewrite them, so
-    the request is blocked (a L{ChainResult}); else L{None}.
-
-    @param passClientAuth: whether the client's own credentials go on: then
-        a C{key} parameter (Google's API key) is one, and is not read.
-    """
-    if CREDENTIALS not in chain.names:
-        return None
-    types = []
-    query = _query(request)
-    for parameter in query.decode("utf-8", "surrogateescape").split(
-            "&") if query else ():
-        plain = unquote_plus(parameter, errors="surrogateescape")
-        if passClientAuth and plain.partition("=")[0].lower() == "key":
-            continue
-        types.extend(credentialTypes(plain) or (
-            credentialTypes(parameter) if plain != parameter else ()))
-    target = attempts[0][0]
-    skipped = _UNREAD_HEADERS if target.credential is None else (
-        _UNREAD_HEADERS | {target.credential[0].lower()})
-    for name, values in request.requestHeaders.getAllRawHeaders():
-        if name.lower() not in skipped:
-            for value in values:
-                types.extend(credentialTypes(
-                    value.decode("utf-8", "surrogateescape")))
-    return _credentialsBlock(types, "the query string or a header of the "
-                             "request")
-
-
-def _credentialsBlock(types, where):
-    if not types:
-        return None
-    return ChainResult(
-        BLOCK, (), (PolicyOutcome(CREDENTIALS, BLOCK, 0.0,
-                                  countFindings(types)),),
-        policy=CREDENTIALS, message="Blocked by %s: a credential in %s, "
-        "which the gateway does not rewrite" % (CREDENTIALS, where))
+    body = raw.rstrip(b" \t\r\n")
+    if raw[:1] != b"{" or body[-1:] != b"}":
+        return raw
+    if body[1:-1].strip(b" \t\r\n"):
+        return body[:-1] + _USAGE_ASKED
+    return b"{" + _USAGE_ASKED[1:]
 
 
 def _policyError(result, code):
@@ -565,28 +480,3 @@ def _policyError(result, code):
                             code=code, policy=result.policy)
     return GatewayError(503, "policy_error", result.message,
                         code="policy_failed", policy=result.policy)
-
-
-_NOT_JSON = object()
-
-
-class _Whole:
-    """
-    An answer read as one text: a JSON string, or what is no JSON at all
-    (its bytes as UTF-8, any other byte kept as it came).
-    """
-
-    def __init__(self, answer, data):
-        self.json = answer is not _NOT_JSON
-        self.box = [answer if self.json else data.decode(
-            "utf-8", "surrogateescape")]
-
-    def encoded(self):
-        if self.json:
-            return json.dumps(self.box[0]).encode("utf-8")
-        return self.box[0].encode("utf-8", "surrogateescape")
-
-
-def _query(request):
-    _, _, query = request.uri.partition(b"?")
-    return query

@@ -23,7 +23,7 @@ log = Logger()
 
 # Never forwarded: hop-by-hop headers, what the gateway sets itself, and
 # the identity headers that only the gateway reads.
-_DROPPED = frozenset(
+DROPPED_HEADERS = frozenset(
     name.encode("ascii") for name in (
         "connection", "keep-alive", "proxy-authenticate",
         "proxy-authorization", "proxy-connection", "te", "trailer",
@@ -97,7 +97,7 @@ def outgoingHeaders(clientHeaders, target, passClientAuth):
     headers = Headers()
     for name, values in clientHeaders.getAllRawHeaders():
         lower = name.lower()
-        if lower in _DROPPED:
+        if lower in DROPPED_HEADERS:
             continue
         if lower in _CLIENT_AUTH and (target.credential or not passClientAuth):
             continue

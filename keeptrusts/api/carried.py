@@ -1,0 +1,95 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+Credentials where the gateway does not rewrite: the names of a request or
+an answer (object keys, the model, ids), the query string, the headers
+the provider is sent.  A name or a parameter cannot be redacted without
+making another call, so a call carrying a credential there is blocked.
+"""
+
+from urllib.parse import unquote_plus
+
+from keeptrusts.api.upstream import DROPPED_HEADERS
+from keeptrusts.policy.chain import ChainResult, PolicyOutcome
+from keeptrusts.policy.dlp import KIND as CREDENTIALS
+from keeptrusts.policy.scrub import credentialTypes
+from keeptrusts.policy.values import BLOCK, countFindings
+
+
+def namedCredentials(chain, names, what):
+    """
+    A credential of the catalogue among a request's or an answer's C{names}
+    (an object key, the model, a tool's or a message's name, an id), when
+    the chain has the credential policy: a name cannot be rewritten without
+    making another call (or breaking the client's), so the request or the
+    answer is blocked (a L{ChainResult}); else L{None}.
+
+    @param names: a request's, one per line; or an answer's, each on its
+        own (most repeat from answer to answer: the scrubber keeps their
+        outcomes).
+    @param what: C{"request"} or C{"answer"}.
+    """
+    if CREDENTIALS not in chain.names:
+        return None
+    types = credentialTypes(names) if isinstance(names, str) else [
+        found for name in names for found in credentialTypes(name)]
+    return _blocked(
+        types, "a name of the %s (an object key, an id, the model)" % (what,))
+
+
+# Headers not read: those the provider is not sent (outgoingHeaders), and
+# those whose values are credentials for the destination: the target's key
+# the gateway sets, or the client's own it passes on.
+_UNREAD_HEADERS = DROPPED_HEADERS | frozenset([
+    b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key",
+    b"cookie"])
+
+
+def carriedCredentials(chain, request, attempts, passClientAuth):
+    """
+    A credential of the catalogue in the request's query string or in a
+    header the provider is sent (but the credentials meant for it), when the
+    chain has the credential policy: the gateway does not rewrite them, so
+    the request is blocked (a L{ChainResult}); else L{None}.
+
+    @param passClientAuth: whether the client's own credentials go on: then
+        a C{key} parameter (Google's API key) is one, and is not read.
+    """
+    if CREDENTIALS not in chain.names:
+        return None
+    types = []
+    query = queryOf(request)
+    for parameter in query.decode("utf-8", "surrogateescape").split(
+            "&") if query else ():
+        plain = unquote_plus(parameter, errors="surrogateescape")
+        if passClientAuth and plain.partition("=")[0].lower() == "key":
+            continue
+        types.extend(credentialTypes(plain) or (
+            credentialTypes(parameter) if plain != parameter else ()))
+    target = attempts[0][0]
+    skipped = _UNREAD_HEADERS if target.credential is None else (
+        _UNREAD_HEADERS | {target.credential[0].lower()})
+    for name, values in request.requestHeaders.getAllRawHeaders():
+        if name.lower() not in skipped:
+            for value in values:
+                types.extend(credentialTypes(
+                    value.decode("utf-8", "surrogateescape")))
+    return _blocked(types, "the query string or a header of the "
+                             "request")
+
+
+def _blocked(types, where):
+    if not types:
+        return None
+    return ChainResult(
+        BLOCK, (), (PolicyOutcome(CREDENTIALS, BLOCK, 0.0,
+                                  countFindings(types)),),
+        policy=CREDENTIALS, message="Blocked by %s: a credential in %s, "
+        "which the gateway does not rewrite" % (CREDENTIALS, where))
+
+
+def queryOf(request):
+    """
+    The query string of C{request}'s target (bytes), without its C{?}.
+    """
+    _, _, query = request.uri.partition(b"?")
+    return query
