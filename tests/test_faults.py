@@ -849,7 +849,10 @@ class ClientFaultTests(TestCase):
             b'{"model": "gpt-fake\\ud800", "messages": [{"role": "user", '
             b'"content": "hi"}]}',
             b'{"model": "gpt-fake", "messages": ' + b"[" * 5000
-            + b"]" * 5000 + b"}"]
+            + b"]" * 5000 + b"}",
+            # UTF-16 carries a surrogate as it is, without an escape.
+            '{"model": "gpt-fake\ud800", "messages": [{"role": "user", '
+            '"content": "hi"}]}'.encode("utf-16-le", "surrogatepass")]
         for data in bodies:
             response = yield gw.post("/v1/chat/completions", data)
             body = yield response.json()

@@ -49,13 +49,9 @@ class SseRewriter(EventRewriter):
             raise invalidEvent()
         slots = {}
         altered = set()
+        streamed = set()
         for index, container, key in self._endpoint.deltaSlots(chunk):
-            text = container[key]
-            container[key] = released = self._scanner(
-                index, key in JSON_TEXTS).feed(text)
-            if released != text:
-                altered.add(_choiceOf(index))
-            slots[index] = (container, key)
+            self._feed(index, container, key, slots, streamed, altered)
         altered.update(self._scanRest(chunk, slots, altered))
         if slots:
             self._template = chunk

@@ -5,7 +5,6 @@ The C{/v1} resource: OpenAI-format requests in, L{Call}s out.
 
 import json
 import os
-import re
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -15,7 +14,8 @@ from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api import anthropic, openai, responses
 from keeptrusts.api.gateway import recordRefusal
 from keeptrusts.api.pipeline import Call
-from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
+from keeptrusts.api.strictjson import (
+    DuplicateKey, hasLoneSurrogate, loadsStrict)
 from keeptrusts.api.translate import upstreamPath
 from keeptrusts.policy.scrub import MadeHere
 from keeptrusts.policy.values import Exchange
@@ -197,19 +197,11 @@ def parseBody(raw):
                               "the request body is not valid JSON")
     if not isinstance(body, dict):
         raise validationError("the request body must be a JSON object")
-    if _SURROGATE_ESCAPE.search(raw) and _hasLoneSurrogate(body):
+    if hasLoneSurrogate(raw, body):
         raise validationError("the request body has a lone UTF-16 surrogate "
                               "(\\ud800-\\udfff), which is not text")
     return body
 
 
-# Only an escape can put a surrogate in a parsed string (UTF-8 has none).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def _hasLoneSurrogate(body):
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False

@@ -6,6 +6,7 @@ another the last.
 """
 
 import json
+import re
 
 
 class DuplicateKey(ValueError):
@@ -44,3 +45,22 @@ def loadsStrict(data):
     if isinstance(data, (bytes, bytearray)):
         data = data.decode(json.detect_encoding(data), "surrogatepass")
     return _DECODER.decode(data)
+
+
+# Only an escape can put a surrogate in a string parsed from UTF-8; UTF-16
+# and UTF-32 text (which has NUL bytes) can carry one as it is.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def hasLoneSurrogate(raw, value):
+    """
+    Whether C{value}, parsed from C{raw}, holds a lone UTF-16 surrogate: no
+    text, and no UTF-8 encoder writes it.
+    """
+    if b"\x00" not in raw and not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

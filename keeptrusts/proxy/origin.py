@@ -23,7 +23,8 @@ from keeptrusts.api.gateway import recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.resource import admit, header, parseBody, requestId
-from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
+from keeptrusts.api.strictjson import (
+    DuplicateKey, hasLoneSurrogate, loadsStrict)
 from keeptrusts.api.upstream import headersEncoded, outgoingHeaders
 from keeptrusts.policy.scrub import scrubbedPath
 from keeptrusts.policy.values import Exchange
@@ -266,10 +267,7 @@ def readJSONBody(raw):
                 "read whole (not UTF-8 text, or more after its value)")
         return None
     if isinstance(body, (dict, list)):
-        # Only an escape can put a surrogate in a parsed string (UTF-8 has
-        # none); UTF-16 text has NUL bytes, and escapes the regex misses.
-        if ((b"\x00" in raw or _SURROGATE_ESCAPE.search(raw))
-                and _hasLoneSurrogate(body)):
+        if hasLoneSurrogate(raw, body):
             raise validationError(
                 "the request body has a lone UTF-16 surrogate "
                 "(\\ud800-\\udfff), which is not text")
@@ -281,15 +279,6 @@ def readJSONBody(raw):
     return None
 
 
-def _hasLoneSurrogate(body):
-    try:
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # An object or an array, after a byte order mark and blanks.
 _JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[{\[]")
 
