@@ -821,6 +821,16 @@ class NothingUnreadTests(TestCase):
             b"x-user-id": [b"u-" + AWS_KEY.encode()]})
         yield response.content()
         self.assertEqual(response.code, 200)
+        # To a target with a key of its own, the client's credentials do
+        # not go on (found by review: api-key and the like went on unread).
+        for name in (b"api-key", b"x-goog-api-key", b"cookie"):
+            response = yield gw.post("/v1/chat/completions", chat("hi"),
+                                     headers={
+                b"content-type": [b"application/json"],
+                name: [GITHUB_TOKEN.encode()]})
+            yield response.content()
+            self.assertEqual(response.code, 200)
+            self.assertNotIn(name.decode(), gw.provider.requests[-1].headers)
         gw = Gateway(self, keyRef=False)
         response = yield gw.post("/v1/chat/completions", chat("hi"), headers={
             b"content-type": [b"application/json"],

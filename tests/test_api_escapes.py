@@ -8,7 +8,9 @@ import json
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from keeptrusts.api.escapes import Unescaping, plainEscapes
+from keeptrusts.api.anthropic import MESSAGES
+from keeptrusts.api.endpoint import readAnswer, readRequest
+from keeptrusts.api.escapes import Unescaping, plainEscapes, plainJSONText
 
 from tests.test_api_sse import PROFILE
 
@@ -93,3 +95,35 @@ class UnescapingTests(SynchronousTestCase):
         stage = Unescaping(Echo())
         self.assertEqual(stage.feed('{"k": "\\u00'), '{"k": "')
         self.assertEqual(stage.feed('41KIA"}'), 'AKIA"}')
+
+
+class PlainJSONTextTests(SynchronousTestCase):
+    """
+    L{plainJSONText} writes escapes plainly only in what is JSON (found by
+    review: any string under a key named C{arguments} was rewritten).
+    """
+
+    COMMAND = "printf '\\u00e9\\n' | sed 's\\/a\\/b\\/'"
+
+    def test_json(self):
+        self.assertEqual(plainJSONText('{"k": "\\u0041KIA"}'),
+                         '{"k": "AKIA"}')
+
+    def test_notJSON(self):
+        self.assertEqual(plainJSONText(self.COMMAND), self.COMMAND)
+
+    def test_toolInputKeptAsItIs(self):
+        """
+        A tool's input with an C{arguments} field of its own (a shell
+        command) stays as it is, in a request and in an answer.
+        """
+        block = {"type": "tool_use", "id": "t", "name": "run",
+                 "input": {"program": "bash", "arguments": self.COMMAND}}
+        body = {"model": "m", "max_tokens": 1, "messages": [
+            {"role": "assistant", "content": [block]}]}
+        self.assertFalse(readRequest(MESSAGES, body).rewritten)
+        answer = {"type": "message", "role": "assistant",
+                  "content": [dict(block)]}
+        self.assertFalse(readAnswer(MESSAGES, answer).rewritten)
+        self.assertEqual(answer["content"][0]["input"]["arguments"],
+                         self.COMMAND)

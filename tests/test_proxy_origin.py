@@ -326,9 +326,10 @@ class ForwardProxyTests(TestCase):
         """
         Whether a body is JSON to read is decided by reading it, not by its
         media type or its first byte: C{text/plain} (fetch()'s default for
-        a string), no media type, a byte order mark, an array; and PUT and
-        PATCH are read as POST is, and go out with their own method (found
-        by review: all of these passed unread).
+        a string), no media type, a byte order mark, an array; and PUT,
+        PATCH and a GET with a body are read as POST is, and go out with
+        their own method and body (found by review: all of these passed
+        unread).
         """
         body = b'{"prompt": "id ACME-12345678"}'
         cases = [
@@ -338,6 +339,8 @@ class ForwardProxyTests(TestCase):
              {b"content-type": [b"application/json"]}),
             (b"PUT", body, {b"content-type": [b"application/json"]}),
             (b"PATCH", body, {b"content-type": [b"application/json"]}),
+            # A search's JSON query (found by review: it went out bodiless).
+            (b"GET", body, {b"content-type": [b"application/json"]}),
             (b"POST", b"[" + body + b"]",
              {b"content-type": [b"application/json"]})]
         for method, data, headers in cases:

@@ -8,7 +8,7 @@ making another call, so a call carrying a credential there is blocked.
 
 from urllib.parse import unquote_plus
 
-from keeptrusts.api.upstream import DROPPED_HEADERS
+from keeptrusts.api.upstream import CLIENT_CREDENTIALS, DROPPED_HEADERS
 from keeptrusts.policy.chain import ChainResult, PolicyOutcome
 from keeptrusts.policy.dlp import KIND as CREDENTIALS
 from keeptrusts.policy.scrub import credentialTypes
@@ -37,11 +37,8 @@ def namedCredentials(chain, names, what):
 
 
 # Headers not read: those the provider is not sent (outgoingHeaders), and
-# those whose values are credentials for the destination: the target's key
-# the gateway sets, or the client's own it passes on.
-_UNREAD_HEADERS = DROPPED_HEADERS | frozenset([
-    b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key",
-    b"cookie"])
+# the client's credentials, which go on only as its own for the destination.
+_UNREAD_HEADERS = DROPPED_HEADERS | CLIENT_CREDENTIALS
 
 
 def carriedCredentials(chain, request, attempts, passClientAuth):

@@ -12,7 +12,7 @@ from collections import deque
 
 import attr
 
-from keeptrusts.api.escapes import plainEscapes
+from keeptrusts.api.escapes import plainJSONText
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -306,7 +306,7 @@ def _walk(body, slots, request, naming):
             if not isinstance(value, str) or not value:
                 continue
             if key == "arguments":
-                plain = plainEscapes(value)
+                plain = plainJSONText(value)
                 if plain != value:
                     node[key] = value = plain
                     rewritten = True

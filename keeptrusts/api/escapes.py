@@ -7,6 +7,7 @@ written C{\\u0041KIA...} would otherwise pass unread).  Whole, or streamed
 in pieces.
 """
 
+import json
 import re
 
 # An escaped backslash (kept, so that what follows it is no escape), a
@@ -48,6 +49,27 @@ def plainEscapes(text):
     if "\\u" in text or "\\/" in text:
         return _ESCAPES.sub(_plainEscape, text)
     return text
+
+
+def plainJSONText(text):
+    """
+    C{text} with its escapes written plainly (L{plainEscapes}) when it is a
+    JSON object or array, or the beginning of one (a call's arguments cut
+    short), and so written decodes to the same value; else C{text} as it
+    is: a field named C{arguments} may hold no JSON (a shell command's own
+    backslashes are no escapes, and no client decodes them).
+    """
+    plain = plainEscapes(text)
+    if plain == text or text.lstrip()[:1] not in ("{", "["):
+        return text
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return plain  # cut short: read as a client's lenient parser would
+    try:
+        return plain if json.loads(plain) == value else text
+    except (ValueError, RecursionError):
+        return text
 
 
 # The beginning of an escape a piece may end with: a backslash, and "u" with

@@ -151,7 +151,9 @@ class Call:
                                         provider=provider)
         headers = outgoingHeaders(self.request.requestHeaders, target,
                                   self.passClientAuth)
-        payload = self.payload if self.endpoint.method != b"GET" else None
+        # No body but for a call that came with one (a GET may: a proxied
+        # search's JSON query).
+        payload = self.payload if self.raw else None
         self.translated = translates(self.endpoint, target.provider)
         if self.translated:
             payload = json.dumps(requestToMessages(self.body)).encode("utf-8")

@@ -11,7 +11,7 @@ import json
 
 from keeptrusts.api.endpoint import everyText
 from keeptrusts.api.errors import upstreamError
-from keeptrusts.api.escapes import Unescaping, plainEscapes
+from keeptrusts.api.escapes import Unescaping, plainJSONText
 from keeptrusts.api.sse import EventSplitter, readEvent
 from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.policy.chain import mergeOutcomes
@@ -89,12 +89,12 @@ class EventRewriter:
         outcome is kept (a stream may carry thousands of such texts).
 
         @param escaped: C{text} is a JSON text (a call's arguments): its
-            escapes are written plainly first (L{plainEscapes}).
+            escapes are written plainly first (L{plainJSONText}).
         @param counted: whether it counts as answer text (an echo of the
             request does not).
         """
         if escaped:
-            text = plainEscapes(text)
+            text = plainJSONText(text)
         scanner = _Counting(self._newScanner())
         released = scanner.feed(text) + scanner.end()
         self._wholeOutcomes = mergeOutcomes([self._wholeOutcomes,

@@ -31,7 +31,12 @@ DROPPED_HEADERS = frozenset(
         "content-length", "accept-encoding", "x-user-id", "x-user-role",
         "x-keeptrusts-agent-id", "x-keeptrusts-key"))
 
-_CLIENT_AUTH = (b"authorization", b"x-api-key")
+# The client's own credentials for a provider: passed on only when the
+# target has no key of its own and the client's may go on (a key the client
+# sent a keyed target went on unread: found by review).
+CLIENT_CREDENTIALS = frozenset([
+    b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key",
+    b"cookie"])
 
 _HOP_BY_HOP = frozenset([
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-connection",
@@ -99,7 +104,8 @@ def outgoingHeaders(clientHeaders, target, passClientAuth):
         lower = name.lower()
         if lower in DROPPED_HEADERS:
             continue
-        if lower in _CLIENT_AUTH and (target.credential or not passClientAuth):
+        if lower in CLIENT_CREDENTIALS and (target.credential
+                                             or not passClientAuth):
             continue
         headers.setRawHeaders(name, values)
     if target.credential is not None:
