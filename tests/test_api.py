@@ -764,6 +764,43 @@ class NothingUnreadTests(TestCase):
         self.assertEqual(body, {"input_tokens": 3, "note": AWS_MARKER})
 
     @defer.inlineCallbacks
+    def test_namesInStreamsChecked(self):
+        """
+        A credential among a streamed answer's names (a tool call's name,
+        an object key) stops the stream with the surface's error event, as
+        one in a whole answer blocks it (found by review: it passed).
+        """
+        def toolCall(name):
+            return ("data: " + json.dumps({
+                "id": "c1", "object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "finish_reason": None, "delta": {
+                    "tool_calls": [{"index": 0, "id": "call_1",
+                                    "type": "function", "function": {
+                                        "name": name,
+                                        "arguments": "{}"}}]}}]})
+                    + "\n\ndata: [DONE]\n\n").encode()
+        for stream in (toolCall(AWS_KEY), toolCall("run").replace(
+                b'"arguments": "{}"', b'"' + AWS_KEY.encode() + b'": 1, '
+                b'"arguments": "{}"')):
+            gw = Gateway(self, base=fixedProvider(
+                self, 200, stream, contentType=b"text/event-stream"))
+            response = yield gw.post("/v1/chat/completions",
+                                     chat("hi", stream=True))
+            text = yield response.text()
+            self.assertNotIn(AWS_KEY, text)
+            self.assertIn("output_blocked", text)
+            self.assertNotIn("[DONE]", text)
+            self.assertEqual(gw.events("output")[0]["verdict"], "block")
+            self.assertNotIn(AWS_KEY, json.dumps(gw.journal.records))
+        gw = Gateway(self, base=fixedProvider(
+            self, 200, toolCall("run"), contentType=b"text/event-stream"))
+        response = yield gw.post("/v1/chat/completions",
+                                 chat("hi", stream=True))
+        text = yield response.text()
+        self.assertIn('"name": "run"', text)
+        self.assertIn("[DONE]", text)
+
+    @defer.inlineCallbacks
     def test_forwardedModelsRead(self):
         """
         The provider's model list, when no target lists models, is read

@@ -187,6 +187,29 @@ def everyText(value):
     return _walk(value, [], False, False)[0]
 
 
+def namesOf(value):
+    """
+    The names in C{value} (parsed JSON, a stream's event): its object keys
+    and its identifiers and enumerations, as L{readAnswer} gathers them,
+    without walking for its texts.
+    """
+    names = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            stack.extend(c for c in node if isinstance(c, (dict, list)))
+            continue
+        for key, child in node.items():
+            names.append(key)
+            if isinstance(child, (dict, list)):
+                if key not in _SKIPPED:
+                    stack.append(child)
+            elif key in _NOT_TEXT and isinstance(child, str) and child:
+                names.append(child)
+    return names
+
+
 # Not read in answers: an answer's logprobs spell its text out token by
 # token (a text that is redacted loses them), and reading each token would
 # cost dear.  A request's are read: what it carries goes to the provider.

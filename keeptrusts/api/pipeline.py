@@ -226,6 +226,8 @@ class Call:
                 outcome, self.endpoint,
                 lambda: self.chain.scanOutput(self.exchange))
             transform.dropUsageChunk = self.askedUsage
+            transform.checkNames = lambda names: namedCredentials(
+                self.chain, names, "answer")
             if self.translated:
                 transform = TranslatedStream(transform)
         else:

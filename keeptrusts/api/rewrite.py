@@ -9,12 +9,13 @@ L{keeptrusts.api.responses}, L{keeptrusts.api.sourcegraph}).
 
 import json
 
-from keeptrusts.api.endpoint import everyText
+from keeptrusts.api.endpoint import everyText, namesOf
 from keeptrusts.api.errors import upstreamError
 from keeptrusts.api.escapes import Unescaping, plainJSONText
 from keeptrusts.api.sse import EventSplitter, readEvent
 from keeptrusts.api.strictjson import DuplicateKey, loadsStrict
 from keeptrusts.policy.chain import mergeOutcomes
+from keeptrusts.policy.values import Blocked
 
 # Made once: json.dumps with options makes an encoder per call.
 _compact = json.JSONEncoder(separators=(",", ":")).encode
@@ -46,12 +47,17 @@ class EventRewriter:
         the surface reports an error.
     """
 
+    # names -> a blocking ChainResult or None (the pipeline's
+    # carried.namedCredentials), or None: names are not checked.
+    checkNames = None
+
     def __init__(self, outcome, endpoint, newScanner):
         self.outcome = outcome
         self._endpoint = endpoint
         self._newScanner = newScanner
         self._scanners = {}
         self._ended = set()
+        self._cleanNames = set()
         self._allScanners = []
         self._wholeOutcomes = ()
         self._wholeReleased = 0
@@ -173,6 +179,23 @@ class EventRewriter:
             self._allScanners.append(scanner)
         return scanner
 
+    def _checkNames(self, payload):
+        """
+        A credential among the event's names (a tool's name, an id, an
+        object key) cannot be redacted without breaking the answer: the
+        stream stops, as a whole answer is blocked (found by review: they
+        passed in streams).
+        """
+        fresh = [name for name in namesOf(payload)
+                 if name not in self._cleanNames]
+        if not fresh:
+            return
+        blocked = self.checkNames(fresh)
+        if blocked is not None:
+            raise Blocked(blocked.policy, blocked.outcomes[0].findings,
+                          blocked.message)
+        self._cleanNames.update(fresh)
+
     def _endScanner(self, index):
         """
         The streamed text C{index} ended (its choice finished, its block or
@@ -204,6 +227,8 @@ class EventRewriter:
             # what the policies read, written anew: not a key given twice
             # (readers differ on which value counts), a comment, an id.
             event = eventBytes(name, payload)
+        if self.checkNames is not None:
+            self._checkNames(payload)
         if not isinstance(payload, dict):
             # No surface's event (a text, a list): read whole.
             return self._scanOther(name, payload) or event + b"\n\n"
