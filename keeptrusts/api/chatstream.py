@@ -52,7 +52,7 @@ class SseRewriter(EventRewriter):
         streamed = set()
         for index, container, key in self._endpoint.deltaSlots(chunk):
             self._feed(index, container, key, slots, streamed, altered)
-        altered.update(self._scanRest(chunk, slots, altered))
+        altered.update(self._scanRest(chunk, slots, streamed, altered))
         if slots:
             self._template = chunk
         before = []
@@ -89,18 +89,19 @@ class SseRewriter(EventRewriter):
         slots[index] = (container, key)
         streamed.add((id(container), key))
 
-    def _scanRest(self, chunk, slots, altered):
+    def _scanRest(self, chunk, slots, streamed, altered):
         """
         Stream a choice's texts the endpoint does not name, and scan whole
         each other text of the chunk: of its choices (a field no surface
         streams yet, a final chunk carrying a whole message), and beside
         them (an error in mid-stream, citations).
 
+        @param streamed: the C{(id(container), key)} of the texts streamed
+            already (L{_feed} adds those it streams).
         @return: the indexes of the choices it changed, L{None} among them
             when it changed a field beside them.
         """
         changed = set()
-        streamed = None
         for key in set(chunk) - _PLAIN_CHUNK:
             # A field beside the choices (an error in mid-stream, citations).
             value = chunk[key]
@@ -119,9 +120,6 @@ class SseRewriter(EventRewriter):
                     and _PLAIN_DELTA.issuperset(delta)
                     and type(delta.get("content")) in _PLAIN_TYPES):
                 continue  # most chunks: content alone, streamed already
-            if streamed is None:
-                streamed = {(id(container), key)
-                            for container, key in slots.values()}
             if "text" in choice or type(delta) is dict and (
                     "reasoning_details" in delta
                     or type(delta.get("content")) is list):
