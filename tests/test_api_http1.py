@@ -247,6 +247,28 @@ class AgentTests(_AgentCase):
         self.assertEqual(b"".join(body.data), b"{}")
         body.reason.trap(ResponseDone)
 
+    def test_bodyWithHeadHandedOnWithIt(self):
+        """
+        What of the body came with the head is the answer's when it is
+        handed on: a body protocol given it then has those bytes, and the
+        end, before the answer's callback returns (the gateway sends the
+        client the head and the first event together).
+        """
+        seen = []
+
+        def answered(response):
+            body = self.body(response)
+            seen.append((list(body.data), body.reason))
+        d = self.agent.request(b"POST", b"http://api.example:8080/v1/chat",
+                               Headers(), BytesProducer(b"{}"))
+        d.addCallback(answered)
+        connection = self.endpoints.connections[-1]
+        connection.dataReceived(OK)
+        [(data, reason)] = seen
+        self.assertEqual(data, [b"{}"])
+        reason.trap(ResponseDone)
+        self.assertIs(self.request()[0], connection)
+
     def test_byteByByte(self):
         data = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                 b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n")

@@ -795,6 +795,7 @@ class FakeRequest:
 
     def __init__(self):
         self.written = []
+        self.calls = []
         self.producer = None
         self.streaming = None
         self.registrations = 0
@@ -814,6 +815,7 @@ class FakeRequest:
 
     def write(self, data):
         self.startedWriting = True
+        self.calls.append(data)
         if data:
             self.written.append(data)
 
@@ -871,12 +873,74 @@ class ResponseBridgeTests(SynchronousTestCase):
 
     def test_registersTransportAsStreamingProducer(self):
         self.bridge()
-        self.assertTrue(self.request.startedWriting)
         self.assertIs(self.request.producer, self.transport)
         self.assertTrue(self.request.streaming)
         self.assertEqual(self.request.registrations, 1)
         self.assertEqual(self.transport.producerState, "producing")
         self.assertEqual(self.results, [])
+
+    def started(self, *pieces, end=None, ending=None):
+        """
+        A bridge started on an answer whose body has C{pieces} (and
+        C{end}) in hand; its outcome's C{ending} set before.
+        """
+        self.clock = Clock()
+        self.request = FakeRequest()
+        self.transport = StringTransport()
+        self.outcome = Outcome()
+        self.outcome.ending = ending
+        bridge = ResponseBridge(self.request, Passthrough(self.outcome),
+                                self.clock, IDLE)
+        self.results = []
+        bridge.finished.addBoth(self.results.append)
+        transport = self.transport
+
+        class Answer:
+            def deliverBody(self, protocol):
+                protocol.makeConnection(transport)
+                for piece in pieces:
+                    protocol.dataReceived(piece)
+                if end is not None:
+                    protocol.connectionLost(Failure(end()))
+        bridge.start(Answer())
+        return bridge
+
+    def test_headWithWhatCameWithIt(self):
+        """
+        The head goes to the client with what of the body came with it:
+        one write, no empty one before it.
+        """
+        self.started(b"data: 1\n\n")
+        self.assertEqual(self.request.calls, [b"data: 1\n\n"])
+
+    def test_headAloneWhenNothingCame(self):
+        """
+        When no body came with the head, the head goes on alone at once:
+        the first event may be a long time coming.
+        """
+        self.started()
+        self.assertEqual(self.request.calls, [b""])
+        self.assertEqual(self.results, [])
+
+    def test_noHeadAfterTheEnd(self):
+        """
+        A body over before the bridge started is written and finished: the
+        bridge writes nothing more (the request's finish sends the head of
+        an empty answer).
+        """
+        self.started(b"data: 1\n\n", end=ResponseDone)
+        self.assertEqual(self.request.calls, [b"data: 1\n\n"])
+        self.assertFinished("complete")
+        self.started(end=ResponseDone)
+        self.assertEqual(self.request.calls, [])
+        self.assertFinished("complete")
+
+    def test_noHeadForAGoneClient(self):
+        """
+        No head for a client gone before the answer came.
+        """
+        self.started(ending="client_gone")
+        self.assertEqual(self.request.calls, [])
 
     def test_writesAsItComes(self):
         bridge = self.bridge()

@@ -135,13 +135,13 @@ class KeptConnection(Protocol):
         self._response = response = KeptResponse(
             self, version, status, phrase, headers, body)
         waiting, self._waiting = self._waiting, None
-        waiting.callback(response)
-        if self._response is not response:
-            return  # dropped meanwhile
+        # What of the body came with the head is the answer's before it is
+        # handed on: its taker has both at once (the client, one send).
         if body is None or body == 0:
             response.finished(not rest)
         elif rest:
             response.bodyReceived(rest)
+        waiting.callback(response)
 
     def _failHead(self, message):
         waiting, self._waiting = self._waiting, None

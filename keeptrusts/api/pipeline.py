@@ -236,7 +236,7 @@ class Call:
                                      self.gateway.idleTimeout)
         if self.gone:
             self.bridge.outcome.ending = "client_gone"
-        response.deliverBody(self.bridge)
+        self.bridge.start(response)
         if self.gone:
             self.bridge.transport.stopProducing()
         self.bridge.finished.addCallback(self._delivered, response.code,

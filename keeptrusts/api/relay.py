@@ -31,7 +31,7 @@ def relay(gateway, request, method, url, headers, body=None):
         bridge = ResponseBridge(request, Passthrough(Outcome()),
                                 gateway.clock, gateway.idleTimeout)
         bridges.append(bridge)
-        response.deliverBody(bridge)
+        bridge.start(response)
 
         def delivered(outcome):
             if outcome.ending == "client_gone":

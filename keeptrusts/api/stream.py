@@ -66,13 +66,23 @@ class ResponseBridge(Protocol):
         self.outcome = transform.outcome
         self.finished = defer.Deferred()
 
+    def start(self, response):
+        """
+        Take C{response}'s body.  The head goes on now: with what of the body
+        came with it, in one send; else alone, before the first event, which
+        may be a long time coming (a model thinking; clients wait for the
+        head with a timeout of their own).
+        """
+        response.deliverBody(self)
+        if not (self._lost or self._request.startedWriting
+                or self.outcome.ending is not None):
+            self._request.write(b"")
+
+    _lost = False
+
     def connectionMade(self):
         self._request.registerProducer(self.transport, True)
         self._idle = self._clock.callLater(self._idleTimeout, self._timedOut)
-        # The head goes on as the provider sent it, before its first event:
-        # that may be a long time coming (a model thinking), and clients wait
-        # for the head with a timeout of their own.
-        self._request.write(b"")
 
     def dataReceived(self, data):
         if self.outcome.ending is not None:
@@ -110,6 +120,7 @@ class ResponseBridge(Protocol):
         self.transport.stopProducing()
 
     def connectionLost(self, reason):
+        self._lost = True
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
         outcome = self.outcome
