@@ -94,24 +94,24 @@ _CALL_FIELDS = {"function_call": "arguments", "custom_tool_call": "input"}
 # ".delta"): a message's text, a refusal, reasoning and its summary, a
 # call's arguments or input, an interpreter's code, an audio transcript.
 # A text is keyed (output_index, family, content_index or summary_index).
-_TEXT = "response.output_text"
-_SUMMARY = "response.reasoning_summary_text"
+TEXT = "response.output_text"
+SUMMARY = "response.reasoning_summary_text"
 # Families whose text is JSON (a call's arguments): their escapes are
 # written plainly before they are read.
-_JSON_FAMILIES = frozenset(["response.function_call_arguments",
-                            "response.mcp_call_arguments"])
+JSON_FAMILIES = frozenset(["response.function_call_arguments",
+                           "response.mcp_call_arguments"])
 # Deltas that are no text (audio, base64): read whole, event by event.
-_NOT_TEXT_DELTAS = frozenset(["response.audio.delta",
-                              "response.output_audio.delta"])
+NOT_TEXT_DELTAS = frozenset(["response.audio.delta",
+                             "response.output_audio.delta"])
 # The field of a done event (and of an item) that repeats a family's text.
-_DONE_FIELDS = ("text", "refusal", "arguments", "input", "code",
-                "transcript")
+DONE_FIELDS = ("text", "refusal", "arguments", "input", "code",
+               "transcript")
 # A content part's family and text field, by its type.
-_PARTS = {"output_text": (_TEXT, "text"), "text": (_TEXT, "text"),
-          "input_text": (_TEXT, "text"),
-          "refusal": ("response.refusal", "refusal"),
-          "reasoning_text": ("response.reasoning_text", "text"),
-          "summary_text": (_SUMMARY, "text")}
+PARTS = {"output_text": (TEXT, "text"), "text": (TEXT, "text"),
+         "input_text": (TEXT, "text"),
+         "refusal": ("response.refusal", "refusal"),
+         "reasoning_text": ("response.reasoning_text", "text"),
+         "summary_text": (SUMMARY, "text")}
 # An output item's own text (not in parts), by the item's type.
 _ITEM_FIELDS = {
     "function_call": ("response.function_call_arguments", "arguments"),
@@ -120,42 +120,42 @@ _ITEM_FIELDS = {
     "code_interpreter_call": ("response.code_interpreter_call_code",
                               "code")}
 # The keys of a delta event that carry no text but its delta.
-_PLAIN_DELTA = frozenset(["type", "item_id", "output_index", "content_index",
-                          "summary_index", "delta", "sequence_number",
-                          "logprobs", "obfuscation"])
+PLAIN_DELTA = frozenset(["type", "item_id", "output_index", "content_index",
+                         "summary_index", "delta", "sequence_number",
+                         "logprobs", "obfuscation"])
 # Events that repeat the response as it stands (the request's instructions
 # and tools, an output so far): read, each text once however often it is
 # repeated, and not counted as answer text.
-_ECHOES = frozenset(["response.created", "response.in_progress",
-                     "response.queued"])
+ECHOES = frozenset(["response.created", "response.in_progress",
+                    "response.queued"])
 # The closing events that repeat a whole response.
-_RESPONSE_ENDS = ("response.completed", "response.incomplete",
-                  "response.failed")
+RESPONSE_ENDS = ("response.completed", "response.incomplete",
+                 "response.failed")
 
 
-def _subIndex(family, payload):
+def subIndex(family, payload):
     """
     A streamed text's place in its output item: C{summary_index} for a
     reasoning summary, C{content_index} for the others.
     """
-    return indexOf(payload, "summary_index" if family == _SUMMARY
+    return indexOf(payload, "summary_index" if family == SUMMARY
                    else "content_index")
 
 
-def _streamSlots(item, output):
+def streamSlots(item, output):
     """
     The texts of an output item that its deltas stream:
     C{(holder, field, key)}.
     """
     content = item.get("content")
     if isinstance(content, str) and item.get("type") == "message":
-        yield item, "content", (output, _TEXT, 0)
+        yield item, "content", (output, TEXT, 0)
     for name in ("content", "summary"):
         parts = item.get(name)
         for position, part in enumerate(parts if isinstance(parts, list)
                                         else ()):
             kind = part.get("type") if isinstance(part, dict) else None
-            spec = _PARTS.get(kind) if isinstance(kind, str) else None
+            spec = PARTS.get(kind) if isinstance(kind, str) else None
             if spec is not None and isinstance(part.get(spec[1]), str):
                 yield part, spec[1], (output, spec[0], position)
     kind = item.get("type")
@@ -188,7 +188,7 @@ class ResponsesRewriter(EventRewriter):
         if "\n" in kind or "\r" in kind:
             raise invalidEvent()  # no name could say it
         named = kind.encode("utf-8", "surrogatepass")
-        if kind.endswith(".delta") and kind not in _NOT_TEXT_DELTAS \
+        if kind.endswith(".delta") and kind not in NOT_TEXT_DELTAS \
                 and isinstance(payload.get("delta"), str):
             # Most events: a text's piece.
             rewritten = self._delta(kind[:-6], named, payload)
@@ -222,7 +222,7 @@ class ResponsesRewriter(EventRewriter):
             self._ended.add(output)  # no more of the item's texts
             read = self._closeItem(payload["item"], output)
             return held + self._written(name, payload, read, True)
-        if kind in _RESPONSE_ENDS and isinstance(
+        if kind in RESPONSE_ENDS and isinstance(
                 payload.get("response"), dict):
             tokens = usageOf(payload)
             if tokens is not None:
@@ -236,7 +236,7 @@ class ResponsesRewriter(EventRewriter):
                     read |= self._closeItem(item, index)
             return held + self._written(name, payload, read, True,
                                         self._echoed)
-        if kind in _ECHOES and isinstance(payload.get("response"), dict):
+        if kind in ECHOES and isinstance(payload.get("response"), dict):
             items = payload["response"].get("output")
             read = set()
             changed = self._items(
@@ -249,15 +249,15 @@ class ResponsesRewriter(EventRewriter):
 
     def _delta(self, family, name, payload):
         key = (indexOf(payload, "output_index"), family,
-               _subIndex(family, payload))
+               subIndex(family, payload))
         if key not in self._ids:
             self._ids[key] = {k: payload[k] for k in (
                 "item_id", "content_index", "summary_index") if k in payload}
         text = payload["delta"]
         released = self._release(key, self._scanner(
-            key, family in _JSON_FAMILIES).feed(text))
+            key, family in JSON_FAMILIES).feed(text))
         payload["delta"] = released
-        other = not _PLAIN_DELTA.issuperset(payload) and self._scanTexts(
+        other = not PLAIN_DELTA.issuperset(payload) and self._scanTexts(
             payload, {(id(payload), "delta")})
         if released == text and not other:
             return None  # the event as it came: no re-encoding
@@ -269,10 +269,10 @@ class ResponsesRewriter(EventRewriter):
         A text's done event: what its scanner holds goes out before it, and
         its copy of the text is the one the client was sent.
         """
-        key = (output, family, _subIndex(family, payload))
+        key = (output, family, subIndex(family, payload))
         held = self._heldDelta(payload, key)
         read = set()
-        for field in _DONE_FIELDS:
+        for field in DONE_FIELDS:
             if isinstance(payload.get(field), str):
                 self._replace(payload, field, key)
                 read.add((id(payload), field))
@@ -290,7 +290,7 @@ class ResponsesRewriter(EventRewriter):
                            else "content_index")
         spec = None
         if isinstance(part, dict) and isinstance(part.get("type"), str):
-            spec = _PARTS.get(part["type"])
+            spec = PARTS.get(part["type"])
         if spec is None or not isinstance(part.get(spec[1]), str):
             return self._scanOther(name, payload)
         family, field = spec
@@ -327,7 +327,7 @@ class ResponsesRewriter(EventRewriter):
         for output, item in items:
             template = {"item_id": item["id"]} if isinstance(
                 item.get("id"), str) else {}
-            for holder, field, key in _streamSlots(item, output):
+            for holder, field, key in streamSlots(item, output):
                 if key in self._released or key in self._scanners:
                     original = holder[field]
                     holder[field] = self._released.get(key, "")
@@ -350,16 +350,16 @@ class ResponsesRewriter(EventRewriter):
         """
         if key not in self._ids:
             ids = {k: template[k] for k in ("item_id",) if k in template}
-            if key[1] == _SUMMARY:
+            if key[1] == SUMMARY:
                 ids["summary_index"] = key[2]
-            elif key[1] not in _ITEM_FAMILIES or key[2]:
+            elif key[1] not in ITEM_FAMILIES or key[2]:
                 ids["content_index"] = key[2]
             self._ids[key] = ids
         text = holder[field]
         if not text:
             return False
         released = self._release(key, self._scanner(
-            key, key[1] in _JSON_FAMILIES).feed(text))
+            key, key[1] in JSON_FAMILIES).feed(text))
         if released == text:
             return False
         holder[field] = released
@@ -373,7 +373,7 @@ class ResponsesRewriter(EventRewriter):
         @return: the slots replaced.
         """
         replaced = set()
-        for holder, field, key in _streamSlots(item, output):
+        for holder, field, key in streamSlots(item, output):
             self._replace(holder, field, key)
             replaced.add((id(holder), field))
         return replaced
@@ -421,7 +421,7 @@ class ResponsesRewriter(EventRewriter):
         """
         if key not in self._released and isinstance(original, str):
             self._released[key] = self._scanWhole(
-                original, key[1] in _JSON_FAMILIES)
+                original, key[1] in JSON_FAMILIES)
         return self._released.get(key, "")
 
     def _flush(self):
@@ -429,7 +429,7 @@ class ResponsesRewriter(EventRewriter):
 
 
 # Families of an item's own text (no content index in their events).
-_ITEM_FAMILIES = frozenset(family for family, _ in _ITEM_FIELDS.values())
+ITEM_FAMILIES = frozenset(family for family, _ in _ITEM_FIELDS.values())
 
 
 def _callField(item):
@@ -446,7 +446,7 @@ def _logprobsIfChanged(holder, original, sent):
 
 def _order(key):
     # A message's texts first, then its other texts, by index.
-    return (key[0], key[1] != _TEXT, key[1], key[2])
+    return (key[0], key[1] != TEXT, key[1], key[2])
 
 
 RESPONSES = Endpoint(
