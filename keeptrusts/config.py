@@ -24,7 +24,7 @@ from keeptrusts.schema import (
     showValue, unique, validPort)
 
 
-def _httpURL(url):
+def httpURL(url):
     parts = urlsplit(url)
     try:
         parts.port  # raises on a bad port
@@ -37,15 +37,15 @@ def _httpURL(url):
         f"expected an http(s) URL like https://host[:port][/path], got {showValue(url)}")
 
 
-_nonEmpty = matching(r"(?s).+", "a non-empty string")
-_semver = matching(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"  # MAJOR.MINOR.PATCH
-                    r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?",  # -prerelease +build
-                    "a SemVer version like 1.0.0")
-_name = matching(r"[A-Za-z0-9_.-]+", "a name of ASCII letters, digits, '_', '-' and '.'")
+nonEmpty = matching(r"(?s).+", "a non-empty string")
+semver = matching(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"  # MAJOR.MINOR.PATCH
+                   r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?",  # -prerelease +build
+                   "a SemVer version like 1.0.0")
+asciiName = matching(r"[A-Za-z0-9_.-]+", "a name of ASCII letters, digits, '_', '-' and '.'")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _envName(value):
+def envName(value):
     # Never echoed: a key pasted where its variable's name goes is still a
     # key, and would be logged as "$<key> is not set" if it were taken.
     if _ENV_NAME.fullmatch(value):
@@ -54,18 +54,18 @@ def _envName(value):
             "and '_'), not the key itself")
 
 
-_sha256 = matching(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")
+sha256 = matching(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-_hostName = matching(rf"{_LABEL}(\.{_LABEL})*", "a host name like api.openai.com")
-_headerName = matching(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "an HTTP header name")
-_HOST = Field(str, check=_hostName)
+hostName = matching(rf"{_LABEL}(\.{_LABEL})*", "a host name like api.openai.com")
+headerName = matching(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "an HTTP header name")
+HOST = Field(str, check=hostName)
 # Interception may name every host below a domain: *.openai.com.
-_HOST_PATTERN = Field(str, check=matching(rf"(\*\.)?{_LABEL}(\.{_LABEL})*",
-                                          "a host name like api.openai.com or *.openai.com"))
+HOST_PATTERN = Field(str, check=matching(rf"(\*\.)?{_LABEL}(\.{_LABEL})*",
+                                         "a host name like api.openai.com or *.openai.com"))
 _TRIGGERS = ("rate_limit", "server_error", "timeout")
 
 
-def _duplicateIds(items, path, what):
+def duplicateIds(items, path, what):
     problems, first = [], {}
     for index, item in enumerate(items):
         if item.id in first:
@@ -76,7 +76,7 @@ def _duplicateIds(items, path, what):
     return problems
 
 
-def _exactlyOne(a, b):
+def exactlyOne(a, b):
     def finish(values, path):
         given = [key for key in (a, b) if values[key] is not None]
         if len(given) != 1:
@@ -98,8 +98,8 @@ def defaultStateDir():
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Pack:
-    name: str = setting(str, check=_nonEmpty)
-    version: str = setting(str, check=_semver)
+    name: str = setting(str, check=nonEmpty)
+    version: str = setting(str, check=semver)
     enabled: bool = setting(bool)
     id: Optional[str] = setting(str, None)
     author: str = setting(str, "")
@@ -108,16 +108,16 @@ class Pack:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class AccessKey:
-    id: str = setting(str, check=_nonEmpty)
-    user: str = setting(str, check=_nonEmpty)
-    key_env: Optional[str] = setting(str, None, check=_name)
-    key_sha256: Optional[str] = setting(str, None, check=_sha256)
+    id: str = setting(str, check=nonEmpty)
+    user: str = setting(str, check=nonEmpty)
+    key_env: Optional[str] = setting(str, None, check=asciiName)
+    key_sha256: Optional[str] = setting(str, None, check=sha256)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Intercept:
-    hosts: Optional[Tuple[str, ...]] = setting(list, None, item=_HOST_PATTERN)  # None: the targets' hosts
-    upstream_ca_file: Optional[str] = setting(str, None, check=_nonEmpty)
+    hosts: Optional[Tuple[str, ...]] = setting(list, None, item=HOST_PATTERN)  # None: the targets' hosts
+    upstream_ca_file: Optional[str] = setting(str, None, check=nonEmpty)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -141,18 +141,18 @@ class Limits:
 
 def _finishGateway(values, path):
     values["state_dir"] = os.path.expanduser(values["state_dir"])
-    raiseAny(_duplicateIds(values["access_keys"], joinPath(path, "access_keys"), "access key"))
+    raiseAny(duplicateIds(values["access_keys"], joinPath(path, "access_keys"), "access key"))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Gateway:
-    listen: str = setting(str, "tcp:41002:interface=127.0.0.1", check=_nonEmpty)
+    listen: str = setting(str, "tcp:41002:interface=127.0.0.1", check=nonEmpty)
     # A factory: $XDG_STATE_HOME is read each time a Gateway is made.
-    state_dir: str = setting(str, attr.Factory(defaultStateDir), check=_nonEmpty)
+    state_dir: str = setting(str, attr.Factory(defaultStateDir), check=nonEmpty)
     fail_mode: str = setting(str, "block", choices=("block", "allow"))
-    default_user: str = setting(str, "anonymous", check=_nonEmpty)
+    default_user: str = setting(str, "anonymous", check=nonEmpty)
     access_keys: Tuple[AccessKey, ...] = setting(
-        list, (), item=recordParser(AccessKey, _exactlyOne("key_env", "key_sha256")))
+        list, (), item=recordParser(AccessKey, exactlyOne("key_env", "key_sha256")))
     intercept: Intercept = setting(recordParser(Intercept), Intercept())
     proxy: ProxySettings = setting(recordParser(ProxySettings), ProxySettings())
     journal: JournalSettings = setting(recordParser(JournalSettings), JournalSettings())
@@ -166,11 +166,11 @@ class Gateway:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class SecretKeyRef:
-    env: Optional[str] = setting(str, None, check=_envName)
-    store: Optional[str] = setting(str, None, check=_name)
+    env: Optional[str] = setting(str, None, check=envName)
+    store: Optional[str] = setting(str, None, check=asciiName)
 
 
-_readSecretKeyRefMapping = recordParser(SecretKeyRef, _exactlyOne("env", "store"))
+_readSecretKeyRefMapping = recordParser(SecretKeyRef, exactlyOne("env", "store"))
 
 
 def _readSecretKeyRef(raw, path):
@@ -228,15 +228,15 @@ class Target:
     and C{api_key_prefix} default to the provider's when read from YAML.
     """
 
-    id: str = setting(str, check=_nonEmpty)
+    id: str = setting(str, check=nonEmpty)
     provider: str = setting(str, choices=tuple(_PROVIDERS))
-    base_url: str = setting(str, None, check=_httpURL)
+    base_url: str = setting(str, None, check=httpURL)
     secret_key_ref: Optional[SecretKeyRef] = setting(_readSecretKeyRef, None)  # None: the client's key
-    api_key_header: str = setting(str, None, check=_headerName)
+    api_key_header: str = setting(str, None, check=headerName)
     api_key_prefix: str = setting(str, None)
-    models: Tuple[str, ...] = setting(list, (), item=Field(str, check=_nonEmpty))
+    models: Tuple[str, ...] = setting(list, (), item=Field(str, check=nonEmpty))
     type: str = setting(str, "direct", choices=("direct", "passthrough"))
-    hosts: Tuple[str, ...] = setting(list, (), item=_HOST)
+    hosts: Tuple[str, ...] = setting(list, (), item=HOST)
     data_policy: Optional[DataPolicy] = setting(recordParser(DataPolicy), None)
     pricing: Optional[Pricing] = setting(recordParser(Pricing), None)
 
@@ -254,7 +254,7 @@ class Fallback:
 
 
 def _finishProviders(values, path):
-    raiseAny(_duplicateIds(values["targets"], joinPath(path, "targets"), "target"))
+    raiseAny(duplicateIds(values["targets"], joinPath(path, "targets"), "target"))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -269,7 +269,7 @@ class Providers:
 def _readHeaderMatch(raw, path):
     """{name: value} -> a tuple of (name, value) pairs, which can be hashed."""
     schema = {name: Field(str) for name in raw
-              if isinstance(name, str) and _headerName(name) is None}
+              if isinstance(name, str) and headerName(name) is None}
     raiseAny([(joinPath(path, name), "expected an HTTP header name")
                for name in raw if name not in schema])
     return tuple(readSection(raw, path, schema).items())
@@ -284,7 +284,7 @@ class RouteMatch:
     path_prefix: Optional[str] = setting(str, None, check=matching(r"/.*", "a path starting with /"))
     method: Optional[str] = setting(_readMethod, None)  # upper case
     header: Optional[Tuple[Tuple[str, str], ...]] = setting(dict, None, item=_readHeaderMatch)
-    host: Optional[str] = setting(str, None, check=_hostName)
+    host: Optional[str] = setting(str, None, check=hostName)
 
 
 def _finishRoute(values, path):
@@ -301,7 +301,7 @@ class Route:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Agent:
-    id: str = setting(str, check=_nonEmpty)
+    id: str = setting(str, check=nonEmpty)
     max_cost_usd_per_day: Optional[float] = setting(float, None, check=atLeast(0))
     max_tokens_per_day: Optional[int] = setting(int, None, check=atLeast(0))
     max_requests_per_minute: Optional[int] = setting(int, None, check=atLeast(0))
@@ -311,7 +311,7 @@ class Agent:
 class RateLimit:
     max_requests: int = setting(int, check=positive)
     window_seconds: float = setting(float, check=positive)
-    header_names: Tuple[str, ...] = setting(list, (), item=Field(str, check=_headerName))
+    header_names: Tuple[str, ...] = setting(list, (), item=Field(str, check=headerName))
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -457,7 +457,7 @@ def parseConfig(text, policyFactories):
         if targetIds is not None and route.target is not None and route.target not in targetIds:
             problems.append((f"routes[{index}].target",
                              f"unknown target {route.target!r}" + hint(route.target, targetIds)))
-    problems += _duplicateIds(values.get("agents", ()), "agents", "agent")
+    problems += duplicateIds(values.get("agents", ()), "agents", "agent")
     usedKinds = [*chain, *(kind for route in routes for kind in route.chain or ())]
     policy, more = _readPolicyOptions(values.get("policy", {}), usedKinds, policyFactories)
     raiseAny(problems + more)
