@@ -7,347 +7,34 @@ unknown key (did you mean 'action'?)}), and all the problems of a document are
 gathered into one L{ConfigError}, so C{kt policy lint} can list them at once.
 How a section is read is L{keeptrusts.schema}'s business; policy plugins
 check their own C{policy.<kind>} blocks with it.
+
+This module reads a document (L{parseConfig}, L{loadConfig}); the values it
+is read into are defined in L{keeptrusts.configvalues}, and callers import
+them from here; the checks their fields share are in
+L{keeptrusts.configchecks}.
 """
 
 import os
-import re
-from types import MappingProxyType
-from typing import Any, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
 
 import attr
 import yaml
 
+from keeptrusts.configchecks import duplicateIds
+from keeptrusts.configvalues import (
+    AccessKey, Agent, Config, DataPolicy, Fallback, Gateway, Intercept,
+    JournalSettings, Limits, Pack, Pricing, Providers, ProxySettings,
+    RateLimit, Route, RouteMatch, Routing, SecretKeyRef, Target,
+    TokenRateLimit, defaultStateDir)
 from keeptrusts.schema import (
-    ConfigError, Field, atLeast, hint, invalid, joinPath, matching, positive,
-    raiseAny, readFields, readSection, readValue, recordParser, setting,
-    showValue, unique, validPort)
-
-
-def _httpURL(url):
-    parts = urlsplit(url)
-    try:
-        parts.port  # raises on a bad port
-        ok = (parts.scheme in ("http", "https") and bool(parts.hostname)
-              and not (parts.query or parts.fragment or "@" in parts.netloc)
-              and not any(c.isspace() for c in url))
-    except ValueError:
-        ok = False
-    return None if ok else (
-        f"expected an http(s) URL like https://host[:port][/path], got {showValue(url)}")
-
-
-_nonEmpty = matching(r"(?s).+", "a non-empty string")
-_semver = matching(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"  # MAJOR.MINOR.PATCH
-                    r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?",  # -prerelease +build
-                    "a SemVer version like 1.0.0")
-_name = matching(r"[A-Za-z0-9_.-]+", "a name of ASCII letters, digits, '_', '-' and '.'")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _envName(value):
-    # Never echoed: a key pasted where its variable's name goes is still a
-    # key, and would be logged as "$<key> is not set" if it were taken.
-    if _ENV_NAME.fullmatch(value):
-        return None
-    return ("expected the name of an environment variable (letters, digits "
-            "and '_'), not the key itself")
-
-
-_sha256 = matching(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-_hostName = matching(rf"{_LABEL}(\.{_LABEL})*", "a host name like api.openai.com")
-_headerName = matching(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", "an HTTP header name")
-_HOST = Field(str, check=_hostName)
-# Interception may name every host below a domain: *.openai.com.
-_HOST_PATTERN = Field(str, check=matching(rf"(\*\.)?{_LABEL}(\.{_LABEL})*",
-                                          "a host name like api.openai.com or *.openai.com"))
-_TRIGGERS = ("rate_limit", "server_error", "timeout")
-
-
-def _duplicateIds(items, path, what):
-    problems, first = [], {}
-    for index, item in enumerate(items):
-        if item.id in first:
-            firstPath = f"{path}[{first[item.id]}]"
-            problems.append((f"{path}[{index}].id",
-                             f"duplicate {what} id {item.id!r} (first at {firstPath})"))
-        first.setdefault(item.id, index)
-    return problems
-
-
-def _exactlyOne(a, b):
-    def finish(values, path):
-        given = [key for key in (a, b) if values[key] is not None]
-        if len(given) != 1:
-            got = "both" if given else "neither"
-            raise invalid(path, f"expected exactly one of {a} or {b}, got {got}")
-    return finish
-
-
-def defaultStateDir():
-    """
-    C{$XDG_STATE_HOME/keeptrusts} when that is set, else
-    C{~/.local/state/keeptrusts}; C{~} expanded.
-    """
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join("~", ".local", "state")
-    return os.path.join(os.path.expanduser(base), "keeptrusts")
-
-
-# -- pack and gateway
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Pack:
-    name: str = setting(str, check=_nonEmpty)
-    version: str = setting(str, check=_semver)
-    enabled: bool = setting(bool)
-    id: Optional[str] = setting(str, None)
-    author: str = setting(str, "")
-    description: str = setting(str, "")
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class AccessKey:
-    id: str = setting(str, check=_nonEmpty)
-    user: str = setting(str, check=_nonEmpty)
-    key_env: Optional[str] = setting(str, None, check=_name)
-    key_sha256: Optional[str] = setting(str, None, check=_sha256)
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Intercept:
-    hosts: Optional[Tuple[str, ...]] = setting(list, None, item=_HOST_PATTERN)  # None: the targets' hosts
-    upstream_ca_file: Optional[str] = setting(str, None, check=_nonEmpty)
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class ProxySettings:
-    allowed_ports: Tuple[int, ...] = setting(list, (443,), item=Field(int, check=validPort))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class JournalSettings:
-    sync: str = setting(str, "batch", choices=("batch", "always", "never"))
-    segment_max_bytes: int = setting(int, 67108864, check=atLeast(4096))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Limits:
-    max_body_bytes: int = setting(int, 33554432, check=positive)
-    upstream_connect_timeout_s: float = setting(float, 10.0, check=positive)
-    upstream_idle_timeout_s: float = setting(float, 300.0, check=positive)
-    client_idle_timeout_s: float = setting(float, 300.0, check=positive)
-
-
-def _finishGateway(values, path):
-    values["state_dir"] = os.path.expanduser(values["state_dir"])
-    raiseAny(_duplicateIds(values["access_keys"], joinPath(path, "access_keys"), "access key"))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Gateway:
-    listen: str = setting(str, "tcp:41002:interface=127.0.0.1", check=_nonEmpty)
-    # A factory: $XDG_STATE_HOME is read each time a Gateway is made.
-    state_dir: str = setting(str, attr.Factory(defaultStateDir), check=_nonEmpty)
-    fail_mode: str = setting(str, "block", choices=("block", "allow"))
-    default_user: str = setting(str, "anonymous", check=_nonEmpty)
-    access_keys: Tuple[AccessKey, ...] = setting(
-        list, (), item=recordParser(AccessKey, _exactlyOne("key_env", "key_sha256")))
-    intercept: Intercept = setting(recordParser(Intercept), Intercept())
-    proxy: ProxySettings = setting(recordParser(ProxySettings), ProxySettings())
-    journal: JournalSettings = setting(recordParser(JournalSettings), JournalSettings())
-    limits: Limits = setting(recordParser(Limits), Limits())
-    # One line per request (method, path, status, ms, verdict): text, json
-    # or off; never a header value or a body.
-    access_log: str = setting(str, "text", choices=("text", "json", "off"))
-
-
-# -- providers
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class SecretKeyRef:
-    env: Optional[str] = setting(str, None, check=_envName)
-    store: Optional[str] = setting(str, None, check=_name)
-
-
-_readSecretKeyRefMapping = recordParser(SecretKeyRef, _exactlyOne("env", "store"))
-
-
-def _readSecretKeyRef(raw, path):
-    if not isinstance(raw, dict):
-        # Never echo a string here: it may well be the key itself.
-        got = "a string" if isinstance(raw, str) else showValue(raw)
-        raise invalid(path, f"expected a mapping like {{env: NAME}}, got {got}")
-    return _readSecretKeyRefMapping(raw, path)
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class DataPolicy:
-    zero_data_retention: bool = setting(bool, False)
-    training_opt_out: bool = setting(bool, False)
-    retention_days: Optional[int] = setting(int, None, check=atLeast(0))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Pricing:
-    """
-    US dollars per million tokens; over the built-in table of models.
-    """
-
-    input_per_million: float = setting(float, check=atLeast(0))
-    output_per_million: float = setting(float, 0.0, check=atLeast(0))
-
-
-# provider -> (default base_url, api_key_header, api_key_prefix)
-_PROVIDERS = {
-    "openai": ("https://api.openai.com/v1", "Authorization", "Bearer "),
-    "anthropic": ("https://api.anthropic.com", "x-api-key", ""),
-    "sourcegraph": ("https://sourcegraph.com", "Authorization", "token "),
-    "openai-compatible": (None, "Authorization", "Bearer "),
-}
-
-
-def _finishTarget(values, path):
-    provider = values["provider"]
-    baseURL, header, prefix = _PROVIDERS[provider]
-    if values["base_url"] is None and baseURL is None:
-        raise invalid(joinPath(path, "base_url"),
-                     f"required key missing (provider {provider!r} has no default)")
-    values["base_url"] = (values["base_url"] or baseURL).rstrip("/")
-    if values["api_key_header"] is None:
-        values["api_key_header"] = header
-    if values["api_key_prefix"] is None:  # the provider's prefix goes with its own header only
-        sameHeader = values["api_key_header"].lower() == header.lower()
-        values["api_key_prefix"] = prefix if sameHeader else ""
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Target:
-    """
-    One upstream.  C{base_url} (without a trailing slash), C{api_key_header}
-    and C{api_key_prefix} default to the provider's when read from YAML.
-    """
-
-    id: str = setting(str, check=_nonEmpty)
-    provider: str = setting(str, choices=tuple(_PROVIDERS))
-    base_url: str = setting(str, None, check=_httpURL)
-    secret_key_ref: Optional[SecretKeyRef] = setting(_readSecretKeyRef, None)  # None: the client's key
-    api_key_header: str = setting(str, None, check=_headerName)
-    api_key_prefix: str = setting(str, None)
-    models: Tuple[str, ...] = setting(list, (), item=Field(str, check=_nonEmpty))
-    type: str = setting(str, "direct", choices=("direct", "passthrough"))
-    hosts: Tuple[str, ...] = setting(list, (), item=_HOST)
-    data_policy: Optional[DataPolicy] = setting(recordParser(DataPolicy), None)
-    pricing: Optional[Pricing] = setting(recordParser(Pricing), None)
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Routing:
-    strategy: str = setting(str, "ordered", choices=("ordered", "round_robin"))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Fallback:
-    triggers: Tuple[str, ...] = setting(list, _TRIGGERS, item=Field(str, choices=_TRIGGERS),
-                                     check=unique)
-    max_fallback_attempts: int = setting(int, 2, check=atLeast(0))
-
-
-def _finishProviders(values, path):
-    raiseAny(_duplicateIds(values["targets"], joinPath(path, "targets"), "target"))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Providers:
-    targets: Tuple[Target, ...] = setting(list, (), item=recordParser(Target, _finishTarget))
-    routing: Routing = setting(recordParser(Routing), Routing())
-    fallback: Fallback = setting(recordParser(Fallback), Fallback())
-
-
-# -- routes, agents, rate limits
-
-def _readHeaderMatch(raw, path):
-    """{name: value} -> a tuple of (name, value) pairs, which can be hashed."""
-    schema = {name: Field(str) for name in raw
-              if isinstance(name, str) and _headerName(name) is None}
-    raiseAny([(joinPath(path, name), "expected an HTTP header name")
-               for name in raw if name not in schema])
-    return tuple(readSection(raw, path, schema).items())
-
-
-def _readMethod(raw, path):
-    return readValue(raw, path, Field(str, check=matching("[A-Za-z]+", "an HTTP method"))).upper()
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class RouteMatch:
-    path_prefix: Optional[str] = setting(str, None, check=matching(r"/.*", "a path starting with /"))
-    method: Optional[str] = setting(_readMethod, None)  # upper case
-    header: Optional[Tuple[Tuple[str, str], ...]] = setting(dict, None, item=_readHeaderMatch)
-    host: Optional[str] = setting(str, None, check=_hostName)
-
-
-def _finishRoute(values, path):
-    if values["chain"] is None and values["target"] is None:
-        raise invalid(path, "expected chain, target or both")
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Route:
-    match: RouteMatch = setting(recordParser(RouteMatch))
-    chain: Optional[Tuple[str, ...]] = setting(list, None, item=str)  # None: the main chain
-    target: Optional[str] = setting(str, None)
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Agent:
-    id: str = setting(str, check=_nonEmpty)
-    max_cost_usd_per_day: Optional[float] = setting(float, None, check=atLeast(0))
-    max_tokens_per_day: Optional[int] = setting(int, None, check=atLeast(0))
-    max_requests_per_minute: Optional[int] = setting(int, None, check=atLeast(0))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class RateLimit:
-    max_requests: int = setting(int, check=positive)
-    window_seconds: float = setting(float, check=positive)
-    header_names: Tuple[str, ...] = setting(list, (), item=Field(str, check=_headerName))
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class TokenRateLimit:
-    max_tokens: int = setting(int, check=positive)
-    window_seconds: float = setting(float, check=positive)
-
-
-# -- the whole document
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Config:
-    """
-    @ivar chain: the policy kinds of the main chain, in order.
-    @ivar policy: a read-only mapping (L{MappingProxyType}), kind -> options
-        value, for every kind in the main chain, in a route's chain or under
-        C{policy:}; the main chain's kinds come first, in chain order.
-    @ivar testing: the raw C{testing:} mapping (inline suites), if any.
-    """
-
-    pack: Pack = setting(recordParser(Pack))
-    chain: Tuple[str, ...] = attr.ib(converter=tuple)
-    policy: Mapping[str, Any] = attr.ib(converter=lambda m: MappingProxyType(dict(m)))
-    gateway: Gateway = setting(recordParser(Gateway, _finishGateway), attr.Factory(Gateway))
-    providers: Providers = setting(recordParser(Providers, _finishProviders), Providers())
-    agents: Tuple[Agent, ...] = setting(list, (), item=recordParser(Agent))
-    routes: Tuple[Route, ...] = setting(list, (), item=recordParser(Route, _finishRoute))
-    global_rate_limit: Optional[RateLimit] = setting(recordParser(RateLimit), None)
-    user_rate_limit: Optional[RateLimit] = setting(recordParser(RateLimit), None)
-    token_rate_limit: Optional[TokenRateLimit] = setting(recordParser(TokenRateLimit), None)
-    testing: Optional[Mapping[str, Any]] = setting(dict, None)
-
-    @property
-    def name(self):
-        """C{name@version} of the pack, as the journal's C{config} field."""
-        return f"{self.pack.name}@{self.pack.version}"
+    ConfigError, Field, hint, invalid, joinPath, raiseAny, readFields,
+    showValue)
+
+__all__ = [
+    "AccessKey", "Agent", "Config", "ConfigError", "DataPolicy", "Fallback",
+    "Gateway", "Intercept", "JournalSettings", "Limits", "Pack", "Pricing",
+    "Providers", "ProxySettings", "RateLimit", "Route", "RouteMatch",
+    "Routing", "SecretKeyRef", "Target", "TokenRateLimit", "defaultStateDir",
+    "loadConfig", "parseConfig"]
 
 
 # The top-level keys: Config's own, but policies and policy in place of chain
@@ -457,7 +144,7 @@ def parseConfig(text, policyFactories):
         if targetIds is not None and route.target is not None and route.target not in targetIds:
             problems.append((f"routes[{index}].target",
                              f"unknown target {route.target!r}" + hint(route.target, targetIds)))
-    problems += _duplicateIds(values.get("agents", ()), "agents", "agent")
+    problems += duplicateIds(values.get("agents", ()), "agents", "agent")
     usedKinds = [*chain, *(kind for route in routes for kind in route.chain or ())]
     policy, more = _readPolicyOptions(values.get("policy", {}), usedKinds, policyFactories)
     raiseAny(problems + more)

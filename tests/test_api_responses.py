@@ -10,7 +10,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from keeptrusts.api.endpoint import readSlots
 from keeptrusts.api.errors import GatewayError
-from keeptrusts.api.responses import RESPONSES, ResponsesRewriter
+from keeptrusts.api.responses import RESPONSES
+from keeptrusts.api.responsestream import ResponsesRewriter
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.stream import Outcome
 from keeptrusts.testing import Script, echoPrompt

@@ -4,7 +4,7 @@ Event streams rewritten by the policies' incremental scanners, one scanner
 per streamed text: the text deltas change, every other event and field is
 kept.  What every surface's rewriter shares; each surface's own is beside
 its format (L{keeptrusts.api.chatstream}, L{keeptrusts.api.anthropic},
-L{keeptrusts.api.responses}, L{keeptrusts.api.sourcegraph}).
+L{keeptrusts.api.responsestream}, L{keeptrusts.api.sourcegraph}).
 """
 
 import json
