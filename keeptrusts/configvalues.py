@@ -50,7 +50,7 @@ class Pack:
 class AccessKey:
     id: str = setting(str, check=nonEmpty)
     user: str = setting(str, check=nonEmpty)
-    key_env: Optional[str] = setting(str, None, check=asciiName)
+    key_env: Optional[str] = setting(str, None, check=envName)
     key_sha256: Optional[str] = setting(str, None, check=sha256)
 
 

@@ -292,6 +292,10 @@ BAD_CONFIGS = [
     ("access_key_with_neither",
      HEAD + "gateway: {access_keys: [{id: k, user: u}]}\n",
      ["gateway.access_keys[0]: expected exactly one of key_env or key_sha256, got neither"]),
+    ("access_key_pasted_into_key_env",
+     HEAD + "gateway: {access_keys: [{id: k, user: u, key_env: sk-proj-abcdefghijklmnopqrstuvwxyz0123456789}]}\n",
+     ["gateway.access_keys[0].key_env: expected the name of an environment "
+      "variable (letters, digits and '_'), not the key itself"]),
     ("access_key_bad_sha256",
      HEAD + "gateway: {access_keys: [{id: k, user: u, key_sha256: abc}]}\n",
      ["gateway.access_keys[0].key_sha256: expected 64 hexadecimal digits (a SHA-256), got 'abc'"]),
