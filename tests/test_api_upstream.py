@@ -90,3 +90,21 @@ class OutgoingHeadersTests(SynchronousTestCase):
             {"a": {b"x-portkey-api-key", b"x-custom-key"},
              "b": {b"x-portkey-api-key", b"x-custom-key", b"x-api-key"},
              "d": {b"x-portkey-api-key", b"x-custom-key"}})
+
+
+class UsableTargetsTests(SynchronousTestCase):
+    def test_unsetKeyLoggedScrubbed(self):
+        """
+        The warning of a target whose key is not set names the target, a
+        key in its id replaced by its marker.
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.assertEqual(usableTargets([configured(TOKEN, env="UNSET")], {}),
+                         ())
+        [line] = [formatEvent(e) for e in events
+                  if e.get("log_namespace") == "keeptrusts.api.upstream"]
+        self.assertEqual(line, "target [REDACTED:GITHUB_TOKEN]: $UNSET is "
+                               "not set; target unavailable")

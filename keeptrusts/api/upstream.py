@@ -17,6 +17,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
+from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.proxy.guard import GuardedEndpoint
 
 log = Logger()
@@ -98,7 +99,7 @@ def usableTargets(targets, environ):
         key = environ.get(ref.env)
         if not key:
             log.warn("target {target}: ${env} is not set; target unavailable",
-                     target=target.id, env=ref.env)
+                     target=scrubbed(target.id), env=ref.env)
             continue
         name = target.api_key_header.encode("ascii")
         usable.append(UsableTarget(
