@@ -24,9 +24,10 @@ def eventRecord(phase, verdict, exchange, configName, policies=(),
     @param policies: the list of C{policyEntries}.
     @param latency: C{{"policy": ms, "upstream": ms, "total": ms}}.
     """
-    # What the client chose (ids, names, the path, the destination) is
-    # scrubbed of keys; a host (the target of proxied traffic too) in any
-    # of its casings, DNS names having none.
+    # What the client chose (ids, names, the method, the path, the
+    # destination) is scrubbed of keys; a host (the target of proxied
+    # traffic too) in any of its casings, DNS names having none, and the
+    # method so (client libraries upper-case it: a key's most of it).
     return {
         "event_id": os.urandom(16).hex(),
         "request_id": scrubbed(exchange.request_id),
@@ -36,7 +37,7 @@ def eventRecord(phase, verdict, exchange, configName, policies=(),
         "provider": exchange.provider,
         "target": scrubbedName(exchange.target),
         "endpoint": scrubbed(exchange.endpoint),
-        "method": exchange.method,
+        "method": scrubbedName(exchange.method),
         "host": scrubbedName(exchange.host),
         "user": scrubbed(exchange.user),
         "agent": scrubbed(exchange.agent),

@@ -13,6 +13,7 @@ import hmac
 from twisted.logger import Logger
 
 from keeptrusts.api.errors import GatewayError
+from keeptrusts.policy.scrub import scrubbed
 
 log = Logger()
 
@@ -73,8 +74,10 @@ class Identify:
             if key.key_env is not None:
                 secret = environ.get(key.key_env)
                 if not secret:
+                    # Scrubbed: a key pasted where its variable's name goes
+                    # was logged whole at every start (found by review).
                     log.warn("access key {id}: ${env} is not set; key unusable",
-                             id=key.id, env=key.key_env)
+                             id=scrubbed(key.id), env=scrubbed(key.key_env))
                     continue
                 digest = hashlib.sha256(secret.encode("utf-8")).hexdigest()
             self._digests.append((bytes.fromhex(digest), key.user))

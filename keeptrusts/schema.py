@@ -14,6 +14,8 @@ from typing import Any, Callable, Optional
 
 import attr
 
+from keeptrusts.policy.scrub import credentialTypes, scrubbed
+
 
 class ConfigError(Exception):
     """
@@ -40,8 +42,48 @@ def raiseAny(problems):
 
 
 def showValue(value):
+    """
+    A value as an error shows it: its repr, shortened; but never a value
+    the credential scrubber finds something in (a key pasted where a name,
+    a digest or a URL goes is still a key, and the problems of a
+    configuration are logged, and journaled on a reload): only what was
+    found is named.
+    """
     text = repr(value)
+    found = credentialTypes(text) or [
+        kind for string in _strings(value) for kind in credentialTypes(string)]
+    if found:
+        return "a value holding a credential (%s), not shown" % (
+            ", ".join(sorted(set(found))),)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _strings(value):
+    """
+    The strings of C{value}, its keys' and items' too, as they are: in a
+    repr, the escape of a character before a key can hide it (C{\\nsk-...}
+    is no key's beginning).
+    """
+    seen, stack = set(), [value]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, (list, tuple, dict)) and id(value) not in seen:
+            seen.add(id(value))  # YAML's aliases may make a loop
+            if isinstance(value, dict):
+                stack.extend(value.keys())
+                stack.extend(value.values())
+            else:
+                stack.extend(value)
+
+
+def shownKey(key):
+    """
+    A mapping key as a path shows it: a credential in it (an unknown key
+    that is a pasted key) replaced by its marker.
+    """
+    return scrubbed(key) if isinstance(key, str) else key
 
 
 def joinPath(path, key):
@@ -154,7 +196,8 @@ def readFields(raw, path, fields):
         raw = {}
     if not isinstance(raw, dict):
         return {}, [(path or "<document>", f"expected a mapping, got {showValue(raw)}")]
-    problems = [(joinPath(path, key), "unknown key" + hint(key, fields))
+    problems = [(joinPath(path, shownKey(key)),
+                 "unknown key" + hint(key, fields))
                 for key in raw if key not in fields]
     values = {}
     for name, field in fields.items():
@@ -234,4 +277,4 @@ def validPort(v):
 
 def unique(values):
     dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
-    return None if dup is None else f"duplicate entry {dup!r}"
+    return None if dup is None else f"duplicate entry {showValue(dup)}"

@@ -26,6 +26,7 @@ from keeptrusts.parts import (
 from keeptrusts.tls import TLSSetupError
 from keeptrusts.tls.ca import CertificateAuthority
 from keeptrusts.tls.sni import LeafContexts
+from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.policy.values import Exchange
 from keeptrusts.retention import Retention, retentionDays, threadRunner
 
@@ -151,7 +152,10 @@ class GatewayService(service.Service):
             config = self._asBound(self._loadConfig())
             parts = self._build(config)
         except SystemExit as e:
-            problems = str(e)
+            # Scrubbed: a key pasted into the configuration is named in its
+            # problems (an unknown key, a value), and the journal keeps
+            # what it is given for good.
+            problems = scrubbed(str(e))
             log.error("configuration reload refused; keeping {config}:\n"
                       "{problems}", config=self.current.parts.config.name,
                       problems=problems)

@@ -15,6 +15,7 @@ from keeptrusts.api.accesslog import accessLinesFor
 from keeptrusts.collector import CollectorTuning
 from keeptrusts.config import ConfigError, loadConfig
 from keeptrusts.policy.registry import policyFactories
+from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.parts import requireAccessKeys
 from keeptrusts.service import GatewayService
 
@@ -41,8 +42,10 @@ def configure(options, environ=os.environ):
     try:
         config = loadConfig(options["config"], factories)
     except ConfigError as e:
-        raise SystemExit("keeptrusts: %s: invalid configuration\n%s"
-                         % (options["config"], e))
+        # Scrubbed: the message is logged (twistd's standard error is the
+        # service's log), and a key pasted into the file may be named in it.
+        raise SystemExit(scrubbed("keeptrusts: %s: invalid configuration\n%s"
+                                  % (options["config"], e)))
     gateway = config.gateway
     if options["fail-mode"] is not None:
         if options["fail-mode"] not in ("block", "allow"):

@@ -4,11 +4,16 @@ line written straight to twistd's stream is the line twistd would write.
 """
 
 import io
+import json
 import time
 from types import SimpleNamespace
 
-from twisted.logger import LogLevel, globalLogPublisher, textFileLogObserver
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.logger import (
+    LogLevel, formatEvent, globalLogPublisher, textFileLogObserver)
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import ProxyAgent, readBody
 from twisted.web.resource import Resource
 
 from keeptrusts.api.accesslog import (
@@ -230,6 +235,20 @@ class SiteTests(SynchronousTestCase):
         self.assertEqual(set(fields),
                          {"method", "path", "status", "ms", "verdict"})
 
+    def test_methodScrubbed(self):
+        """
+        A key sent as the method, as it came or upper-cased, is not in the
+        line (found by review).
+        """
+        token = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"
+        for method in (token, token.upper()):
+            request = self.request()
+            request.method = method.encode("ascii")
+            for asJSON in (False, True):
+                line, fields = accessLine(request, asJSON)
+                self.assertNotIn(method, line)
+                self.assertEqual(fields["method"], "[REDACTED:GITHUB_TOKEN]")
+
 
 class ShownTargetTests(SynchronousTestCase):
     def test_percentEncodedKey(self):
@@ -257,3 +276,35 @@ class ShownTargetTests(SynchronousTestCase):
                 "http://[REDACTED:AWS_ACCESS_KEY_ID].invalid:80/x%20y"))
         self.assertEqual(shownTarget(b"http://API.example/x"),
                          "http://API.example/x")
+
+
+class MethodEndToEndTests(TestCase):
+    @defer.inlineCallbacks
+    def test_methodKeyNotRecorded(self):
+        """
+        A key sent as the method of a proxied request (any HTTP token is
+        one) reaches neither the journal nor the access log (found by
+        review).
+        """
+        from tests.test_api import Gateway
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        gw = Gateway(self)
+        origin = gw.config.providers.targets[0].base_url.rsplit("/v1", 1)[0]
+        agent = ProxyAgent(TCP4ClientEndpoint(reactor, "127.0.0.1",
+                                              gw.port.getHost().port))
+        token = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"
+        for method in (token, token.upper()):
+            response = yield agent.request(method.encode("ascii"),
+                                           (origin + "/v1/models").encode())
+            yield readBody(response)
+        records = [r for r in gw.journal.records if r.get("mode") == "proxy"]
+        self.assertEqual([r["method"] for r in records],
+                         ["[REDACTED:GITHUB_TOKEN]"] * 2)
+        lines = [formatEvent(e) for e in events
+                 if e.get("log_namespace") == NAMESPACE]
+        self.assertEqual(len(lines), 2, lines)
+        for method in (token, token.upper()):
+            self.assertNotIn(method, json.dumps(gw.journal.records))
+            self.assertNotIn(method, " ".join(lines))

@@ -53,3 +53,16 @@ class EventRecordTests(SynchronousTestCase):
         # The rest of a name keeps its case.
         self.assertEqual(self.record(host="API.OpenAI.com")["host"],
                          "API.OpenAI.com")
+
+    def test_methodScrubbed(self):
+        """
+        The method, any HTTP token the client chose, is scrubbed of keys in
+        any casing, as it came or upper-cased by the client's library
+        (found by review: a token sent as the method was recorded whole).
+        """
+        token = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"
+        for method in (token, token.upper()):
+            self.assertEqual(self.record(mode="proxy", method=method)[
+                "method"], "[REDACTED:GITHUB_TOKEN]")
+        self.assertEqual(self.record(method="M-SEARCH")["method"],
+                         "M-SEARCH")

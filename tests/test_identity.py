@@ -65,6 +65,23 @@ class IdentifyTests(SynchronousTestCase):
         self.assertTrue(identify.required)
         self.flushLoggedErrors()
 
+    def test_missingKeyEnvLoggedScrubbed(self):
+        """
+        A key pasted where its variable's name goes is not logged (found by
+        review: "$sk-proj-... is not set" at every start).
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        key = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3iJk6lMn9o"
+        Identify((AccessKey(id="a", user="alice", key_env=key),), {},
+                 "anonymous")
+        [line] = [formatEvent(e) for e in events
+                  if e.get("log_namespace") == "keeptrusts.identity"]
+        self.assertEqual(line, "access key a: $[REDACTED:OPENAI_API_KEY] "
+                               "is not set; key unusable")
+
 
 def basic(name, key):
     return b"Basic " + base64.b64encode(name + b":" + key)

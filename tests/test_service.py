@@ -335,6 +335,38 @@ class ServiceTests(TestCase):
         self.flushLoggedErrors()
 
     @defer.inlineCallbacks
+    def test_badReloadScrubbed(self):
+        """
+        The problems of a refused configuration are scrubbed of keys where
+        they are logged, journaled (for good) and answered: a key pasted
+        into the file may be in a message (found by review), here a
+        duplicate id's.
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.start()
+        key = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3iJk6lMn9o"
+        target = b"    - {id: %s, provider: openai}\n" % (key.encode(),)
+        self.configFile.setContent(self.configFile.getContent().replace(
+            b"  targets:\n", b"  targets:\n" + target * 2))
+        problems = self.service.reload()
+        self.assertIn("duplicate target id '[REDACTED:OPENAI_API_KEY]'",
+                      problems)
+        self.assertNotIn(key, problems)
+        logged = " ".join(formatEvent(e) for e in events)
+        self.assertIn("[REDACTED:OPENAI_API_KEY]", logged)
+        self.assertNotIn(key, logged)
+        journal = self.state.child("journal").path
+        yield self.service.stopService()
+        self.stopped = True
+        [event] = [r for r in readRecords(journal) if r["phase"] == "config"]
+        self.assertIn("[REDACTED:OPENAI_API_KEY]", event["message"])
+        self.assertNotIn(key, json.dumps(readRecords(journal)))
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
     def drainWithClientGone(self, stream):
         """
         The last request's client leaves during the drain: its output

@@ -77,6 +77,23 @@ class ConfigureTests(SynchronousTestCase):
         self.assertIn("policy.dlp-filter.detect_pattern: unknown key "
                       "(did you mean 'detect_patterns'?)", str(error))
 
+    def test_badConfigScrubbed(self):
+        """
+        The message of a bad configuration, which twistd's log shows, is
+        scrubbed of keys, whatever part of it names one (here a duplicate
+        id's).
+        """
+        key = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh3iJk6lMn9o"
+        target = "    - {id: %s, provider: openai}\n" % (key,)
+        path = self.writeConfig((GOOD % dict(
+            state="/tmp/x", base="http://a/v1")).replace(
+                "  targets:\n", "  targets:\n" + target * 2))
+        error = self.assertRaises(SystemExit, configure,
+                                  self.options("-c", path))
+        self.assertIn("duplicate target id '[REDACTED:OPENAI_API_KEY]'",
+                      str(error))
+        self.assertNotIn(key, str(error))
+
     def test_overrides(self):
         path = self.writeConfig(GOOD % dict(state="/tmp/x", base="http://a/v1"))
         config, factories = configure(self.options(

@@ -32,7 +32,9 @@ def accessLine(request, asJSON):
     """
     started = getattr(request, "ktStarted", None)
     fields = {
-        "method": request.method.decode("ascii", "replace"),
+        # Any HTTP token is a method, a key too, upper-cased by the
+        # client's library as like as not.
+        "method": scrubbedName(request.method.decode("ascii", "replace")),
         "path": shownTarget(request.path),
         "status": request.code,
         "ms": round((time.monotonic() - started) * 1000.0, 1)

@@ -8,7 +8,8 @@ making another call, so a call carrying a credential there is blocked.
 
 from urllib.parse import unquote_plus
 
-from keeptrusts.api.upstream import CLIENT_CREDENTIALS, DROPPED_HEADERS
+from keeptrusts.api.upstream import (
+    CLIENT_CREDENTIALS, DROPPED_HEADERS, withheldHeaders)
 from keeptrusts.policy.chain import ChainResult, PolicyOutcome
 from keeptrusts.policy.dlp import KIND as CREDENTIALS
 from keeptrusts.policy.scrub import credentialTypes
@@ -48,6 +49,8 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
     chain has the credential policy: the gateway does not rewrite them, so
     the request is blocked (a L{ChainResult}); else L{None}.
 
+    @param attempts: the C{(target, path)} pairs the call may go to.
+
     @param passClientAuth: whether the client's own credentials go on: then
         a C{key} parameter (Google's API key) is one, and is not read.
     """
@@ -62,9 +65,10 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
             continue
         types.extend(credentialTypes(plain) or (
             credentialTypes(parameter) if plain != parameter else ()))
-    target = attempts[0][0]
-    skipped = _UNREAD_HEADERS if target.credential is None else (
-        _UNREAD_HEADERS | {target.credential[0].lower()})
+    # A header one attempt's target is not sent may go to the next one's
+    # (a fallback): only what none of them is sent goes unread.
+    skipped = _UNREAD_HEADERS | frozenset.intersection(*(
+        withheldHeaders(target) for target, _ in attempts))
     for name, values in request.requestHeaders.getAllRawHeaders():
         if name.lower() not in skipped:
             for value in values:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_api -*-
+# -*- test-case-name: tests.test_api_upstream,tests.test_api -*-
 """
 The way out: which targets can be used, the headers they get, one request
 through the service's agent (L{keeptrusts.api.http1.KeptAgent}), and what
@@ -17,6 +17,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from keeptrusts.api.errors import GatewayError, upstreamError, upstreamTimeout
+from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.proxy.guard import GuardedEndpoint
 
 log = Logger()
@@ -50,10 +51,15 @@ class UsableTarget:
 
     @ivar credential: the header name and value to inject, or L{None} to
         pass the client's own.
+    @ivar keyHeaders: the names (lower case) of the client's headers this
+        target is never sent as they came, but L{DROPPED_HEADERS} and
+        L{CLIENT_CREDENTIALS}: the key headers of the configured targets,
+        its own among them (its key takes that name's place).
     """
 
     target: object
     credential: object = None
+    keyHeaders: frozenset = frozenset()
 
     @property
     def id(self):
@@ -77,21 +83,47 @@ def usableTargets(targets, environ):
     Resolve each target's C{secret_key_ref}; a missing key makes the target
     unavailable, with a warning, and does not stop the gateway.
     """
+    # A client's header by the name of one target's key went unread to the
+    # next target when the call fell back (found by review): by the name of
+    # any target's key, a client's header goes nowhere (the client's own
+    # credentials go on as they did).
+    keyHeaders = frozenset(
+        target.api_key_header.lower().encode("ascii") for target in targets
+        if target.secret_key_ref is not None) - CLIENT_CREDENTIALS
     usable = []
     for target in targets:
         ref = target.secret_key_ref
         if ref is None or ref.env is None:
-            usable.append(UsableTarget(target))
+            usable.append(UsableTarget(target, keyHeaders=keyHeaders))
             continue
         key = environ.get(ref.env)
         if not key:
             log.warn("target {target}: ${env} is not set; target unavailable",
-                     target=target.id, env=ref.env)
+                     target=scrubbed(target.id), env=ref.env)
             continue
-        usable.append(UsableTarget(target, (
-            target.api_key_header.encode("ascii"),
-            (target.api_key_prefix + key).encode("utf-8"))))
+        name = target.api_key_header.encode("ascii")
+        usable.append(UsableTarget(
+            target, (name, (target.api_key_prefix + key).encode("utf-8")),
+            keyHeaders | {name.lower()}))
     return tuple(usable)
+
+
+def withheldHeaders(target):
+    """
+    The names (lower case) of the client's headers that C{target} is never
+    sent as they came, but L{DROPPED_HEADERS} and L{CLIENT_CREDENTIALS}.
+
+    @param target: a L{UsableTarget} (its C{keyHeaders}), or the original
+        destination of a proxied request
+        (L{keeptrusts.proxy.origin.OriginTarget}): the name of the key it
+        is given, if any.
+    """
+    withheld = getattr(target, "keyHeaders", None)
+    if withheld is None:
+        credential = target.credential
+        withheld = frozenset() if credential is None else frozenset(
+            [credential[0].lower()])
+    return withheld
 
 
 def outgoingHeaders(clientHeaders, target, passClientAuth):
@@ -100,9 +132,10 @@ def outgoingHeaders(clientHeaders, target, passClientAuth):
     @param passClientAuth: whether the client's own credentials may go on.
     """
     headers = Headers()
+    withheld = withheldHeaders(target)
     for name, values in clientHeaders.getAllRawHeaders():
         lower = name.lower()
-        if lower in DROPPED_HEADERS:
+        if lower in DROPPED_HEADERS or lower in withheld:
             continue
         if lower in CLIENT_CREDENTIALS and (target.credential
                                              or not passClientAuth):
