@@ -12,6 +12,7 @@ with them.
 import re
 from urllib.parse import urlsplit
 
+from keeptrusts.policy.scrub import credentialTypes
 from keeptrusts.schema import Field, invalid, matching, showValue
 
 
@@ -43,6 +44,14 @@ def envName(value):
         return None
     return ("expected the name of an environment variable (letters, digits "
             "and '_'), not the key itself")
+
+
+def storedSecretName(value):
+    # A key pasted where its stored name goes would be shown by `kt doctor`
+    # and the admin config endpoint: refused, never echoed.
+    if credentialTypes(value):
+        return "expected the name of a stored secret, not the secret itself"
+    return asciiName(value)
 
 
 sha256 = matching(r"[0-9a-fA-F]{64}", "64 hexadecimal digits (a SHA-256)")

@@ -15,8 +15,8 @@ from typing import Any, Mapping, Optional, Tuple
 import attr
 
 from keeptrusts.configchecks import (
-    HOST, HOST_PATTERN, asciiName, duplicateIds, envName, exactlyOne,
-    headerName, hostName, httpURL, nonEmpty, semver, sha256)
+    HOST, HOST_PATTERN, duplicateIds, envName, exactlyOne, headerName,
+    hostName, httpURL, nonEmpty, semver, sha256, storedSecretName)
 from keeptrusts.schema import (
     Field, atLeast, invalid, joinPath, matching, positive, raiseAny,
     readSection, readValue, recordParser, setting, showValue, unique,
@@ -107,7 +107,7 @@ class Gateway:
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class SecretKeyRef:
     env: Optional[str] = setting(str, None, check=envName)
-    store: Optional[str] = setting(str, None, check=asciiName)
+    store: Optional[str] = setting(str, None, check=storedSecretName)
 
 
 _readSecretKeyRefMapping = recordParser(SecretKeyRef, exactlyOne("env", "store"))

@@ -242,6 +242,11 @@ BAD_CONFIGS = [
      "{env: sk-proj-Abc123Def456Ghi789Jkl012}}]}\n",
      ["providers.targets[0].secret_key_ref.env: expected the name of an environment "
       "variable (letters, digits and '_'), not the key itself"]),
+    ("secret_key_ref_store_the_key_itself",
+     HEAD + "providers: {targets: [{id: a, provider: openai, secret_key_ref: "
+     "{store: ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8}}]}\n",
+     ["providers.targets[0].secret_key_ref.store: expected the name of a stored "
+      "secret, not the secret itself"]),
     ("openai_compatible_without_base_url",
      HEAD + "providers: {targets: [{id: local, provider: openai-compatible}]}\n",
      ["providers.targets[0].base_url: required key missing "
