@@ -101,7 +101,8 @@ class DecodedSlotTests(SynchronousTestCase):
         for value, mediaType in [
                 ("data:image/png;base64," + b64(ENV), None),
                 ("data:application/pdf;base64," + b64(ENV), None),
-                (b64(ENV), "audio/wav"), (b64(ENV), "application/octet-stream"),
+                (b64(ENV), "audio/wav"),
+                (b64(ENV), "application/octet-stream"),
                 ("data:application/zip;base64,UEsDBBQACAC36Zw=", None),
                 ("UEsDBBQACAC36Zw=", None)]:
             self.assertIsNone(decodedSlot({"data": value}, "data", mediaType),
