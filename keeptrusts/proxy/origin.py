@@ -3,8 +3,10 @@
 Requests bound for their original destination: inside an intercepted TLS
 tunnel (mode C{intercept}) or as absolute-form forward-proxy requests
 (mode C{proxy}).  LLM calls go through the same pipeline as C{/v1}
-requests, and so does any other JSON body (every string of it read);
-everything else is relayed as it is.
+requests, and so does any other JSON body (every string of it read), and
+any other body that carries text: a form, a multipart upload, text
+(L{keeptrusts.proxy.forms}).  Everything else (no body, a file's bytes) is
+relayed as it is.
 """
 
 import json
@@ -28,6 +30,8 @@ from keeptrusts.api.strictjson import (
 from keeptrusts.api.upstream import headersEncoded, outgoingHeaders
 from keeptrusts.policy.scrub import scrubbedPath
 from keeptrusts.policy.values import Exchange
+from keeptrusts.proxy.formcall import FormCall
+from keeptrusts.proxy.forms import JSONList, readForm
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -183,10 +187,16 @@ class OriginResource(Resource):
                 "without one", code="unsupported_content_encoding")
             recordAccess(gateway, exchange, error)
             raise error
+        form = None
         if endpoint is not None:
             body = parseBody(raw)
         else:
             body = readJSONBody(raw)
+            if body is None and raw:
+                # A form, a multipart body (a file upload, a transcription's
+                # prompt), text: read as well, written back as it came.
+                form = _readForm(gateway, exchange, request, raw)
+                body = None if form is None else form.body
             if body is not None:
                 # Any other JSON call, on any host (a provider's batches,
                 # Sourcegraph's GraphQL, which carries Cody's chat text to
@@ -212,13 +222,17 @@ class OriginResource(Resource):
         else:
             # The call goes out with its own method (PUT, PATCH).
             endpoint = attr.evolve(endpoint, method=request.method)
+        args = (gateway, request, exchange, endpoint, body, raw,
+                self._chain(gateway, request, path), [(origin, path)], True)
+        (Call(*args) if form is None else FormCall(form, *args)).start()
+
+    def _chain(self, gateway, request, path):
         # Routes read the path as the endpoint was read: a variant of one
         # call cannot pick another call's (lighter) chain.
         chain, _ = gateway.routes.select(
             request, normalizedPath(path).decode("utf-8", "replace"),
-            origin.host)
-        Call(gateway, request, exchange, endpoint, body, raw, chain,
-             [(origin, path)], True).start()
+            self._origin.host)
+        return chain
 
     def _relay(self, gateway, request, exchange, path, query, headers, body):
         d = relay(gateway, request, request.method, self._origin.url(
@@ -226,16 +240,19 @@ class OriginResource(Resource):
         d.addCallback(lambda outcome: recordAccess(gateway, exchange, outcome))
 
 
-class JSONList(list):
+def _readForm(gateway, exchange, request, raw):
     """
-    A request body that is a JSON array, read as an object is (every string
-    of it): it answers C{get} as an object without those keys would.
+    C{raw}, a body that is no JSON, read (L{readForm}), or L{None}; a body
+    with an encoding the gateway does not read is refused, as a body with
+    a C{Content-Encoding} is.
     """
-
-    __slots__ = ()
-
-    def get(self, key, default=None):
-        return default
+    try:
+        return readForm(request.requestHeaders.getRawHeaders(
+            b"content-type"), raw)
+    except GatewayError as error:
+        if error.status == 415:
+            recordAccess(gateway, exchange, error)
+        raise
 
 
 def readJSONBody(raw):
