@@ -185,8 +185,9 @@ class InterceptTests(TestCase):
     def test_curlUploads(self):
         """
         curl's multipart uploads inside the tunnel (a batch's JSON lines, a
-        transcription's prompt beside its audio) are read and redacted in
-        place (found by review: bodies that are no JSON went on unread).
+        transcription's prompt beside its audio) and its query string are
+        read: redacted in place, or refused (found by review: bodies that
+        are no JSON went on unread).
         """
         jsonl = FilePath(self.mktemp())
         jsonl.setContent(json.dumps({"custom_id": "1", "body": {
@@ -215,6 +216,13 @@ class InterceptTests(TestCase):
                       self.provider.requests[-2].body)
         self.assertIn(audio.getContent(), self.provider.requests[-1].body)
         self.assertNotIn(b"ACME-87654321", self.provider.requests[-1].body)
+        count = len(self.provider.requests)
+        out, err, code = yield getProcessOutputAndValue("/usr/bin/curl", [
+            "-s", "-w", "%{http_code}", "-o", "/dev/null", "--proxy",
+            self.proxy, "--cacert", self.gatewayCA,
+            self.url("/v1/files?q=ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8")])
+        self.assertEqual(out, b"409", err)
+        self.assertEqual(len(self.provider.requests), count)
 
     def test_httpx(self):
         def call():

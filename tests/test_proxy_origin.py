@@ -799,6 +799,43 @@ class FormBodyTests(ProxyTestCase):
                          ["block"] * 2)
 
     @defer.inlineCallbacks
+    def test_queryStringRead(self):
+        """
+        The query string of a call to an LLM host is read whatever its body:
+        a form, a file's bytes, none; a credential there is refused (409)
+        and journaled, as on C{/v1} calls.  To a host that serves no LLM,
+        traffic with nothing to read is relayed as it is.
+        """
+        for method, body, headers in [
+                (b"POST", b"model=whisper-1", {b"content-type": [
+                    b"application/x-www-form-urlencoded"]}),
+                (b"POST", b"\x89PNG\r\n\x1a\n\x00", {b"content-type": [
+                    b"image/png"]}),
+                (b"GET", None, {})]:
+            response, content = yield self.send(
+                method, "/v1/files?note=" + GITHUB_TOKEN, body, headers)
+            self.assertEqual(response.code, 409, body)
+            self.assertEqual(json.loads(content)["error"]["policy"],
+                             "dlp-filter")
+        self.assertEqual(self.gw.provider.requests, [])
+        self.assertEqual(
+            [(e["phase"], e["verdict"], e["status"])
+             for e in self.gw.events()], [("input", "block", None)] * 3)
+        self.assertNotIn(GITHUB_TOKEN, json.dumps(self.gw.events()))
+        # A Google API key is the client's own credential; another host.
+        response, _ = yield self.send(b"GET", "/v1/models?key=" + AWS_KEY,
+                                      None)
+        self.assertEqual(response.code, 200)
+        other = FakeProvider(reactor)
+        _, otherURL = listenFake(reactor, other, self.addCleanup)
+        origin = otherURL.rsplit("/v1", 1)[0].replace("127.0.0.1",
+                                                      "localhost")
+        response, _ = yield self.send(b"GET", "/v1/models?note=" +
+                                      GITHUB_TOKEN, None, origin=origin)
+        self.assertEqual(other.requests[-1].uri,
+                         "/v1/models?note=" + GITHUB_TOKEN)
+
+    @defer.inlineCallbacks
     def test_unreadableRefused(self):
         """
         A part with a transfer encoding (the gateway does not decode it) is

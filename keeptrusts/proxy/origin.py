@@ -6,7 +6,8 @@ tunnel (mode C{intercept}) or as absolute-form forward-proxy requests
 requests, and so does any other JSON body (every string of it read), and
 any other body that carries text: a form, a multipart upload, text
 (L{keeptrusts.proxy.forms}).  Everything else (no body, a file's bytes) is
-relayed as it is.
+relayed as it is, once its query string and headers are read if it goes
+to an LLM host.
 """
 
 import json
@@ -18,18 +19,20 @@ import attr
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from keeptrusts.api.carried import carriedCredentials
 from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api.paths import (
     isOtherJSON, llmEndpoint, normalizedPath, otherJSON)
-from keeptrusts.api.gateway import recordAccess
+from keeptrusts.api.gateway import journalFailed, recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.resource import admit, header, parseBody, requestId
 from keeptrusts.api.strictjson import (
     DuplicateKey, hasLoneSurrogate, loadsStrict)
 from keeptrusts.api.upstream import headersEncoded, outgoingHeaders
+from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.scrub import scrubbedPath
-from keeptrusts.policy.values import Exchange
+from keeptrusts.policy.values import BLOCK, Exchange
 from keeptrusts.proxy.formcall import FormCall
 from keeptrusts.proxy.forms import JSONList, readForm
 
@@ -206,6 +209,10 @@ class OriginResource(Resource):
         # The client's own credentials belong to this destination.
         headers = outgoingHeaders(request.requestHeaders, origin, True)
         if endpoint is None:
+            if origin.configured is not None or self._mode == "intercept":
+                # Nothing to read in its body (none, a file as it is); its
+                # query string and headers go to an LLM host all the same.
+                self._checkCarried(gateway, request, exchange, path)
             self._relay(gateway, request, exchange, path, query, headers,
                         raw or None)
             return
@@ -233,6 +240,25 @@ class OriginResource(Resource):
             request, normalizedPath(path).decode("utf-8", "replace"),
             self._origin.host)
         return chain
+
+    def _checkCarried(self, gateway, request, exchange, path):
+        """
+        Refuse (409, journaled) a relayed call to an LLM host that carries
+        a credential in its query string or in a header the destination is
+        sent, as a call that is read is (L{carriedCredentials}).
+        """
+        result = carriedCredentials(self._chain(gateway, request, path),
+                                    request, [(self._origin, path)], True)
+        if result is None:
+            return
+        request.ktVerdict = BLOCK
+        error = GatewayError(409, "policy_violation", result.message,
+                             code="input_blocked", policy=result.policy)
+        # Recorded as the pipeline records a request it blocks.
+        gateway.journal.append(eventRecord(
+            "input", BLOCK, exchange, gateway.configName,
+            policyEntries(result.outcomes))).addErrback(journalFailed)
+        raise error
 
     def _relay(self, gateway, request, exchange, path, query, headers, body):
         d = relay(gateway, request, request.method, self._origin.url(
