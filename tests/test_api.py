@@ -4,6 +4,7 @@ C{openai} SDK (in a thread) and treq in front of the gateway, the fake
 provider behind it.
 """
 
+import base64
 import json
 import os
 import socket
@@ -672,6 +673,65 @@ class NothingUnreadTests(TestCase):
         self.assertEqual((response.code, error["code"]),
                          (409, "input_blocked"))
         self.assertEqual(len(gw.provider.requests), 1)
+
+    @defer.inlineCallbacks
+    def test_base64TextFilesRead(self):
+        """
+        A text file sent as base64 (a chat file's data URL, a Responses
+        input file, Claude's base64 document of a text type) is read as the
+        text the provider decodes: redacted, it goes on encoded again, of
+        its type; base64 that does not decode is read as it is (found by
+        review: a .env's keys reached the provider).
+        """
+        env = "AWS_ACCESS_KEY_ID=%s\nGITHUB_TOKEN=%s\n" % (AWS_KEY,
+                                                            GITHUB_TOKEN)
+        data = base64.b64encode(env.encode()).decode()
+        redacted = "AWS_ACCESS_KEY_ID=%s\nGITHUB_TOKEN=%s\n" % (
+            AWS_MARKER, "[REDACTED:GITHUB_TOKEN]")
+        gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)
+        response = yield gw.post("/v1/chat/completions", chat("hi", messages=[
+            {"role": "user", "content": [
+                {"type": "text", "text": "what is in my .env?"},
+                {"type": "file", "file": {
+                    "filename": ".env",
+                    "file_data": "data:text/plain;base64," + data}},
+                {"type": "file", "file": {
+                    "file_data": "data:text/plain;base64,%s!" % (AWS_KEY,)}}
+            ]}]))
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        parts = gw.provider.requests[-1].json["messages"][0]["content"]
+        head, _, sent = parts[1]["file"]["file_data"].partition(",")
+        self.assertEqual((head, base64.b64decode(sent).decode()),
+                         ("data:text/plain;base64", redacted))
+        self.assertEqual(parts[2]["file"]["file_data"],
+                         "data:text/plain;base64,%s!" % (AWS_MARKER,))
+        response = yield gw.post("/v1/responses", {
+            "model": "gpt-fake", "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": "env.json",
+                 "file_data": "data:application/json;base64," + data}]}]})
+        yield response.content()
+        sent = gw.provider.requests[-1].json["input"][0]["content"][0]
+        self.assertEqual(base64.b64decode(sent["file_data"].partition(
+            "data:application/json;base64,")[2]).decode(), redacted)
+        response = yield gw.post("/v1/messages", {
+            "model": "claude-fake", "max_tokens": 10, "messages": [
+                {"role": "user", "content": [
+                    {"type": "document", "source": {
+                        "type": "base64", "media_type": "text/plain",
+                        "data": data}},
+                    {"type": "text", "text": "summarize"}]}]})
+        yield response.content()
+        source = gw.provider.requests[-1].json["messages"][0]["content"][0][
+            "source"]
+        self.assertEqual(base64.b64decode(source["data"]).decode(), redacted)
+        self.assertEqual(
+            [(e["verdict"], e["policies"][0]["findings"])
+             for e in gw.events("input")],
+            [("redact", [{"type": "aws_access_key_id", "count": 2},
+                         {"type": "github_token", "count": 1}])] + [
+                ("redact", [{"type": "aws_access_key_id", "count": 1},
+                            {"type": "github_token", "count": 1}])] * 2)
 
     @defer.inlineCallbacks
     def test_requestSubtreesRead(self):

@@ -3,6 +3,7 @@ Tests for L{keeptrusts.api.openai}: where the texts are in OpenAI requests,
 answers and stream chunks, read and rewritten through slots.
 """
 
+import base64
 import copy
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -228,11 +229,77 @@ class EveryTextTests(SynchronousTestCase):
                 "parameters": {"type": "object"}}}],
             "metadata": {"image": png}}
         reading = readRequest(otherJSON("any"), body)
+        # Base64 of a type that is text (none is text/plain) is read as it
+        # is and as what it decodes to, its bytes taken as Latin-1 when
+        # they are not UTF-8.
+        decoded = base64.b64decode(key).decode("latin-1")
         self.assertEqual(sorted(readSlots(reading.slots)), sorted([
             "data:text/plain;base64," + key, "data:;base64," + key, "a.pdf",
             key, png, png, "data:text/plain;base64," + key, key,
-            "data:text/plain;base64," + key, png]))
+            "data:text/plain;base64," + key, png] + [decoded] * 4))
         self.assertIn("data:;base64," + key, reading.names.split("\n"))
+
+    def test_base64TextDecoded(self):
+        """
+        Base64 of text where files go (a chat file's data, a Responses
+        input file, Claude's base64 document source, Gemini's inline data,
+        an image part's data URL) is read as it is and as the text it
+        decodes to; writing the slots back encodes a changed text again, in
+        its place (found by review: a .env as C{data:text/plain;base64,...}
+        reached the provider, which decodes it).  Binary media are not
+        decoded.
+        """
+        env = "AWS_ACCESS_KEY_ID=AKIAQYLPMN5HFIQZ7XYZ\n"
+        data = base64.b64encode(env.encode()).decode()
+        url = "data:text/plain;base64," + data
+        png = "data:image/png;base64," + data
+        body = {"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"filename": ".env", "file_data": url}},
+            {"type": "file", "file": {"file_data": png}},
+            {"type": "image_url", "image_url": {"url": url}}]}],
+            "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": ".env",
+                 "file_data": "data:application/x-sh;base64," + data},
+                {"type": "input_file", "file_data": data}]}],
+            "system": [{"type": "document", "source": {
+                "type": "base64", "media_type": "text/plain", "data": data}},
+                {"type": "document", "source": {
+                    "type": "base64", "media_type": "application/pdf",
+                    "data": data}}],
+            "contents": [{"parts": [
+                {"inline_data": {"mime_type": "text/plain", "data": data}},
+                {"inlineData": {"mimeType": "application/json",
+                                "data": data}},
+                {"inline_data": {"mime_type": "image/png", "data": data}}]}],
+            "metadata": {"data": data, "file": url}}
+        reading = readRequest(otherJSON("any"), body)
+        texts = readSlots(reading.slots)
+        # The chat file, the image part's URL, both input files, Claude's
+        # text document and Gemini's two texts; not the image, the PDF,
+        # Gemini's image, nor base64 out of the places of files.
+        self.assertEqual(texts.count(env), 7)
+        self.assertIn(data, texts)
+        self.assertIn(url, texts)
+        writeSlots(reading.slots, [t.replace("AKIAQYLPMN5HFIQZ7XYZ", "[R]")
+                                   for t in texts])
+        redacted = base64.b64encode(
+            b"AWS_ACCESS_KEY_ID=[R]\n").decode()
+        content = body["messages"][0]["content"]
+        self.assertEqual(
+            [content[0]["file"]["file_data"], content[1]["file"]["file_data"],
+             content[2]["image_url"]["url"],
+             body["input"][0]["content"][0]["file_data"],
+             body["input"][0]["content"][1]["file_data"],
+             body["system"][0]["source"]["data"],
+             body["system"][1]["source"]["data"],
+             body["contents"][0]["parts"][0]["inline_data"]["data"],
+             body["contents"][0]["parts"][1]["inlineData"]["data"],
+             body["contents"][0]["parts"][2]["inline_data"]["data"],
+             body["metadata"]],
+            ["data:text/plain;base64," + redacted, png,
+             "data:text/plain;base64," + redacted,
+             "data:application/x-sh;base64," + redacted, redacted, redacted,
+             data, redacted, redacted, data, {"data": data, "file": url}])
 
     def test_encodedOnlyInItsPlace(self):
         """

@@ -181,6 +181,49 @@ class InterceptTests(TestCase):
         self.assertEqual(received.json["messages"][0]["content"],
                          "id [REDACTED:CUSTOM_PATTERN]")
 
+    @defer.inlineCallbacks
+    def test_curlUploads(self):
+        """
+        curl's multipart uploads inside the tunnel (a batch's JSON lines, a
+        transcription's prompt beside its audio) and its query string are
+        read: redacted in place, or refused (found by review: bodies that
+        are no JSON went on unread).
+        """
+        jsonl = FilePath(self.mktemp())
+        jsonl.setContent(json.dumps({"custom_id": "1", "body": {
+            "messages": [{"role": "user", "content": "id ACME-12345678"}]}}
+        ).encode() + b"\n")
+        audio = FilePath(self.mktemp())
+        audio.setContent(b"RIFF\x00\x00WAVE\xff\xfe ACME-12345678")
+        for path, fields in [
+                ("/v1/files", ["purpose=batch", "file=@%s;type=application/"
+                               "jsonl" % (jsonl.path,)]),
+                ("/v1/audio/transcriptions", [
+                    "file=@%s;type=audio/wav" % (audio.path,),
+                    "prompt=say ACME-87654321"])]:
+            args = ["-s", "--proxy", self.proxy, "--cacert", self.gatewayCA]
+            for f in fields:
+                args += ["-F", f]
+            out, err, code = yield getProcessOutputAndValue(
+                "/usr/bin/curl", args + [self.url(path)])
+            self.assertEqual(code, 0, err)
+            received = self.provider.requests[-1]
+            self.assertEqual(received.path, path)
+            self.assertIn(b"[REDACTED:CUSTOM_PATTERN]", received.body)
+            self.assertTrue(received.headers["content-type"].startswith(
+                "multipart/form-data; boundary="))
+        self.assertIn(b"id [REDACTED:CUSTOM_PATTERN]",
+                      self.provider.requests[-2].body)
+        self.assertIn(audio.getContent(), self.provider.requests[-1].body)
+        self.assertNotIn(b"ACME-87654321", self.provider.requests[-1].body)
+        count = len(self.provider.requests)
+        out, err, code = yield getProcessOutputAndValue("/usr/bin/curl", [
+            "-s", "-w", "%{http_code}", "-o", "/dev/null", "--proxy",
+            self.proxy, "--cacert", self.gatewayCA,
+            self.url("/v1/files?q=ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8")])
+        self.assertEqual(out, b"409", err)
+        self.assertEqual(len(self.provider.requests), count)
+
     def test_httpx(self):
         def call():
             # httpx 0.26 renamed proxies= (Debian 12 has 0.23) to proxy=.

@@ -208,9 +208,10 @@ class ShownHostTests(SynchronousTestCase):
             self.assertNotIn("iosfodnn7", record["host"].lower())
 
 
-class ForwardProxyTests(TestCase):
+class ProxyTestCase(TestCase):
     """
-    The gateway as a plain HTTP proxy, driven by Twisted's own ProxyAgent.
+    A gateway in front of a fake provider, used as a plain HTTP proxy by
+    Twisted's own ProxyAgent.
     """
 
     def setUp(self):
@@ -229,6 +230,20 @@ class ForwardProxyTests(TestCase):
             BytesProducer(data) if data is not None else None)
         content = yield readBody(response)
         defer.returnValue((response, content))
+
+    @defer.inlineCallbacks
+    def send(self, method, path, body, headers=None, origin=None):
+        response = yield self.agent.request(
+            method, ((origin or self.origin) + path).encode(),
+            Headers(headers or {}), BytesProducer(body) if body else None)
+        content = yield readBody(response)
+        defer.returnValue((response, content))
+
+
+class ForwardProxyTests(ProxyTestCase):
+    """
+    The gateway as a plain HTTP proxy.
+    """
 
     @defer.inlineCallbacks
     def test_chatRedacted(self):
@@ -282,8 +297,8 @@ class ForwardProxyTests(TestCase):
         A JSON call to the provider's host on a path no surface knows
         (batches, threads, the legacy completions) is read all the same:
         every string of its body; it goes out on its own path, and its
-        answer comes back as it is.  Bodies that are no JSON are relayed
-        (found by review).
+        answer comes back as it is (found by review).  Bodies that are no
+        text are relayed (forms and text are read: L{FormBodyTests}).
         """
         for path in ["/v1/messages/batches", "/v1/complete",
                      "/v1/threads/t/messages", "/openai/v1/embeddings"]:
@@ -298,28 +313,19 @@ class ForwardProxyTests(TestCase):
             ("redact", "v1/messages/batches"), ("redact", "v1/complete"),
             ("redact", "v1/threads/t/messages"),
             ("redact", "openai/v1/embeddings")])
-        # A body that is no JSON (a file, a form), an empty one (the SDK's
+        # A body that is no text (a file's bytes), an empty one (the SDK's
         # cancels): relayed.
         for path, body in [
-                ("/v1/files", b"--b\r\n\r\nid ACME-12345678\r\n--b--"),
-                ("/v1/files", b"prompt=id+ACME-12345678"),
+                ("/v1/files", b"\x89PNG\r\n\x1a\n\x00id ACME-12345678"),
                 ("/v1/batches/b1/cancel", b"")]:
             response = yield self.agent.request(
                 b"POST", (self.origin + path).encode(),
-                Headers({b"content-type": [b"application/json"]}),
+                Headers({b"content-type": [b"application/octet-stream"]}),
                 BytesProducer(body) if body else None)
             yield readBody(response)
             self.assertEqual(self.gw.provider.requests[-1].path, path)
             self.assertEqual(self.gw.provider.requests[-1].body, body)
         self.assertEqual(len(self.gw.events("input")), 4)
-
-    @defer.inlineCallbacks
-    def send(self, method, path, body, headers=None, origin=None):
-        response = yield self.agent.request(
-            method, ((origin or self.origin) + path).encode(),
-            Headers(headers or {}), BytesProducer(body) if body else None)
-        content = yield readBody(response)
-        defer.returnValue((response, content))
 
     @defer.inlineCallbacks
     def test_jsonKnownByReading(self):
@@ -411,12 +417,15 @@ class ForwardProxyTests(TestCase):
             self.assertEqual(json.loads(content)["error"]["type"],
                              "validation_error")
         self.assertEqual(self.gw.provider.requests, [])
-        # What holds nothing to read goes on: a number, a text that only
-        # begins as JSON might.
-        for data in [b"12", b"{not json} ACME-12345678", b'"a" b']:
+        # What only begins as JSON might is text, read as text; a number
+        # has nothing to read: they go on.
+        for data, sent in [
+                (b"12", b"12"), (b'"a" b', b'"a" b'),
+                (b"{not json} ACME-12345678",
+                 b"{not json} [REDACTED:CUSTOM_PATTERN]")]:
             yield self.send(b"POST", "/v1/complete", data,
                             {b"content-type": [b"text/plain"]})
-            self.assertEqual(self.gw.provider.requests[-1].body, data)
+            self.assertEqual(self.gw.provider.requests[-1].body, sent)
 
     @defer.inlineCallbacks
     def test_anyHostRead(self):
@@ -644,3 +653,205 @@ class ForwardProxyTests(TestCase):
         self.assertEqual(
             self.gw.provider.requests[-1].json["messages"][0]["content"],
             "[REDACTED:BLOCKED_TERM]")
+
+
+AWS_KEY = "AKIAQYLPMN5HFIQZ7XYZ"
+AWS_MARKER = b"[REDACTED:AWS_ACCESS_KEY_ID]"
+GITHUB_TOKEN = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\xff\xfe"
+MULTIPART = {b"content-type": [b"multipart/form-data; boundary=kt-b0und"]}
+
+
+def multipart(*parts):
+    """
+    A multipart body of C{(head, content)} parts, boundary C{kt-b0und}.
+    """
+    return b"".join(b"--kt-b0und\r\n" + head + b"\r\n\r\n" + content
+                    + b"\r\n" for head, content in parts) + b"--kt-b0und--\r\n"
+
+
+def field(name, filename=None, contentType=None):
+    head = b'Content-Disposition: form-data; name="%s"' % (name,)
+    if filename is not None:
+        head += b'; filename="%s"' % (filename,)
+    if contentType is not None:
+        head += b"\r\nContent-Type: " + contentType
+    return head
+
+
+class FormBodyTests(ProxyTestCase):
+    """
+    Bodies through the proxy that are no JSON but text are read: multipart
+    uploads, forms, text; written back as they came, only what a policy
+    changed rewritten in place (found by review: they went on unread).
+    """
+
+    @defer.inlineCallbacks
+    def test_batchFileUpload(self):
+        """
+        A batch's JSON lines uploaded to C{/v1/files} are read, each line's
+        texts; the upload goes on with the same boundary, its other parts
+        byte for byte, with a Content-Length that fits.
+        """
+        line = json.dumps({"custom_id": "1", "method": "POST",
+                           "url": "/v1/chat/completions", "body": {
+                               "model": "gpt-fake", "messages": [{
+                                   "role": "user", "content":
+                                   "deploy with %s and ACME-12345678" % (
+                                       AWS_KEY,)}]}}).encode()
+        other = b'{"custom_id": "2", "body": {"prompt": "fine"}}'
+        png = b"\x89PNG\r\n\x1a\n\x00\x00" + AWS_KEY.encode()
+        body = multipart(
+            (field(b"purpose"), b"batch"),
+            (field(b"file", b"batch.jsonl", b"application/octet-stream"),
+             line + b"\n" + other + b"\n"),
+            (field(b"image", b"a.png", b"image/png"), png))
+        response, _ = yield self.send(b"POST", "/v1/files", body, MULTIPART)
+        got = self.gw.provider.requests[-1]
+        self.assertEqual(got.path, "/v1/files")
+        self.assertNotIn(b"ACME-12345678", got.body)
+        self.assertEqual(got.headers["content-length"], str(len(got.body)))
+        self.assertEqual(got.headers["content-type"],
+                         "multipart/form-data; boundary=kt-b0und")
+        sent = json.loads(line)
+        sent["body"]["messages"][0]["content"] = (
+            "deploy with [REDACTED:AWS_ACCESS_KEY_ID] and "
+            "[REDACTED:CUSTOM_PATTERN]")
+        self.assertEqual(got.body, body.replace(
+            line, json.dumps(sent).encode()))
+        self.assertIn(png, got.body)
+        [event] = self.gw.events("input")
+        self.assertEqual(
+            (event["verdict"], event["endpoint"], event["mode"],
+             event["policies"][0]["findings"]),
+            ("redact", "v1/files", "proxy",
+             [{"type": "aws_access_key_id", "count": 1},
+              {"type": "custom_pattern", "count": 1}]))
+
+    @defer.inlineCallbacks
+    def test_promptFields(self):
+        """
+        The C{prompt} of a transcription and of an image edit (multipart),
+        and a form's fields, are read and redacted; the audio and the image
+        go on as they came.
+        """
+        for path in ("/v1/audio/transcriptions", "/v1/images/edits"):
+            body = multipart(
+                (field(b"file", b"a.wav", b"audio/wav"), AUDIO),
+                (field(b"model"), b"whisper-1"),
+                (field(b"prompt"), b"names: ACME-12345678, " +
+                 GITHUB_TOKEN.encode()))
+            yield self.send(b"POST", path, body, MULTIPART)
+            got = self.gw.provider.requests[-1].body
+            self.assertEqual(got, body.replace(
+                b"ACME-12345678", b"[REDACTED:CUSTOM_PATTERN]").replace(
+                    GITHUB_TOKEN.encode(), b"[REDACTED:GITHUB_TOKEN]"))
+        yield self.send(
+            b"POST", "/v1/audio/transcriptions",
+            b"model=whisper-1&prompt=key+%41KIAQYLPMN5HFIQZ7XYZ+ok",
+            {b"content-type": [b"application/x-www-form-urlencoded"]})
+        self.assertEqual(self.gw.provider.requests[-1].body,
+                         b"model=whisper-1&prompt=key+%5BREDACTED%3A"
+                         b"AWS_ACCESS_KEY_ID%5D+ok")
+        yield self.send(b"PUT", "/v1/uploads/u/parts", b"id ACME-12345678",
+                        {b"content-type": [b"text/plain"]})
+        self.assertEqual(self.gw.provider.requests[-1].body,
+                         b"id [REDACTED:CUSTOM_PATTERN]")
+        self.assertEqual([e["verdict"] for e in self.gw.events("input")],
+                         ["redact"] * 4)
+
+    @defer.inlineCallbacks
+    def test_newBoundary(self):
+        """
+        A redaction that would make a delimiter of a part's line (a
+        boundary no RFC 2046 client sends) goes out with a new boundary,
+        in the body and its Content-Type.
+        """
+        boundary = b"x " + AWS_MARKER
+        body = (b"--" + boundary + b"\r\n\r\nx\r\n--x " + AWS_KEY.encode()
+                + b"\r\ny\r\n--" + boundary + b"--")
+        yield self.send(b"POST", "/v1/files", body, {b"content-type": [
+            b'multipart/form-data; boundary="' + boundary + b'"']})
+        got = self.gw.provider.requests[-1]
+        fresh = got.headers["content-type"].split('"')[1].encode()
+        self.assertTrue(fresh.startswith(b"keeptrusts-"))
+        self.assertEqual(got.body, b"--%s\r\n\r\nx\r\n--%s\r\ny\r\n--%s--"
+                         % (fresh, boundary, fresh))
+
+    @defer.inlineCallbacks
+    def test_namesBlock(self):
+        """
+        A credential in a part's head (its file's name) or a field's name
+        is not rewritten: the request is refused (409) and journaled.
+        """
+        for body, headers in [
+                (multipart((field(b"file", GITHUB_TOKEN.encode() + b".txt"),
+                            b"x")), MULTIPART),
+                (AWS_KEY.encode() + b"=1", {b"content-type": [
+                    b"application/x-www-form-urlencoded"]})]:
+            response, content = yield self.send(b"POST", "/v1/files", body,
+                                                headers)
+            error = json.loads(content)["error"]
+            self.assertEqual((response.code, error["code"]),
+                             (409, "input_blocked"))
+        self.assertEqual(self.gw.provider.requests, [])
+        self.assertEqual([e["verdict"] for e in self.gw.events("input")],
+                         ["block"] * 2)
+
+    @defer.inlineCallbacks
+    def test_queryStringRead(self):
+        """
+        The query string of a call to an LLM host is read whatever its body:
+        a form, a file's bytes, none; a credential there is refused (409)
+        and journaled, as on C{/v1} calls.  To a host that serves no LLM,
+        traffic with nothing to read is relayed as it is.
+        """
+        for method, body, headers in [
+                (b"POST", b"model=whisper-1", {b"content-type": [
+                    b"application/x-www-form-urlencoded"]}),
+                (b"POST", b"\x89PNG\r\n\x1a\n\x00", {b"content-type": [
+                    b"image/png"]}),
+                (b"GET", None, {})]:
+            response, content = yield self.send(
+                method, "/v1/files?note=" + GITHUB_TOKEN, body, headers)
+            self.assertEqual(response.code, 409, body)
+            self.assertEqual(json.loads(content)["error"]["policy"],
+                             "dlp-filter")
+        self.assertEqual(self.gw.provider.requests, [])
+        self.assertEqual(
+            [(e["phase"], e["verdict"], e["status"])
+             for e in self.gw.events()], [("input", "block", None)] * 3)
+        self.assertNotIn(GITHUB_TOKEN, json.dumps(self.gw.events()))
+        # A Google API key is the client's own credential; another host.
+        response, _ = yield self.send(b"GET", "/v1/models?key=" + AWS_KEY,
+                                      None)
+        self.assertEqual(response.code, 200)
+        other = FakeProvider(reactor)
+        _, otherURL = listenFake(reactor, other, self.addCleanup)
+        origin = otherURL.rsplit("/v1", 1)[0].replace("127.0.0.1",
+                                                      "localhost")
+        response, _ = yield self.send(b"GET", "/v1/models?note=" +
+                                      GITHUB_TOKEN, None, origin=origin)
+        self.assertEqual(other.requests[-1].uri,
+                         "/v1/models?note=" + GITHUB_TOKEN)
+
+    @defer.inlineCallbacks
+    def test_unreadableRefused(self):
+        """
+        A part with a transfer encoding (the gateway does not decode it) is
+        refused with 415 and journaled; a multipart body without a part,
+        too many parts, with 422; none goes on unread.
+        """
+        for body, status in [
+                (multipart((field(b"prompt") + b"\r\nContent-Transfer-"
+                            b"Encoding: base64", b"QUtJQQ==")), 415),
+                (b"no part at all", 422),
+                (multipart(*[(field(b"a"), b"x")] * 1001), 422)]:
+            response, content = yield self.send(b"POST", "/v1/files", body,
+                                                MULTIPART)
+            self.assertEqual(response.code, status)
+            self.assertEqual(json.loads(content)["error"]["type"],
+                             "validation_error")
+        self.assertEqual(self.gw.provider.requests, [])
+        self.assertEqual([(e["phase"], e["status"])
+                          for e in self.gw.events()], [("access", 415)])

@@ -12,6 +12,7 @@ from collections import deque
 
 import attr
 
+from keeptrusts.api.encodedtext import binaryMedia, decodedSlot
 from keeptrusts.api.escapes import plainJSONText
 
 
@@ -81,7 +82,8 @@ _NOT_TEXT = frozenset([
     "mime_type", "detail", "format", "encoding_format", "service_tier",
     "reasoning_effort", "effort", "voice", "tool_choice", "truncation"])
 # The keys whose strings may be encoded data, each at its own places only
-# (L{_encoded}): base64 media, and what a provider sealed.
+# (L{_encoded}): base64 media, and what a provider sealed; and where base64
+# of a text file may be (L{_decodedText}).
 _MAYBE_ENCODED = frozenset([
     "url", "image_url", "file_data", "data", "signature", "encrypted_content",
     "embedding", "b64_json", "thinking"])
@@ -90,9 +92,7 @@ _DATA_URL = re.compile(r"data:([^,;]*)[^,]*;base64,")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]*")
 # Base64 of either alphabet (OpenAI's sealed items are URL-safe Fernet).
 _SEALED_DATA = re.compile(r"[A-Za-z0-9+/=_\-\r\n]*")
-# Media no one reads as text; an OpenAI input_audio's formats.
-_BINARY_MEDIA = ("image/", "audio/", "video/")
-_BINARY_TYPES = frozenset(["application/pdf", "application/octet-stream"])
+# An OpenAI input_audio's formats.
 _AUDIO_FORMATS = frozenset(["wav", "mp3", "flac", "opus", "aac", "pcm16",
                             "ogg", "webm", "m4a"])
 # Where a provider's signature or sealed content is: Claude's thinking (and
@@ -104,20 +104,13 @@ _SEALED = frozenset(["reasoning", "compaction", "web_search_result"])
 _IMAGE_PARTS = frozenset(["input_image", "image_url", "computer_screenshot"])
 
 
-def _binary(mediaType):
-    if not isinstance(mediaType, str):
-        return False
-    mediaType = mediaType.strip().lower()
-    return mediaType.startswith(_BINARY_MEDIA) or mediaType in _BINARY_TYPES
-
-
 def _binaryDataURL(value):
     """
     Whether C{value} is a data URL of a binary type that is base64 and
     nothing else.
     """
     head = _DATA_URL.match(value)
-    return (head is not None and _binary(head.group(1))
+    return (head is not None and binaryMedia(head.group(1))
             and _BASE64.fullmatch(value, head.end()) is not None)
 
 
@@ -142,7 +135,7 @@ def _encoded(node, key, value, media, answer):
         return _binaryDataURL(value)
     if key == "data":
         if kind == "base64":  # Anthropic's image and document sources
-            return (_binary(node.get("media_type"))
+            return (binaryMedia(node.get("media_type"))
                     and _BASE64.fullmatch(value) is not None)
         if kind == "redacted_thinking":
             return _BASE64.fullmatch(value) is not None
@@ -162,6 +155,30 @@ def _encoded(node, key, value, media, answer):
     # thinking block's text is read, signed or not, in requests and
     # answers (a changed one is refused, a secret in it must not pass).
     return answer and key == "thinking" and kind == "thinking_delta"
+
+
+def _decodedText(node, key, media):
+    """
+    The slot of the text that C{node[key]}, read as it is, also decodes
+    to, where a surface carries files as base64 (L{decodedSlot}): a data
+    URL as an image part's URL or a file's data, a file's bare base64 data,
+    Claude's base64 source of a type that is not binary, Gemini's
+    C{inline_data}; else L{None}.
+    """
+    if key in ("url", "image_url"):
+        place = (id(node) in media if key == "url"
+                 else node.get("type") in _IMAGE_PARTS)
+        return decodedSlot(node, key) if place and node[key][
+            :5].lower() == "data:" else None
+    if key == "file_data":
+        return decodedSlot(node, key)
+    if key == "data":
+        if node.get("type") == "base64":
+            return decodedSlot(node, key, node.get("media_type"))
+        for typeKey in ("mime_type", "mimeType"):  # Gemini's inline data
+            if isinstance(node.get(typeKey), str):
+                return decodedSlot(node, key, node[typeKey])
+    return None
 
 
 def requestTextSlots(endpoint, body):
@@ -225,7 +242,9 @@ class RequestReading:
         its order, then every other string of the body but identifiers,
         enumerations and encoded data (L{_encoded}).  A field no surface
         names (a new one, a rare one) is read all the same: what the
-        policies do not see must not reach the provider.
+        policies do not see must not reach the provider.  Base64 of text
+        where files go is read as it is and as the text it decodes to
+        (L{_decodedText}), which is written back encoded.
     @ivar names: the names it carries, one per line: its object keys and
         the identifiers and enumerations left out of its texts (C{model},
         C{name}, C{id}, ...).  A name cannot be rewritten without changing
@@ -338,7 +357,13 @@ def _walk(body, slots, request, naming):
             if key in _NOT_TEXT:
                 if naming:
                     names[value] = None
-            elif key not in _MAYBE_ENCODED or not _encoded(
-                    node, key, value, media, not request):
+            elif key not in _MAYBE_ENCODED:
                 slots.append((node, key))
+            elif not _encoded(node, key, value, media, not request):
+                slots.append((node, key))
+                # Read as it is, and as what it decodes to: the policies
+                # read a file's text, not only its base64.
+                decoded = _decodedText(node, key, media)
+                if decoded is not None:
+                    slots.append(decoded)
     return slots, names, rewritten

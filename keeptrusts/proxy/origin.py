@@ -3,8 +3,11 @@
 Requests bound for their original destination: inside an intercepted TLS
 tunnel (mode C{intercept}) or as absolute-form forward-proxy requests
 (mode C{proxy}).  LLM calls go through the same pipeline as C{/v1}
-requests, and so does any other JSON body (every string of it read);
-everything else is relayed as it is.
+requests, and so does any other JSON body (every string of it read), and
+any other body that carries text: a form, a multipart upload, text
+(L{keeptrusts.proxy.forms}).  Everything else (no body, a file's bytes) is
+relayed as it is, once its query string and headers are read if it goes
+to an LLM host.
 """
 
 import json
@@ -16,18 +19,22 @@ import attr
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from keeptrusts.api.carried import carriedCredentials
 from keeptrusts.api.errors import GatewayError, validationError, writeError
 from keeptrusts.api.paths import (
     isOtherJSON, llmEndpoint, normalizedPath, otherJSON)
-from keeptrusts.api.gateway import recordAccess
+from keeptrusts.api.gateway import journalFailed, recordAccess
 from keeptrusts.api.pipeline import Call
 from keeptrusts.api.relay import relay
 from keeptrusts.api.resource import admit, header, parseBody, requestId
 from keeptrusts.api.strictjson import (
     DuplicateKey, hasLoneSurrogate, loadsStrict)
 from keeptrusts.api.upstream import headersEncoded, outgoingHeaders
+from keeptrusts.events import eventRecord, policyEntries
 from keeptrusts.policy.scrub import scrubbedPath
-from keeptrusts.policy.values import Exchange
+from keeptrusts.policy.values import BLOCK, Exchange
+from keeptrusts.proxy.formcall import FormCall
+from keeptrusts.proxy.forms import JSONList, readForm
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -183,10 +190,16 @@ class OriginResource(Resource):
                 "without one", code="unsupported_content_encoding")
             recordAccess(gateway, exchange, error)
             raise error
+        form = None
         if endpoint is not None:
             body = parseBody(raw)
         else:
             body = readJSONBody(raw)
+            if body is None and raw:
+                # A form, a multipart body (a file upload, a transcription's
+                # prompt), text: read as well, written back as it came.
+                form = _readForm(gateway, exchange, request, raw)
+                body = None if form is None else form.body
             if body is not None:
                 # Any other JSON call, on any host (a provider's batches,
                 # Sourcegraph's GraphQL, which carries Cody's chat text to
@@ -196,6 +209,10 @@ class OriginResource(Resource):
         # The client's own credentials belong to this destination.
         headers = outgoingHeaders(request.requestHeaders, origin, True)
         if endpoint is None:
+            if origin.configured is not None or self._mode == "intercept":
+                # Nothing to read in its body (none, a file as it is); its
+                # query string and headers go to an LLM host all the same.
+                self._checkCarried(gateway, request, exchange, path)
             self._relay(gateway, request, exchange, path, query, headers,
                         raw or None)
             return
@@ -212,13 +229,36 @@ class OriginResource(Resource):
         else:
             # The call goes out with its own method (PUT, PATCH).
             endpoint = attr.evolve(endpoint, method=request.method)
+        args = (gateway, request, exchange, endpoint, body, raw,
+                self._chain(gateway, request, path), [(origin, path)], True)
+        (Call(*args) if form is None else FormCall(form, *args)).start()
+
+    def _chain(self, gateway, request, path):
         # Routes read the path as the endpoint was read: a variant of one
         # call cannot pick another call's (lighter) chain.
         chain, _ = gateway.routes.select(
             request, normalizedPath(path).decode("utf-8", "replace"),
-            origin.host)
-        Call(gateway, request, exchange, endpoint, body, raw, chain,
-             [(origin, path)], True).start()
+            self._origin.host)
+        return chain
+
+    def _checkCarried(self, gateway, request, exchange, path):
+        """
+        Refuse (409, journaled) a relayed call to an LLM host that carries
+        a credential in its query string or in a header the destination is
+        sent, as a call that is read is (L{carriedCredentials}).
+        """
+        result = carriedCredentials(self._chain(gateway, request, path),
+                                    request, [(self._origin, path)], True)
+        if result is None:
+            return
+        request.ktVerdict = BLOCK
+        error = GatewayError(409, "policy_violation", result.message,
+                             code="input_blocked", policy=result.policy)
+        # Recorded as the pipeline records a request it blocks.
+        gateway.journal.append(eventRecord(
+            "input", BLOCK, exchange, gateway.configName,
+            policyEntries(result.outcomes))).addErrback(journalFailed)
+        raise error
 
     def _relay(self, gateway, request, exchange, path, query, headers, body):
         d = relay(gateway, request, request.method, self._origin.url(
@@ -226,16 +266,19 @@ class OriginResource(Resource):
         d.addCallback(lambda outcome: recordAccess(gateway, exchange, outcome))
 
 
-class JSONList(list):
+def _readForm(gateway, exchange, request, raw):
     """
-    A request body that is a JSON array, read as an object is (every string
-    of it): it answers C{get} as an object without those keys would.
+    C{raw}, a body that is no JSON, read (L{readForm}), or L{None}; a body
+    with an encoding the gateway does not read is refused, as a body with
+    a C{Content-Encoding} is.
     """
-
-    __slots__ = ()
-
-    def get(self, key, default=None):
-        return default
+    try:
+        return readForm(request.requestHeaders.getRawHeaders(
+            b"content-type"), raw)
+    except GatewayError as error:
+        if error.status == 415:
+            recordAccess(gateway, exchange, error)
+        raise
 
 
 def readJSONBody(raw):
