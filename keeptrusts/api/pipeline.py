@@ -118,7 +118,7 @@ class Call:
                     include_usage=True)
                 changed = True
         if changed:
-            self.payload = json.dumps(self.body).encode("utf-8")
+            self.payload = self.encodedBody()
         # The input record is made and written once the provider has the
         # request (unless what the sending led to journals first), as it
         # stood when decided.
@@ -128,6 +128,12 @@ class Call:
             self._send()
         finally:
             self._append(None)
+
+    def encodedBody(self):
+        """
+        The body as the policies left it, to send: JSON.
+        """
+        return json.dumps(self.body).encode("utf-8")
 
     def _askForUsage(self):
         """

@@ -21,12 +21,10 @@ class FormCall(Call):
         Call.__init__(self, *args)
         self.form = form
 
-    def _send(self):
-        # The pipeline writes a changed body as JSON: this one goes as the
-        # form it is.
-        if self.payload is not self.raw:
-            self.payload, contentType = self.form.encoded()
-            if contentType is not None:
-                self.request.requestHeaders.setRawHeaders(
-                    b"content-type", [contentType])
-        Call._send(self)
+    def encodedBody(self):
+        # As the form it is, not as JSON.
+        payload, contentType = self.form.encoded()
+        if contentType is not None:
+            self.request.requestHeaders.setRawHeaders(
+                b"content-type", [contentType])
+        return payload
