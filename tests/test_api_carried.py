@@ -37,9 +37,9 @@ def usable(id, keyHeader=None):
 
 
 class CarriedCredentialsTests(SynchronousTestCase):
-    def blocked(self, attempts, **headers):
+    def blocked(self, attempts, method=b"POST", **headers):
         request = SimpleNamespace(uri=b"/v1/chat/completions",
-                                  requestHeaders=Headers())
+                                  method=method, requestHeaders=Headers())
         for name, value in headers.items():
             request.requestHeaders.setRawHeaders(name.replace("_", "-"),
                                                  [value])
@@ -65,6 +65,17 @@ class CarriedCredentialsTests(SynchronousTestCase):
         self.assertFalse(self.blocked(
             [first, usable("second", "Ocp-Apim-Subscription-Key")],
             Ocp_Apim_Subscription_Key=TOKEN))
+
+
+    def test_methodRead(self):
+        """
+        A method is the client's to choose (any token; a proxied call goes
+        out with it): a credential there, in any casing, blocks the call.
+        """
+        target = usable("first")
+        self.assertFalse(self.blocked([target], method=b"PATCH"))
+        self.assertTrue(self.blocked([target], method=TOKEN.encode()))
+        self.assertTrue(self.blocked([target], method=TOKEN.upper().encode()))
 
 
 FALLBACK = """

@@ -44,8 +44,10 @@ _UNREAD_HEADERS = DROPPED_HEADERS | CLIENT_CREDENTIALS
 
 def carriedCredentials(chain, request, attempts, passClientAuth):
     """
-    A credential of the catalogue in the request's query string or in a
-    header the provider is sent (but the credentials meant for it), when the
+    A credential of the catalogue in the request's method (in any casing:
+    a token the client chooses, and a proxied call goes out with it), its
+    query string or a header the provider is sent (but the credentials
+    meant for it), when the
     chain has the credential policy: the gateway does not rewrite them, so
     the request is blocked (a L{ChainResult}); else L{None}.
 
@@ -56,7 +58,10 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
     """
     if CREDENTIALS not in chain.names:
         return None
-    types = []
+    method = request.method.decode("ascii", "replace")
+    types = [found for variant in dict.fromkeys(
+        (method, method.lower(), method.upper()))
+        for found in credentialTypes(variant)][:1]
     query = queryOf(request)
     for parameter in query.decode("utf-8", "surrogateescape").split(
             "&") if query else ():
@@ -74,8 +79,8 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
             for value in values:
                 types.extend(credentialTypes(
                     value.decode("utf-8", "surrogateescape")))
-    return _blocked(types, "the query string or a header of the "
-                             "request")
+    return _blocked(types, "the method, the query string or a header of "
+                             "the request")
 
 
 def _blocked(types, where):
