@@ -10,7 +10,8 @@ begins with a literal a hundred times faster than an alternation of them.
 And it searches only the patterns whose leading literal the text holds: one
 pass over the text finds them all (L{keeptrusts.policy.literals}).
 A pattern may carry a validator; a match failing it is not a finding, and
-the search goes on as if that pattern had not matched there.
+the search goes on as if that pattern had not matched there.  A validator
+that raises passes the match: it is a finding (fail closed).
 """
 
 import heapq
@@ -53,7 +54,8 @@ class Pattern:
     @ivar regex: a C{regex} expression.  A group named C{secret} (it may
         repeat) marks what is replaced; without one, the whole match is.
     @ivar validate: a function of a complete match, false when the match is
-        not a finding after all (a checksum fails, a placeholder).
+        not a finding after all (a checksum fails, a placeholder).  One
+        that raises makes the match a finding.
     """
 
     type: str
@@ -162,7 +164,15 @@ class Matcher:
 
     def _valid(self, index, match):
         validate = self.patterns[index].validate
-        return validate is None or validate(match)
+        if validate is None:
+            return True
+        try:
+            return validate(match)
+        except Exception:
+            # A check that cannot judge fails closed: the match is taken
+            # for the credential.  Raised on, it failed the whole policy,
+            # and fail_mode allow sent every text unread (found by review).
+            return True
 
     def redact(self, text, mark=marker):
         """
