@@ -361,6 +361,17 @@ class DlpFilterTests(SynchronousTestCase):
             exchange(AWS), ("nothing here",)))
         self.assertEqual(decision, Decision(ALLOW))
 
+    def test_tokenInsideAnotherFinding(self):
+        """
+        A token as a URL's user name, before the password a finding is
+        for, is redacted too (found by review).
+        """
+        text = "https://%s:x-oauth-basic@github.com/a.git" % (GITHUB,)
+        self.assertEqual(self.decide(dlp(), text), Decision(
+            REDACT, (Finding("github_token"), Finding("url_password")),
+            texts=("https://[REDACTED:GITHUB_TOKEN]:[REDACTED:URL_PASSWORD]"
+                   "@github.com/a.git",)))
+
     def test_scanOutputNoneWhenNothingToMatch(self):
         self.assertIsNone(dlp(builtin=False).scanOutput(EXCHANGE))
 

@@ -19,6 +19,17 @@ class ScrubberTests(SynchronousTestCase):
             "/bot123456789[REDACTED:TELEGRAM_BOT_TOKEN]/getMe")
         self.assertEqual(scrubbed("gpt-4o-mini"), "gpt-4o-mini")
 
+    def test_findingsInsideFindings(self):
+        """
+        A token as a URL's user name, beside the password the URL's finding
+        is for, is taken out too (found by review).
+        """
+        token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+        self.assertEqual(
+            scrubbed("https://%s:x-oauth-basic@github.com/a" % (token,)),
+            "https://[REDACTED:GITHUB_TOKEN]:[REDACTED:URL_PASSWORD]"
+            "@github.com/a")
+
     def test_notText(self):
         for value in (None, "", 5, ["AKIAIOSFODNN7EXAMPLE"]):
             self.assertIs(scrubbed(value), value)
