@@ -361,6 +361,26 @@ class DlpFilterTests(SynchronousTestCase):
             exchange(AWS), ("nothing here",)))
         self.assertEqual(decision, Decision(ALLOW))
 
+    def test_escapedJSONInPromptAndAnswer(self):
+        """
+        A pasted JSON document with C{json_encode}'s C{\\/} escapes: the
+        key in it is found, in a prompt, a whole answer and a streamed
+        one, and redacted where it was written (found by review).
+        """
+        secret = "q8Tz\\/3nVbR+7kLm2Wp9Xy\\/4HcJd6FgA1sE5uNo0K"
+        text = 'from json_encode(): {"aws_secret_access_key":"%s"}' % (secret,)
+        redacted = ('from json_encode(): {"aws_secret_access_key":'
+                    '"[REDACTED:AWS_SECRET_ACCESS_KEY]"}')
+        expected = Decision(REDACT, (Finding("aws_secret_access_key"),),
+                            texts=(redacted,))
+        self.assertEqual(self.decide(dlp(), text), expected)
+        self.assertEqual(self.successResultOf(
+            dlp().checkOutput(EXCHANGE, (text,))), expected)
+        scanner = dlp().scanOutput(EXCHANGE)
+        out = "".join(scanner.feed(text[i:i + 5])
+                      for i in range(0, len(text), 5)) + scanner.end()
+        self.assertEqual(out, redacted)
+
     def test_tokenInsideAnotherFinding(self):
         """
         A token as a URL's user name, before the password a finding is

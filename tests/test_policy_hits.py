@@ -6,7 +6,7 @@ together.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keeptrusts.policy.hits import Hit, outside, withInner
+from keeptrusts.policy.hits import Hit, outside, together, withInner
 
 
 class HitTests(SynchronousTestCase):
@@ -57,3 +57,35 @@ class WithInnerTests(SynchronousTestCase):
                          Hit("d", 1, 2, ((1, 2),))])
         self.assertEqual([h.type for h in hit.inner], ["d", "c", "b"])
         self.assertEqual([h.inner for h in hit.inner], [(), (), ()])
+
+
+class TogetherTests(SynchronousTestCase):
+
+    def test_apart(self):
+        a, b = Hit("a", 0, 5, ((0, 5),)), Hit("b", 5, 9, ((5, 9),))
+        self.assertEqual(list(together([a], [b])), [a, b])
+        self.assertEqual(list(together([b], [a])), [a, b])
+
+    def test_sameFindingCountedOnce(self):
+        """
+        A plain hit whose marks the written hits replace already adds no
+        finding: a key found both ways is one.
+        """
+        written = Hit("key", 10, 30, ((10, 30),))
+        plain = Hit("key", 10, 30, ((10, 30),))
+        self.assertEqual(list(together([written], [plain])), [written])
+        inside = Hit("other", 12, 20, ((12, 20),))
+        [joined] = together([written], [inside])
+        self.assertEqual(joined.types(), ("key",))
+
+    def test_overlappingJoined(self):
+        """
+        Hits that overlap become one hit, over the whole extent of the
+        group, with every finding.
+        """
+        written = [Hit("pw", 0, 20, ((9, 20),)), Hit("x", 40, 45, ((40, 45),))]
+        plain = [Hit("secret", 15, 42, ((25, 42),))]
+        [joined] = together(written, plain)
+        self.assertEqual((joined.start, joined.end), (0, 45))
+        self.assertEqual(joined.types(), ("pw", "secret", "x"))
+        self.assertEqual(joined.marks(), [(9, 20, "pw"), (25, 45, "secret")])

@@ -1,9 +1,11 @@
 # -*- test-case-name: tests.test_policy_hits -*-
 """
 What a L{keeptrusts.policy.matcher.Matcher} finds: L{Hit}s, each a
-validated match with what it replaces and the hits found within it.
+validated match with what it replaces and the hits found within it; and
+how the hits of a text as written and as read plainly go together.
 """
 
+import heapq
 from typing import Tuple
 
 import attr
@@ -17,7 +19,8 @@ class Hit:
     @ivar spans: the C{(start, end)} pairs to replace, in order.
     @ivar inner: the hits found within it besides its own: in its parts
         outside its spans (a token as a URL's user name, where the match
-        is for the password after it).  None has hits of its own.
+        is for the password after it), and those of the text read plainly
+        that overlap it.  None has hits of its own.
     """
 
     type: str
@@ -83,3 +86,56 @@ def withInner(hit, inner):
         flat.extend(found.inner)
     flat.sort(key=lambda found: found.start)
     return Hit(hit.type, hit.start, hit.end, hit.spans, tuple(flat))
+
+
+def together(written, plain):
+    """
+    The hits of a text as written and as read plainly
+    (L{keeptrusts.policy.plainview.PlainView}), one hit wherever some
+    overlap.  A plain hit whose marks the written hits replace already is
+    what they found: it adds no finding.
+
+    @param written: the text's hits, in order, none overlapping.
+    @param plain: the plain text's, placed in the text, likewise.
+    @return: an iterator of hits in order, none overlapping.
+    """
+    merged = heapq.merge(((hit.start, 0, hit) for hit in written),
+                         ((hit.start, 1, hit) for hit in plain))
+    group, end = [], 0
+    for start, fromPlain, hit in merged:
+        if group and start >= end:
+            yield _joined(group, end)
+            group = []
+        end = max(end, hit.end) if group else hit.end
+        group.append((fromPlain, hit))
+    if group:
+        yield _joined(group, end)
+
+
+def _joined(group, end):
+    if len(group) == 1:
+        return group[0][1]
+    written = [hit for fromPlain, hit in group if not fromPlain]
+    replaced = _union(mark for hit in written for mark in hit.marks())
+    kept = written + [hit for fromPlain, hit in group if fromPlain and not
+                      _covered(hit.marks(), replaced)]
+    kept.sort(key=lambda hit: hit.start)
+    first = kept[0]
+    joined = withInner(first, kept[1:])
+    # The group's whole extent: a stream holds it back or releases it as one.
+    return Hit(first.type, group[0][1].start, end, first.spans, joined.inner)
+
+
+def _union(marks):
+    union = []
+    for start, end, _ in sorted(marks):
+        if union and start <= union[-1][1]:
+            union[-1][1] = max(union[-1][1], end)
+        else:
+            union.append([start, end])
+    return union
+
+
+def _covered(marks, union):
+    return all(any(start >= a and end <= b for a, b in union)
+               for start, end, _ in marks)

@@ -15,6 +15,8 @@ that raises passes the match: it is a finding (fail closed).
 
 Where a match replaces only its C{secret} group, the rest of it is searched
 too (a token as a URL's user name, before the password the match is for).
+And a text holding JSON escapes is also read with them written plainly
+(L{PlainView}): what is found there is redacted where it was written.
 """
 
 import heapq
@@ -25,8 +27,9 @@ import regex
 from zope.interface import implementer
 
 from keeptrusts.interfaces import IOutputScanner
-from keeptrusts.policy.hits import Hit, outside, withInner
+from keeptrusts.policy.hits import Hit, outside, together, withInner
 from keeptrusts.policy.literals import LiteralIndex
+from keeptrusts.policy.plainview import PlainView, settledLength
 from keeptrusts.policy.probe import fold, leadingLiterals, probe
 from keeptrusts.policy.values import Blocked, countFindings
 
@@ -118,13 +121,20 @@ class Matcher:
         """
         The validated matches in C{text} from C{pos}, in order, none
         overlapping, each with the hits in its parts outside its spans
-        (L{Hit.inner}).
+        (L{Hit.inner}); when C{text} holds JSON escapes, together with
+        those of its L{PlainView}.
 
         @param candidates: the L{candidates} of C{text} from C{pos}, when
             the caller has them already.
         @rtype: iterator of L{Hit}
         """
-        return self._matches(text, pos, len(text), candidates)
+        written = self._matches(text, pos, len(text), candidates)
+        view = PlainView.of(text) if "\\" in text else None
+        if view is None:
+            return written
+        plain = view.text
+        return together(written, map(view.hit, self._matches(
+            plain, view.plain(pos), len(plain), None)))
 
     def _inside(self, text, hit):
         """
@@ -235,9 +245,29 @@ class Matcher:
         pattern reads the end of C{text}.  Before it, every pattern's
         outcome at every place is what it would be in a longer text.
 
+        When C{text} holds JSON escapes, its L{PlainView} is probed too;
+        and an escape it ends in the middle of is held whatever it holds.
+
         @param candidates: the L{candidates} of C{text} from C{pos}, with
             C{beginnings}, when the caller has them already.
         """
+        hold = self._probed(text, pos, candidates)
+        if "\\" not in text:
+            return hold  # no escape (the usual piece): one quick search
+        settled = settledLength(text)
+        hold = min(hold, settled)
+        # Read plainly only as far as no later piece reads differently:
+        # a finding may run on into what an unfinished escape becomes.
+        view = PlainView.of(text)
+        if view is not None:
+            plain = view.text[:view.plain(settled)]
+            hold = min(hold, view.written(
+                self._probed(plain, view.plain(pos), None)))
+        elif settled < len(text):
+            hold = min(hold, self._probed(text[:settled], pos, None))
+        return hold
+
+    def _probed(self, text, pos, candidates):
         hold = len(text)
         if candidates is None:
             candidates = self.candidates(text, pos)
