@@ -5,6 +5,8 @@ Tests for C{dlp-filter}: L{keeptrusts.policy.dlp}, its credential catalogue
 scanner with its bounded hold-back).
 """
 
+import base64
+
 from hypothesis import given, settings, strategies as st
 from twisted.internet.task import Clock
 from twisted.plugin import IPlugin
@@ -30,6 +32,7 @@ PATH = "policy.dlp-filter"
 
 # Realistic-looking fakes, one per catalogue entry.
 AWS = "AKIAIOSFODNN7EXAMPLE"
+AWS2 = "AKIAQYLPMN5HFIQZ7XYZ"
 GITHUB = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
 GITHUB_FINE = ("github_pat_11ABCDEFG0" + "q8Rw2ZkT5mXc9Lp3Vb7N" * 3
                + "Hj4Fd6Gs8Ka1")
@@ -172,6 +175,18 @@ class MatcherTests(SynchronousTestCase):
             "[REDACTED:EVEN] [REDACTED:DIGIT] [REDACTED:DIGIT][REDACTED:DIGIT]",
             ["even", "digit", "digit", "digit"]))
 
+    def test_validatorRaisingIsAFinding(self):
+        """
+        A validator that raises fails closed: the match is a finding, the
+        search goes on, and nothing is raised to fail the policy.
+        """
+        def broken(match):
+            raise RecursionError("too deep")
+        matcher = Matcher([Pattern("odd", r"x\w+", broken),
+                           ("num", r"\d+")])
+        self.assertEqual(matcher.redact("a xyz 12"),
+                         ("a [REDACTED:ODD] [REDACTED:NUM]", ["odd", "num"]))
+
     def test_secretGroupOnlyReplaced(self):
         matcher = Matcher([Pattern("pw", r"pw=(?P<secret>\w+)")])
         self.assertEqual(matcher.redact("a pw=xyz b"),
@@ -296,6 +311,21 @@ class DlpFilterTests(SynchronousTestCase):
             self.assertEqual(decision.texts, ("x %s y" % (marker(kind),),),
                              kind)
 
+    def test_jwtNestedTooDeepRedactedBesideKey(self):
+        """
+        A JWT whose header nests 5,000 deep (it made the JWT check raise,
+        and the policy fail: with C{fail_mode: allow} the key beside it
+        went out) is redacted, and so is the key.
+        """
+        header = b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        token = (base64.urlsafe_b64encode(header).rstrip(b"=").decode()
+                 + ".eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+                 "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+        decision = self.decide(dlp(), "key %s, trace %s" % (AWS2, token))
+        self.assertEqual(decision, Decision(
+            REDACT, (Finding("aws_access_key_id"), Finding("jwt")),
+            texts=("key [REDACTED:AWS_ACCESS_KEY_ID], trace [REDACTED:JWT]",)))
+
     def test_blockNamesTypesOnly(self):
         policy = dlp(action=BLOCK, detect_patterns=("ACME-[0-9]{8}",),
                      blocked_terms=("bluebird",))
@@ -330,6 +360,37 @@ class DlpFilterTests(SynchronousTestCase):
         decision = self.successResultOf(dlp().checkOutput(
             exchange(AWS), ("nothing here",)))
         self.assertEqual(decision, Decision(ALLOW))
+
+    def test_escapedJSONInPromptAndAnswer(self):
+        """
+        A pasted JSON document with C{json_encode}'s C{\\/} escapes: the
+        key in it is found, in a prompt, a whole answer and a streamed
+        one, and redacted where it was written (found by review).
+        """
+        secret = "q8Tz\\/3nVbR+7kLm2Wp9Xy\\/4HcJd6FgA1sE5uNo0K"
+        text = 'from json_encode(): {"aws_secret_access_key":"%s"}' % (secret,)
+        redacted = ('from json_encode(): {"aws_secret_access_key":'
+                    '"[REDACTED:AWS_SECRET_ACCESS_KEY]"}')
+        expected = Decision(REDACT, (Finding("aws_secret_access_key"),),
+                            texts=(redacted,))
+        self.assertEqual(self.decide(dlp(), text), expected)
+        self.assertEqual(self.successResultOf(
+            dlp().checkOutput(EXCHANGE, (text,))), expected)
+        scanner = dlp().scanOutput(EXCHANGE)
+        out = "".join(scanner.feed(text[i:i + 5])
+                      for i in range(0, len(text), 5)) + scanner.end()
+        self.assertEqual(out, redacted)
+
+    def test_tokenInsideAnotherFinding(self):
+        """
+        A token as a URL's user name, before the password a finding is
+        for, is redacted too (found by review).
+        """
+        text = "https://%s:x-oauth-basic@github.com/a.git" % (GITHUB,)
+        self.assertEqual(self.decide(dlp(), text), Decision(
+            REDACT, (Finding("github_token"), Finding("url_password")),
+            texts=("https://[REDACTED:GITHUB_TOKEN]:[REDACTED:URL_PASSWORD]"
+                   "@github.com/a.git",)))
 
     def test_scanOutputNoneWhenNothingToMatch(self):
         self.assertIsNone(dlp(builtin=False).scanOutput(EXCHANGE))

@@ -4,6 +4,7 @@ a Decision's message or findings, not in a journal record built from them,
 not in a streamed block's message, not in the logs.
 """
 
+import base64
 import json
 import random
 
@@ -84,6 +85,28 @@ class NoLeakTests(SynchronousTestCase):
                 except Blocked as e:
                     self.assertNowhere(secret, e.message, str(e), repr(e.findings))
                 self.assertNowhere(secret, repr(scanner.outcomes()))
+
+    def test_jwtNestedTooDeepFailsClosed(self):
+        """
+        A JWT whose header nests 5,000 deep made C{dlp-filter} raise: with
+        C{fail_mode: allow} the key beside it went out unread (found by
+        review).  Now the policy redacts both, and nothing is degraded.
+        """
+        header = b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        token = (base64.urlsafe_b64encode(header).rstrip(b"=").decode()
+                 + ".eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+                 "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+        factories = policyFactories()
+        policy = factories["dlp-filter"].build(
+            factories["dlp-filter"].parseOptions({}, "policy.dlp-filter"), Clock())
+        chain = PolicyChain([policy], "allow", Clock())
+        text = "deploy key AKIAQYLPMN5HFIQZ7XYZ, trace " + token
+        result = self.successResultOf(chain.checkInput(
+            Exchange(request_id="r", texts=(text,))))
+        self.assertEqual((result.verdict, result.degraded), ("redact", False))
+        self.assertEqual(result.texts, (
+            "deploy key [REDACTED:AWS_ACCESS_KEY_ID], trace [REDACTED:JWT]",))
+        self.assertFalse(self.logged)
 
     def test_logs(self):
         """

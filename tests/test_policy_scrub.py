@@ -19,6 +19,23 @@ class ScrubberTests(SynchronousTestCase):
             "/bot123456789[REDACTED:TELEGRAM_BOT_TOKEN]/getMe")
         self.assertEqual(scrubbed("gpt-4o-mini"), "gpt-4o-mini")
 
+    def test_findingsInsideFindings(self):
+        """
+        A token as a URL's user name, beside the password the URL's finding
+        is for, is taken out too; so is a key written with JSON escapes
+        (found by review).
+        """
+        token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+        self.assertEqual(
+            scrubbed("https://%s:x-oauth-basic@github.com/a" % (token,)),
+            "https://[REDACTED:GITHUB_TOKEN]:[REDACTED:URL_PASSWORD]"
+            "@github.com/a")
+        self.assertEqual(scrubbedName("https:\\/\\/%s:x@h" % (token,)),
+                         "https:\\/\\/[REDACTED:GITHUB_TOKEN]:"
+                         "[REDACTED:URL_PASSWORD]@h")
+        self.assertEqual(scrubbed("id-\\u0041KIAQYLPMN5HFIQZ7XYZ"),
+                         "id-[REDACTED:AWS_ACCESS_KEY_ID]")
+
     def test_notText(self):
         for value in (None, "", 5, ["AKIAIOSFODNN7EXAMPLE"]):
             self.assertIs(scrubbed(value), value)

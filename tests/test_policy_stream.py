@@ -43,6 +43,12 @@ FILLER = ["the", "a", "def", "return", "self", "key", "token", "password", "=",
 
 parts = st.one_of(
     st.sampled_from(SAMPLES).map(lambda s: (s[0], s[1])),
+    # As JSON escapes them (json_encode's \/, \u0041): read plainly too.
+    st.sampled_from(SAMPLES).map(lambda s: (
+        s[0].replace("/", "\\/").replace("A", "\\u0041"), None)),
+    # Inside another finding's match, outside its secret.
+    st.sampled_from(SAMPLES).map(lambda s: (
+        "https://%s:x-oauth-basic@github.com/" % (s[0],), None)),
     st.sampled_from(NEGATIVES).map(lambda n: (n, None)),
     st.lists(st.sampled_from(FILLER), max_size=8).map(lambda w: (" ".join(w), None)))
 

@@ -3,6 +3,8 @@ Tests for L{keeptrusts.policy.validators}: the checks a match must pass
 beyond its regular expression.
 """
 
+import base64
+
 import regex
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -95,6 +97,27 @@ class ChecksumTests(SynchronousTestCase):
     def test_jwtHeader(self):
         self.assertTrue(v.jwtHeader(match(r".+", "eyJhbGciOiJIUzI1NiJ9.eyJ4IjoxfQ.sig")))
         self.assertFalse(v.jwtHeader(match(r".+", "eyJub3QganNvbg.eyJ4IjoxfQ.sig")))
+
+    def test_jwtHeaderNestedTooDeep(self):
+        """
+        A header nested deeper than the JSON parser goes is taken for a
+        token, rather than raising (found by review: RecursionError stopped
+        C{dlp-filter}, and C{fail_mode: allow} sent every text unread).
+        """
+        header = b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        token = (base64.urlsafe_b64encode(header).rstrip(b"=").decode()
+                 + ".eyJ4IjoxfQ.sig")
+        self.assertTrue(v.jwtHeader(match(r".+", token)))
+
+    def test_jwtHeaderTooLongNotRead(self):
+        """
+        A header longer than L{v.MAX_JWT_HEADER} is not decoded (its
+        parsing is the sender's choice of work): it is taken for a token.
+        """
+        head = "eyJ" + "a" * v.MAX_JWT_HEADER
+        self.assertTrue(v.jwtHeader(match(r".+", head + ".eyJ4IjoxfQ.sig")))
+        self.patch(v, "_b64decode", lambda text: self.fail("decoded"))
+        self.assertTrue(v.jwtHeader(match(r".+", head + ".eyJ4IjoxfQ.sig")))
 
     def test_pemBody(self):
         body = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVT"

@@ -191,8 +191,10 @@ class PromptInjection:
     def _types(self, text):
         encoding = self._options.encoding
         folded = fold(text, encoding.normalize_unicode, encoding.detect_homoglyphs)
-        return ([hit.type for hit in self._phrasal.hits(folded.translate(_UNLEET))]
-                + [hit.type for hit in self._literal.hits(folded)])
+        return ([kind for hit in self._phrasal.hits(folded.translate(_UNLEET))
+                 for kind in hit.types()]
+                + [kind for hit in self._literal.hits(folded)
+                   for kind in hit.types()])
 
     def decideInput(self, exchange):
         response = self._options.response

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_policy_dlp,tests.test_policy_stream -*-
+# -*- test-case-name: tests.test_policy_matcher,tests.test_policy_dlp,tests.test_policy_stream -*-
 """
 Named patterns and what policies do with them: find them in whole texts,
 and scan streamed text with a bounded hold-back.
@@ -10,18 +10,26 @@ begins with a literal a hundred times faster than an alternation of them.
 And it searches only the patterns whose leading literal the text holds: one
 pass over the text finds them all (L{keeptrusts.policy.literals}).
 A pattern may carry a validator; a match failing it is not a finding, and
-the search goes on as if that pattern had not matched there.
+the search goes on as if that pattern had not matched there.  A validator
+that raises passes the match: it is a finding (fail closed).
+
+Where a match replaces only its C{secret} group, the rest of it is searched
+too (a token as a URL's user name, before the password the match is for).
+And a text holding JSON escapes is also read with them written plainly
+(L{PlainView}): what is found there is redacted where it was written.
 """
 
 import heapq
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional
 
 import attr
 import regex
 from zope.interface import implementer
 
 from keeptrusts.interfaces import IOutputScanner
+from keeptrusts.policy.hits import Hit, outside, together, withInner
 from keeptrusts.policy.literals import LiteralIndex
+from keeptrusts.policy.plainview import PlainView, settledLength
 from keeptrusts.policy.probe import fold, leadingLiterals, probe
 from keeptrusts.policy.values import Blocked, countFindings
 
@@ -32,6 +40,9 @@ from keeptrusts.policy.values import Blocked, countFindings
 # in a streamed answer goes out as it comes.  A longer hold would cost each
 # streamed piece more: the scan of what is held is repeated as it grows.
 MAX_HOLD = 8192
+# How many times its own length the parts of a match outside its secret
+# group may take to search, hits within hits included (see Matcher._inside).
+INNER_SEARCH = 4
 # Released characters kept in front of the held text, so that lookbehinds
 # and word boundaries see what came before (no pattern looks further back).
 CONTEXT = 64
@@ -53,26 +64,13 @@ class Pattern:
     @ivar regex: a C{regex} expression.  A group named C{secret} (it may
         repeat) marks what is replaced; without one, the whole match is.
     @ivar validate: a function of a complete match, false when the match is
-        not a finding after all (a checksum fails, a placeholder).
+        not a finding after all (a checksum fails, a placeholder).  One
+        that raises makes the match a finding.
     """
 
     type: str
     regex: str
     validate: Optional[Callable] = None
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Hit:
-    """
-    A validated match.
-
-    @ivar spans: the C{(start, end)} pairs to replace, in order.
-    """
-
-    type: str
-    start: int
-    end: int
-    spans: Tuple[Tuple[int, int], ...]
 
 
 def _spans(match):
@@ -122,18 +120,67 @@ class Matcher:
     def hits(self, text, pos=0, candidates=None):
         """
         The validated matches in C{text} from C{pos}, in order, none
-        overlapping.
+        overlapping, each with the hits in its parts outside its spans
+        (L{Hit.inner}); when C{text} holds JSON escapes, together with
+        those of its L{PlainView}.
 
         @param candidates: the L{candidates} of C{text} from C{pos}, when
             the caller has them already.
         @rtype: iterator of L{Hit}
+        """
+        written = self._matches(text, pos, len(text), candidates)
+        view = PlainView.of(text) if "\\" in text else None
+        if view is None:
+            return written
+        plain = view.text
+        return together(written, map(view.hit, self._matches(
+            plain, view.plain(pos), len(plain), None)))
+
+    def _inside(self, text, hit):
+        """
+        C{hit} with the hits in its parts outside its spans, and in theirs
+        in turn: a worklist, no recursion, however deep they nest.  Past
+        L{INNER_SEARCH} the parts left are replaced whole, as C{hit}'s:
+        only a pattern whose parts hold its own matches again, thousands
+        deep, gets there.
+        """
+        found, unsearched = [], []
+        parts = outside(hit)
+        budget = INNER_SEARCH * (hit.end - hit.start) + 4096
+        while parts:
+            start, end = parts.pop()
+            budget -= end - start
+            if budget < 0:
+                unsearched.append((start, end))
+                continue
+            # Candidates of the part alone (positional: tests replace the
+            # method).
+            for inner in self._matches(text, start, end, self.candidates(
+                    text[start:end], 0, False), inside=False):
+                found.append(inner)
+                parts.extend(outside(inner))
+        if unsearched:
+            hit = Hit(hit.type, hit.start, hit.end,
+                      tuple(sorted(hit.spans + tuple(unsearched))))
+        if found:
+            found.sort(key=lambda inner: inner.start)
+            hit = withInner(hit, found)
+        return hit
+
+    def _matches(self, text, pos, endpos, candidates, inside=True):
+        """
+        The validated matches in C{text} from C{pos} to C{endpos} (where
+        the text is taken to end), in order, none overlapping.
+
+        @param inside: whether each comes with the hits in its parts
+            outside its spans (L{_inside}).
         """
         compiled = self._compiled
         if candidates is None:
             candidates = self.candidates(text, pos, beginnings=False)
         heap = []
         for index in candidates:
-            match = compiled[index].search(text, pos)
+            match = compiled[index].search(text, pos, endpos)
             if match is not None:
                 heap.append((match.start(), index, match))
         heapq.heapify(heap)
@@ -143,18 +190,20 @@ class Matcher:
                 # Overlapped by the last hit: search again after it.
                 resume = pos
             elif match.end() > start and self._valid(index, match):
-                yield Hit(self.patterns[index].type, start, match.end(),
-                          _spans(match))
                 pos = resume = match.end()
+                hit = Hit(self.patterns[index].type, start, pos, _spans(match))
+                if inside and hit.spans[0] != (start, pos):
+                    hit = self._inside(text, hit)
+                yield hit
             else:
                 # Not a finding: this pattern may still match further on.
                 resume = start + 1
-            if resume > len(text):
+            if resume > endpos:
                 # Past the end, a search finds the empty match at the end
                 # again (a pattern such as (?<=a)b?).
                 heapq.heappop(heap)
                 continue
-            match = compiled[index].search(text, resume)
+            match = compiled[index].search(text, resume, endpos)
             if match is None:
                 heapq.heappop(heap)
             else:
@@ -162,7 +211,15 @@ class Matcher:
 
     def _valid(self, index, match):
         validate = self.patterns[index].validate
-        return validate is None or validate(match)
+        if validate is None:
+            return True
+        try:
+            return validate(match)
+        except Exception:
+            # A check that cannot judge fails closed: the match is taken
+            # for the credential.  Raised on, it failed the whole policy,
+            # and fail_mode allow sent every text unread (found by review).
+            return True
 
     def redact(self, text, mark=marker):
         """
@@ -171,10 +228,10 @@ class Matcher:
         """
         out, types, pos = [], [], 0
         for hit in self.hits(text):
-            types.append(hit.type)
-            for start, end in hit.spans:
+            types.extend(hit.types())
+            for start, end, kind in hit.marks():
                 out.append(text[pos:start])
-                out.append(mark(hit.type, text[start:end]))
+                out.append(mark(kind, text[start:end]))
                 pos = end
         if not types:
             return text, types
@@ -188,9 +245,29 @@ class Matcher:
         pattern reads the end of C{text}.  Before it, every pattern's
         outcome at every place is what it would be in a longer text.
 
+        When C{text} holds JSON escapes, its L{PlainView} is probed too;
+        and an escape it ends in the middle of is held whatever it holds.
+
         @param candidates: the L{candidates} of C{text} from C{pos}, with
             C{beginnings}, when the caller has them already.
         """
+        hold = self._probed(text, pos, candidates)
+        if "\\" not in text:
+            return hold  # no escape (the usual piece): one quick search
+        settled = settledLength(text)
+        hold = min(hold, settled)
+        # Read plainly only as far as no later piece reads differently:
+        # a finding may run on into what an unfinished escape becomes.
+        view = PlainView.of(text)
+        if view is not None:
+            plain = view.text[:view.plain(settled)]
+            hold = min(hold, view.written(
+                self._probed(plain, view.plain(pos), None)))
+        elif settled < len(text):
+            hold = min(hold, self._probed(text[:settled], pos, None))
+        return hold
+
+    def _probed(self, text, pos, candidates):
         hold = len(text)
         if candidates is None:
             candidates = self.candidates(text, pos)
@@ -294,13 +371,13 @@ class StreamScanner:
                 # It reaches into text that may still change: hold it too.
                 holdFrom = hit.start
                 break
-            types.append(hit.type)
+            types.extend(hit.types())
             if self._block:
                 # Nothing of this text may go out.
                 return "", holdFrom - start, types
-            for spanStart, spanEnd in hit.spans:
+            for spanStart, spanEnd, kind in hit.marks():
                 out.append(text[pos:spanStart])
-                out.append(self._mark(hit.type, text[spanStart:spanEnd]))
+                out.append(self._mark(kind, text[spanStart:spanEnd]))
                 pos = spanEnd
         out.append(text[pos:holdFrom])
         return "".join(out), holdFrom - start, types

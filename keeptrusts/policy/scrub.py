@@ -79,9 +79,8 @@ class Scrubber:
         for variant in dict.fromkeys((value, value.lower(), value.upper())):
             if len(variant) != len(value):
                 continue  # a casing that moves characters (German sharp s)
-            found.extend((start, end, hit.type)
-                         for hit in self._matcher.hits(variant)
-                         for start, end in hit.spans)
+            found.extend(mark for hit in self._matcher.hits(variant)
+                         for mark in hit.marks())
         if not found:
             return value
         found.sort()
