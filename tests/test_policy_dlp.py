@@ -18,8 +18,8 @@ from keeptrusts.interfaces import IPolicy, IPolicyFactory
 from keeptrusts.policy.catalogue import CATALOGUE, TYPES
 from keeptrusts.policy.dlp import (
     DlpFilter, DlpFilterFactory, DlpOptions, namedPatterns)
-from keeptrusts.policy.matcher import (
-    MAX_HOLD, Hit, Matcher, Pattern, StreamScanner, marker)
+from keeptrusts.policy.matcher import Hit, Matcher, Pattern, marker
+from keeptrusts.policy.streamscan import MAX_HOLD, StreamScanner
 from keeptrusts.policy.values import (
     ALLOW, BLOCK, REDACT, Blocked, Decision, Exchange, Finding,
     countFindings)

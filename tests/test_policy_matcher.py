@@ -12,8 +12,8 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.policy.catalogue import CATALOGUE
-from keeptrusts.policy.matcher import (
-    INNER_SEARCH, Matcher, Pattern, StreamScanner)
+from keeptrusts.policy.matcher import INNER_SEARCH, Matcher, Pattern
+from keeptrusts.policy.streamscan import StreamScanner
 from keeptrusts.policy.values import countFindings
 
 settings.register_profile("keeptrusts", derandomize=True, deadline=None,

@@ -9,7 +9,8 @@ from zope.interface.verify import verifyObject
 
 from keeptrusts.config import ConfigError
 from keeptrusts.interfaces import IPolicy, IPolicyFactory
-from keeptrusts.policy.matcher import Matcher, StreamScanner
+from keeptrusts.policy.matcher import Matcher
+from keeptrusts.policy.streamscan import StreamScanner
 from keeptrusts.policy.pii import (
     PII, TYPES, PiiDetector, PiiDetectorFactory, PiiOptions)
 from keeptrusts.policy.values import (

@@ -15,7 +15,8 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.policy.catalogue import CATALOGUE
-from keeptrusts.policy.matcher import MAX_HOLD, Matcher, Pattern, StreamScanner
+from keeptrusts.policy.matcher import Matcher, Pattern
+from keeptrusts.policy.streamscan import MAX_HOLD, StreamScanner
 from keeptrusts.policy.probe import leadingLiteral, leadingLiterals, probe
 from keeptrusts.policy.pii import PII
 from keeptrusts.policy.values import countFindings

@@ -10,7 +10,8 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from keeptrusts.interfaces import IImmediatePolicy
-from keeptrusts.policy.matcher import StreamScanner, marker
+from keeptrusts.policy.matcher import marker
+from keeptrusts.policy.streamscan import StreamScanner
 from keeptrusts.policy.values import (
     ALLOWED, BLOCK, REDACT, Decision, countFindings)
 from keeptrusts.schema import Field
