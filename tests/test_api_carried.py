@@ -37,12 +37,14 @@ def usable(id, keyHeader=None):
 
 
 class CarriedCredentialsTests(SynchronousTestCase):
-    def blocked(self, attempts, method=b"POST", **headers):
+    def blocked(self, attempts, method=b"POST", raw=(), **headers):
         request = SimpleNamespace(uri=b"/v1/chat/completions",
                                   method=method, requestHeaders=Headers())
         for name, value in headers.items():
             request.requestHeaders.setRawHeaders(name.replace("_", "-"),
                                                  [value])
+        for name, value in raw:
+            request.requestHeaders.setRawHeaders(name, [value])
         return carriedCredentials(
             SimpleNamespace(names=(CREDENTIALS,)), request,
             [(target, b"/v1/chat/completions") for target in attempts],
@@ -76,6 +78,17 @@ class CarriedCredentialsTests(SynchronousTestCase):
         self.assertFalse(self.blocked([target], method=b"PATCH"))
         self.assertTrue(self.blocked([target], method=TOKEN.encode()))
         self.assertTrue(self.blocked([target], method=TOKEN.upper().encode()))
+
+    def test_headerNameRead(self):
+        """
+        A header's name goes on with the call as well (in a casing of
+        Twisted's choosing), even a header whose value is not read: a
+        credential there blocks it.
+        """
+        target = usable("first")
+        self.assertFalse(self.blocked([target], X_Team=b"ml"))
+        self.assertTrue(self.blocked([target], raw=[(TOKEN, b"1")]))
+        self.assertTrue(self.blocked([target], raw=[(TOKEN.upper(), b"1")]))
 
 
 FALLBACK = """

@@ -12,7 +12,7 @@ from keeptrusts.api.upstream import (
     CLIENT_CREDENTIALS, DROPPED_HEADERS, withheldHeaders)
 from keeptrusts.policy.chain import ChainResult, PolicyOutcome
 from keeptrusts.policy.dlp import KIND as CREDENTIALS
-from keeptrusts.policy.scrub import credentialTypes
+from keeptrusts.policy.scrub import credentialTypes, scrubbedName
 from keeptrusts.policy.values import BLOCK, countFindings
 
 
@@ -44,10 +44,10 @@ _UNREAD_HEADERS = DROPPED_HEADERS | CLIENT_CREDENTIALS
 
 def carriedCredentials(chain, request, attempts, passClientAuth):
     """
-    A credential of the catalogue in the request's method (in any casing:
-    a token the client chooses, and a proxied call goes out with it), its
-    query string or a header the provider is sent (but the credentials
-    meant for it), when the
+    A credential of the catalogue in the request's method or a header's
+    name (in any casing: tokens the client chooses, which go on with the
+    call), its query string or a header the provider is sent (but the
+    credentials meant for it), when the
     chain has the credential policy: the gateway does not rewrite them, so
     the request is blocked (a L{ChainResult}); else L{None}.
 
@@ -58,10 +58,7 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
     """
     if CREDENTIALS not in chain.names:
         return None
-    method = request.method.decode("ascii", "replace")
-    types = [found for variant in dict.fromkeys(
-        (method, method.lower(), method.upper()))
-        for found in credentialTypes(variant)][:1]
+    types = _caselessTypes(request.method.decode("ascii", "replace"))
     query = queryOf(request)
     for parameter in query.decode("utf-8", "surrogateescape").split(
             "&") if query else ():
@@ -75,12 +72,28 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
     skipped = _UNREAD_HEADERS | frozenset.intersection(*(
         withheldHeaders(target) for target, _ in attempts))
     for name, values in request.requestHeaders.getAllRawHeaders():
+        # A name goes on too, in a casing of Twisted's choosing.
+        types.extend(_caselessTypes(name.decode("ascii", "replace")))
         if name.lower() not in skipped:
             for value in values:
                 types.extend(credentialTypes(
                     value.decode("utf-8", "surrogateescape")))
     return _blocked(types, "the method, the query string or a header of "
                              "the request")
+
+
+def _caselessTypes(text):
+    """
+    The types found in C{text} in any of its casings (once): a method or a
+    header name, which the client or Twisted may have cased anew.
+    """
+    if scrubbedName(text) == text:
+        return []  # (the usual answer, kept: names repeat)
+    for variant in dict.fromkeys((text, text.lower(), text.upper())):
+        found = credentialTypes(variant)
+        if found:
+            return list(found)
+    return []
 
 
 def _blocked(types, where):
