@@ -1608,6 +1608,36 @@ class GatewayChannelTests(SynchronousTestCase):
                          transport.value()[:80])
         channel.connectionLost(Failure(ConnectionDone()))
 
+    def test_formBodiesNotParsed(self):
+        """
+        A form or multipart POST body reaches the resource as it came, with
+        its type, and Twisted has not parsed it (Twisted 22.4 did: cgi,
+        unbounded, before access keys are checked, and a bare 400 for what
+        it could not parse).
+        """
+        seen = []
+
+        class Seen(Resource):
+            isLeaf = True
+
+            def render_POST(self, request):
+                seen.append((request.args, request.getHeader(b"content-type"),
+                             request.content.read()))
+                return b""
+        site = GatewaySite(Seen(), 10000, reactor=Clock(), accessLog="off")
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        channel.makeConnection(StringTransport())
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        multipart = (b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\n"
+                     b"1\r\n--b--\r\n")
+        for kind, body in [(b"application/x-www-form-urlencoded", b"a=1"),
+                           (b"multipart/form-data; boundary=b", multipart),
+                           (b"multipart/form-data; boundary=b", b"--b\r\nX")]:
+            channel.dataReceived(
+                b"POST /f?q=2 HTTP/1.1\r\nHost: x\r\nContent-Type: " + kind
+                + b"\r\nContent-Length: %d\r\n\r\n" % (len(body),) + body)
+            self.assertEqual(seen[-1], ({b"q": [b"2"]}, kind, body))
+
     def _channel(self, clock):
         class Held(Resource):
             isLeaf = True

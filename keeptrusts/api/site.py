@@ -114,7 +114,25 @@ class LimitedRequest(Request):
             self._refuse(400, b"Bad Request", validationError(
                 "the request method is not an HTTP token", status=400))
             return
+        if command == b"POST" and getattr(
+                self, "_parsePOSTFormSubmission", None) is None:
+            # Twisted before 25.5 parses a form or multipart POST body into
+            # args itself (cgi: unbounded, before access keys are checked,
+            # a bare 400 for what it cannot parse); the gateway reads
+            # bodies its own way.  Its type is hidden until then.
+            self._hiddenType = self.requestHeaders.getRawHeaders(
+                b"content-type")
+            self.requestHeaders.removeHeader(b"content-type")
         Request.requestReceived(self, command, path, version)
+
+    _hiddenType = None
+
+    def process(self):
+        if self._hiddenType is not None:
+            self.requestHeaders.setRawHeaders(b"content-type",
+                                              self._hiddenType)
+            self._hiddenType = None
+        Request.process(self)
 
     def _refuseTooLarge(self):
         self._refuse(413, b"Payload Too Large", validationError(
