@@ -123,6 +123,23 @@ class LintTests(SynchronousTestCase):
             "error: expected true or false, got 'maybe'\n"
             "  --> policy.dlp-filter.builtin\n" % (path,)))
 
+    def test_errorsShowNoKey(self):
+        """
+        A key where a name goes (a policy kind, a YAML alias, a key given
+        twice) is shown as its marker, in text and JSON, as the gateway
+        logs it.
+        """
+        key = "AKIAQYLPMN5HFIQZ7XYZ"
+        for text in [CONFIG.replace("audit-logger]", key + "]"),
+                     CONFIG + "x: *%s\n" % (key,),
+                     CONFIG + "%s: 1\n%s: 2\n" % (key, key)]:
+            path = self.files.write("c.yaml", text)
+            for json_ in ((), ("--json",)):
+                code, out, err = kt("policy", "lint", "--file", path, *json_)
+                self.assertEqual(code, 2, out)
+                self.assertNotIn(key, out + err)
+                self.assertIn("[REDACTED:AWS_ACCESS_KEY_ID]", out)
+
     def test_errorsJSON(self):
         path = self.files.write("c.yaml", CONFIG.replace("{action: redact}", "{action: warn}"))
         code, out, _ = kt("policy", "lint", "--file", path, "--json")

@@ -13,6 +13,7 @@ import os
 import re
 
 from keeptrusts.cli.main import CommandError
+from keeptrusts.policy.scrub import scrubbed
 
 DEFAULT_GOLDEN_DIR = os.path.join("tests", "policy")
 INVALID = 2
@@ -108,7 +109,10 @@ def runLint(options, runtime):
     config, errors, factories = _load(path)
     if config is not None:
         errors = _testingProblems(config)
-    found = [{"path": p, "message": m, "suggestion": suggestion(m)} for p, m in errors]
+    # A key where a name goes (a policy kind, an alias, a duplicate key)
+    # is shown as its marker, as the gateway logs it.
+    found = [{"path": scrubbed(p), "message": scrubbed(m),
+              "suggestion": scrubbed(suggestion(m))} for p, m in errors]
     warned = ([] if config is None or errors else
               [{"path": p, "message": m} for p, m in warnings(config)])
     out = runtime.out
