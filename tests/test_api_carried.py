@@ -37,8 +37,9 @@ def usable(id, keyHeader=None):
 
 
 class CarriedCredentialsTests(SynchronousTestCase):
-    def blocked(self, attempts, method=b"POST", raw=(), **headers):
-        request = SimpleNamespace(uri=b"/v1/chat/completions",
+    def blocked(self, attempts, method=b"POST", raw=(),
+                uri=b"/v1/chat/completions", **headers):
+        request = SimpleNamespace(uri=uri,
                                   method=method, requestHeaders=Headers())
         for name, value in headers.items():
             request.requestHeaders.setRawHeaders(name.replace("_", "-"),
@@ -78,6 +79,20 @@ class CarriedCredentialsTests(SynchronousTestCase):
         self.assertFalse(self.blocked([target], method=b"PATCH"))
         self.assertTrue(self.blocked([target], method=TOKEN.encode()))
         self.assertTrue(self.blocked([target], method=TOKEN.upper().encode()))
+
+    def test_pathRead(self):
+        """
+        A proxied call goes on with its own path: a credential there,
+        percent-encoded or not, blocks it.
+        """
+        target = usable("first")
+        self.assertFalse(self.blocked([target], uri=b"/v1/files/file-abc?x=1"))
+        self.assertTrue(self.blocked(
+            [target], uri=b"/v1/files/" + TOKEN.encode() + b"?x=1"))
+        self.assertTrue(self.blocked(
+            [target], uri=b"/keys/AKIA%49OSFODNN7EXAMPLE/x%20y"))
+        self.assertTrue(self.blocked(
+            [target], uri=b"http://api.example/k/" + TOKEN.encode()))
 
     def test_headerNameRead(self):
         """

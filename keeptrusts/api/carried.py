@@ -6,7 +6,7 @@ the provider is sent.  A name or a parameter cannot be redacted without
 making another call, so a call carrying a credential there is blocked.
 """
 
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from keeptrusts.api.upstream import (
     CLIENT_CREDENTIALS, DROPPED_HEADERS, withheldHeaders)
@@ -46,8 +46,8 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
     """
     A credential of the catalogue in the request's method or a header's
     name (in any casing: tokens the client chooses, which go on with the
-    call), its query string or a header the provider is sent (but the
-    credentials meant for it), when the
+    call), its path (percent-encoded or not), its query string or a header
+    the provider is sent (but the credentials meant for it), when the
     chain has the credential policy: the gateway does not rewrite them, so
     the request is blocked (a L{ChainResult}); else L{None}.
 
@@ -59,6 +59,11 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
     if CREDENTIALS not in chain.names:
         return None
     types = _caselessTypes(request.method.decode("ascii", "replace"))
+    # The path a proxied call goes on with (a /v1 call's is the gateway's
+    # own), percent-encoded or not.
+    target = request.uri.partition(b"?")[0].decode("utf-8", "surrogateescape")
+    types.extend(credentialTypes(target) or credentialTypes(
+        unquote(target, errors="surrogateescape")))
     query = queryOf(request)
     for parameter in query.decode("utf-8", "surrogateescape").split(
             "&") if query else ():
@@ -78,8 +83,8 @@ def carriedCredentials(chain, request, attempts, passClientAuth):
             for value in values:
                 types.extend(credentialTypes(
                     value.decode("utf-8", "surrogateescape")))
-    return _blocked(types, "the method, the query string or a header of "
-                             "the request")
+    return _blocked(types, "the method, the path, the query string or a "
+                             "header of the request")
 
 
 def _caselessTypes(text):
