@@ -734,6 +734,47 @@ class NothingUnreadTests(TestCase):
                             {"type": "github_token", "count": 1}])] * 2)
 
     @defer.inlineCallbacks
+    def test_base64TextFilesReadEveryWay(self):
+        """
+        A file's base64 is read as every reader may decode it (review s9b):
+        UTF-16 after its byte order mark is redacted and goes on UTF-16;
+        base64 only a lenient decoder takes is redacted and goes on
+        canonical; UTF-16 without its mark, whose key only a reading that
+        cannot be written back shows, blocks the request.
+        """
+        env = "AWS_ACCESS_KEY_ID=%s\n" % (AWS_KEY,)
+        redacted = "AWS_ACCESS_KEY_ID=%s\n" % (AWS_MARKER,)
+        utf16 = base64.b64encode(env.encode("utf-16")).decode()
+        lenient = base64.b64encode(env.encode()).decode()
+        lenient = lenient[:8] + "!" + lenient[8:] + "A"
+        gw = Gateway(self)
+        response = yield gw.post("/v1/chat/completions", chat("hi", messages=[
+            {"role": "user", "content": [
+                {"type": "file", "file": {
+                    "file_data": "data:text/plain;base64," + data}}
+                for data in (utf16, lenient)]}]))
+        yield response.content()
+        self.assertEqual(response.code, 200)
+        parts = gw.provider.requests[-1].json["messages"][0]["content"]
+        sent = [base64.b64decode(part["file"]["file_data"].partition(",")[2])
+                for part in parts]
+        self.assertEqual(sent, [redacted.encode("utf-16"), redacted.encode()])
+        response = yield gw.post("/v1/responses", {
+            "model": "gpt-fake", "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": "env.txt",
+                 "file_data": "data:text/plain;base64," + base64.b64encode(
+                     env.encode("utf-16-le")).decode()}]}]})
+        error = (yield response.json())["error"]
+        self.assertEqual((response.code, error["code"]),
+                         (409, "input_blocked"))
+        self.assertEqual(len(gw.provider.requests), 1)
+        self.assertEqual(
+            [(e["verdict"], e["policies"][0]["findings"])
+             for e in gw.events("input")],
+            [("redact", [{"type": "aws_access_key_id", "count": 2}]),
+             ("block", [{"type": "aws_access_key_id", "count": 1}])])
+
+    @defer.inlineCallbacks
     def test_requestSubtreesRead(self):
         """
         A request's logprobs, a C{signature} or C{encrypted_content} out of

@@ -80,17 +80,90 @@ class DecodedSlotTests(SynchronousTestCase):
 
     def test_notBase64ReadAsItIs(self):
         """
-        What no decoder takes whole has no decoded slot: the string alone
-        is read, as it is (not base64, percent-encoded, a length no base64
-        has, both alphabets at once).
+        What decodes to nothing has no decoded slot: the string alone is
+        read, as it is (percent-encoded, empty, one character).
         """
-        for value in ["data:text/plain;base64,AKIA QYLP MN5H!",
-                      "data:text/plain,AKIAQYLPMN5HFIQZ7XYZ",
-                      "data:text/plain;base64,QUJDR",
-                      "data:text/plain;base64,ab+c-d==",
-                      "data:text/plain;base64,", "plain words, a file"]:
+        for value in ["data:text/plain,AKIAQYLPMN5HFIQZ7XYZ",
+                      "data:text/plain;base64,", "data:text/plain;base64,Q",
+                      "data:text/plain;base64,!! ??"]:
             self.assertIsNone(decodedSlot({"file_data": value}, "file_data"),
                               value)
+
+    def test_lenientBase64(self):
+        """
+        Base64 is read as the most lenient decoder reads it (review s9b
+        M1): what is of neither alphabet left out, both alphabets at once,
+        a last character that makes no byte ignored, padding skipped.  A
+        changed text goes back as canonical base64.
+        """
+        text = "token??>>" + ENV
+        data = b64(text)
+        self.assertIn("/", data)
+        for variant in [data[:8] + "!" + data[8:],
+                        data[:8] + "\f" + data[8:],
+                        data.replace("/", "_", 1),
+                        data + "A",
+                        b64(text[:9]) + b64(text[9:])]:
+            node = {"file_data": "data:text/plain;base64," + variant}
+            self.assertIn(ENV, readWrite(node, "file_data", "[X]"), variant)
+            self.assertEqual(node["file_data"],
+                             "data:text/plain;base64," + b64("[X]"))
+
+    def test_piecesBetweenPadding(self):
+        """
+        Base64 of pieces put together (padding before more data): one
+        decoder stops at the padding, another skips it, another decodes
+        each piece; the pieces' text is a view.
+        """
+        data = b64("a") + b64(ENV)
+        views = decodedSlot({"data": data}, "data", "text/plain")[0].views
+        self.assertIn("a" + ENV, views)
+
+    def test_byteOrderMark(self):
+        """
+        A byte order mark says the text's encoding (review s9b H1: UTF-16
+        was read as Latin-1, its key never matched); a changed text goes
+        back in it, after the same mark.
+        """
+        for encoding in ["utf-16", "utf-16-be", "utf-32", "utf-32-be",
+                         "utf-8-sig"]:
+            raw = ENV.encode(encoding)
+            if encoding.endswith("-be"):
+                raw = "\ufeff".encode(encoding) + raw
+            node = {"file_data": "data:text/plain;base64," + base64.b64encode(
+                raw).decode()}
+            container, key = decodedSlot(node, "file_data")
+            self.assertEqual(container[key], ENV, encoding)
+            container[key] = "[X]"
+            sent = base64.b64decode(node["file_data"].partition(",")[2])
+            self.assertEqual(sent[:len(raw) - len(ENV.encode(encoding))],
+                             raw[:len(raw) - len(ENV.encode(encoding))])
+            self.assertEqual(sent, raw.replace(ENV.encode(encoding), b"")
+                             + "[X]".encode(encoding), encoding)
+
+    def test_otherReadings(self):
+        """
+        Bytes without a byte order mark are read in more than one view: as
+        written back (UTF-8, or Latin-1), and as UTF-8 and NULs left out
+        (UTF-16 without its mark), once the text's credentials are
+        redacted: a key only those show is in a view; one the text shows
+        too is not.
+        """
+        key = "AKIAQYLPMN5HFIQZ7XYZ"
+        for encoding in ["utf-16-le", "utf-16-be", "utf-32-le"]:
+            container, _ = decodedSlot(
+                {"data": b64(ENV, encoding)}, "data", None)
+            self.assertNotIn(key, container.text)
+            self.assertTrue(any(key in view for view in container.views),
+                            encoding)
+        latin = "# cl\xe9\n" + ENV
+        container, _ = decodedSlot({"data": b64(latin, "latin-1")}, "data",
+                                   "text/plain")
+        self.assertEqual(container.text, latin)
+        self.assertEqual(container.views, (
+            "# cl\ufffd\nAWS_ACCESS_KEY_ID=[REDACTED:AWS_ACCESS_KEY_ID]\n"
+            "REGION=eu-west-1\n",))
+        self.assertEqual(decodedSlot({"data": b64(ENV)}, "data")[0].views, ())
 
     def test_binaryLeftAlone(self):
         """

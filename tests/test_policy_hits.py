@@ -6,7 +6,9 @@ together.
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from keeptrusts.policy.catalogue import CATALOGUE
 from keeptrusts.policy.hits import Hit, outside, together, withInner
+from keeptrusts.policy.matcher import Matcher
 
 
 class HitTests(SynchronousTestCase):
@@ -89,3 +91,40 @@ class TogetherTests(SynchronousTestCase):
         self.assertEqual((joined.start, joined.end), (0, 45))
         self.assertEqual(joined.types(), ("pw", "secret", "x"))
         self.assertEqual(joined.marks(), [(9, 20, "pw"), (25, 45, "secret")])
+
+    def test_innerFindingFoundAsWrittenCountedOnce(self):
+        """
+        A finding within a plain hit that the written hits found already
+        adds none: a token as a URL's user found as written, and within the
+        URL's password match once its escaped slashes are read plainly, is
+        one token.
+        """
+        written = Hit("token", 10, 50, ((10, 50),))
+        plain = Hit("url_password", 0, 65, ((51, 64),),
+                    (Hit("token", 10, 50, ((10, 50),)),))
+        [joined] = together([written], [plain])
+        self.assertEqual(sorted(joined.types()), ["token", "url_password"])
+        self.assertEqual(joined.marks(), [(10, 50, "token"),
+                                          (51, 64, "url_password")])
+
+    def test_sameTypeOverlappingCountedOnce(self):
+        """
+        A plain finding that overlaps a written one of its type is the same
+        secret: counted once, and every part of both replaced.
+        """
+        written = Hit("pw", 10, 30, ((15, 30),))
+        plain = Hit("pw", 10, 34, ((20, 34),))
+        [joined] = together([written], [plain])
+        self.assertEqual(joined.types(), ("pw",))
+        self.assertEqual(joined.marks(), [(15, 34, "pw")])
+        self.assertEqual((joined.start, joined.end), (10, 34))
+
+    def test_escapedURLCountsItsTokenOnce(self):
+        """
+        The catalogue's own case: C{https:\\/\\/<token>:x-oauth-basic@...}
+        is one token and one password.
+        """
+        token = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+        text = "https:\\/\\/%s:x-oauth-basic@github.com" % (token,)
+        self.assertEqual(sorted(Matcher(CATALOGUE).redact(text)[1]),
+                         ["github_token", "url_password"])

@@ -8,13 +8,20 @@ every credential.
 
 The text is a slot like any other: a L{DecodedText} in the place of the
 container.  Reading it gives the text; writing a changed text back encodes
-it again, in the alphabet it came in, after the same data URL head: a
-redacted C{.env} goes on as a valid file of the same type.
+it again, in the alphabet and encoding it came in (canonical base64 when
+it came in a shape only a lenient decoder takes), after the same data URL
+head: a redacted C{.env} goes on as a valid file of the same type.  What
+other readers may decode the same data to (another encoding, NULs left
+out, the pieces between padding) cannot be written back: a credential only
+such a reading shows blocks the call, as one in a name does.
 """
 
 import base64
 import binascii
+import codecs
 import re
+
+from keeptrusts.policy.scrub import scrubbed
 
 # A data URL's head, whatever its case (a lenient provider takes
 # C{DATA:text/plain;BASE64,}): its media type, the rest of its head.
@@ -23,6 +30,16 @@ _DATA_URL = re.compile(r"data:([^,;]*)[^,]*;base64,", re.IGNORECASE)
 _BLANKS = re.compile(r"[ \t\r\n]+")
 _STANDARD = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _URL_SAFE = re.compile(r"[A-Za-z0-9\-_]*={0,2}")
+# What a lenient decoder (Node's Buffer, Python's default b64decode) skips:
+# all but the two alphabets and padding.
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/\-_=]+")
+_TO_STANDARD = str.maketrans("-_", "+/")
+# The byte order marks a reader honours, the codec of what follows.
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"),
+         (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
+# Characters spaced by NULs: UTF-16 or UTF-32 of ASCII, without a BOM.
+_NUL_SPACED = re.compile(rb"(?:[^\0]\0{1,3}){8}")
 # Application types that are text: a subtype, or a structured syntax
 # suffix (application/ld+json), or one of these with C{x-} before it.
 _TEXT_SUBTYPES = frozenset([
@@ -38,19 +55,25 @@ class DecodedText:
     text of C{node[key]}, base64 after C{head}.
 
     @ivar text: the text as decoded, what the slot reads.
+    @ivar views: the texts other readers may decode the same data to (its
+        bytes in another encoding, NULs left out, base64 read otherwise),
+        once the credentials the slot's text holds are redacted.  None can
+        be written back faithfully: a credential in one is a name of the
+        request or answer, which blocks it.
     """
 
-    __slots__ = ("node", "key", "head", "text", "_codec", "_urlSafe",
-                 "_padded")
+    __slots__ = ("node", "key", "head", "text", "views", "_bom", "_codec",
+                 "_form")
 
-    def __init__(self, node, key, head, text, codec, urlSafe, padded):
+    def __init__(self, node, key, head, text, views, bom, codec, form):
         self.node = node
         self.key = key
         self.head = head
         self.text = text
+        self.views = views
+        self._bom = bom
         self._codec = codec
-        self._urlSafe = urlSafe
-        self._padded = padded
+        self._form = form
 
     def __getitem__(self, key):
         return self.text
@@ -60,11 +83,18 @@ class DecodedText:
         # goes on byte for byte.
         if text == self.text:
             return
-        raw = text.encode(self._codec, "replace")
-        data = (base64.urlsafe_b64encode(raw) if self._urlSafe
-                else base64.b64encode(raw)).decode("ascii")
-        self.node[self.key] = self.head + (
-            data if self._padded else data.rstrip("="))
+        raw = self._bom + text.encode(self._codec, "replace")
+        if self._form is None:
+            # It came in a shape only a lenient decoder takes: it goes
+            # back canonical, which every decoder takes.
+            data = base64.b64encode(raw).decode("ascii")
+        else:
+            urlSafe, padded = self._form
+            data = (base64.urlsafe_b64encode(raw) if urlSafe
+                    else base64.b64encode(raw)).decode("ascii")
+            if not padded:
+                data = data.rstrip("=")
+        self.node[self.key] = self.head + data
         self.text = text
 
 
@@ -72,9 +102,12 @@ def decodedSlot(node, key, mediaType=None):
     """
     The slot of the text that C{node[key]} (a string) decodes to, when it
     is base64 of text: after a data URL head (its media type then says
-    what it is), or bare, of C{mediaType}.  Text is UTF-8; for a media type
-    that is text, any bytes (read as Latin-1: a credential is ASCII, and
-    the bytes go back as they came).
+    what it is), or bare, of C{mediaType}.  Base64 is read as the most
+    lenient decoder reads it (L{_decoded}).  Text is what its byte order
+    mark says; without one UTF-8, or, for a media type that is text or
+    bytes spaced by NULs, any bytes (read as Latin-1: a credential is
+    ASCII, and the bytes go back as they came), with the other readings
+    of its bytes as its L{DecodedText.views}.
 
     @return: a C{(DecodedText, key)} slot, or L{None} (not base64, a
         binary type, bytes that are no text): the string is read as it is,
@@ -92,44 +125,98 @@ def decodedSlot(node, key, mediaType=None):
         mediaType = mediaType or None  # bare, of no type said
     if binaryMedia(mediaType):
         return None
-    raw, urlSafe, padded = _decoded(value[start:])
-    if raw is None:
+    raw, form, pieces = _decoded(value[start:])
+    read = _read(raw, mediaType) if raw else None
+    if read is None:
         return None
-    codec = "utf-8"
-    try:
-        text = raw.decode(codec)
-    except UnicodeDecodeError:
-        if not textMedia(mediaType):
-            return None
-        codec = "latin-1"
-        text = raw.decode(codec)
-    if not text:
-        return None
-    return (DecodedText(node, key, value[:start], text, codec, urlSafe,
-                        padded), key)
+    text, views, bom, codec = read
+    if pieces is not None:
+        other = _read(pieces, mediaType)
+        if other is not None:
+            views += (other[0],) + other[1]
+    return (DecodedText(node, key, value[:start], text, views, bom, codec,
+                        form), key)
 
 
 def _decoded(data):
     """
-    @return: C{(bytes, urlSafe, padded)}, or C{(None, None, None)} when
-        C{data} is no base64 that a decoder would take whole.
+    C{data} decoded as the most lenient decoder does: what is not of
+    either alphabet left out, both alphabets at once, padding anywhere
+    skipped, a last character that makes no byte ignored.  Node's decoder
+    stops at the first padding and Python's at padding that ends a
+    quantum: what they read begins what this reads.
+
+    @return: C{(bytes, form, pieces)}: C{form} is C{(urlSafe, padded)}
+        when C{data} came in a shape a strict decoder takes (it is written
+        back so), else L{None}; C{pieces} is L{None}, or the bytes of the
+        pieces between padding decoded each on its own, when padding comes
+        before more data (base64 of pieces, put together).
     """
     data = _BLANKS.sub("", data)
-    if not data or len(data) % 4 == 1:
-        return None, None, None
-    urlSafe = _STANDARD.fullmatch(data) is None
-    if urlSafe and _URL_SAFE.fullmatch(data) is None:
-        return None, None, None
-    # Written back unpadded only if it came so (a strict decoder wants
-    # padding where it came with it).
-    padded = len(data) % 4 == 0
-    data += "=" * (-len(data) % 4)
+    form = None
+    if len(data) % 4 != 1:
+        urlSafe = _STANDARD.fullmatch(data) is None
+        if not urlSafe or _URL_SAFE.fullmatch(data) is not None:
+            # Written back unpadded only if it came so (a strict decoder
+            # wants padding where it came with it).
+            form = (urlSafe, len(data) % 4 == 0)
+    data = _NOT_BASE64.sub("", data).translate(_TO_STANDARD)
+    raw = _lenient(data.replace("=", ""))
+    pieces = None
+    if "=" in data.rstrip("="):
+        pieces = b"".join(_lenient(piece) for piece in data.split("="))
+        if pieces == raw:
+            pieces = None
+    return raw, form, pieces
+
+
+def _lenient(data):
+    data = data[:len(data) - 1] if len(data) % 4 == 1 else data
     try:
-        if urlSafe:
-            return base64.urlsafe_b64decode(data), True, padded
-        return base64.b64decode(data, validate=True), False, padded
-    except (binascii.Error, ValueError):
-        return None, None, None
+        return binascii.a2b_base64(data + "=" * (-len(data) % 4))
+    except (binascii.Error, ValueError):  # pragma: no cover
+        return b""
+
+
+def _read(raw, mediaType):
+    """
+    The text of C{raw}, and its other readings.
+
+    @return: C{(text, views, bom, codec)}, or L{None} when it is no text.
+    """
+    text = None
+    bom = b""
+    for mark, codec in _BOMS:
+        if raw.startswith(mark):
+            try:
+                text = raw[len(mark):].decode(codec)
+            except UnicodeDecodeError:
+                continue
+            bom = mark
+            break
+    if text is None:
+        try:
+            text, codec = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+    spaced = b"\0" in raw and _NUL_SPACED.search(raw) is not None
+    if text is None:
+        if not (spaced or textMedia(mediaType)):
+            return None
+        text, codec = raw.decode("latin-1"), "latin-1"
+    if not text:
+        return None
+    if codec != "latin-1" and not spaced:
+        return text, (), bom, codec
+    # The other readings of the bytes that go on once the text's
+    # credentials are redacted: what they show besides, only they show.
+    sent = bom + scrubbed(text).encode(codec, "replace")
+    views = ()
+    if codec == "latin-1":
+        views += (sent.decode("utf-8", "replace"),)
+    if spaced:
+        views += (sent.replace(b"\0", b"").decode("latin-1"),)
+    return text, views, bom, codec
 
 
 _BINARY_MEDIA = ("image/", "audio/", "video/")

@@ -366,4 +366,7 @@ def _walk(body, slots, request, naming):
                 decoded = _decodedText(node, key, media)
                 if decoded is not None:
                     slots.append(decoded)
+                    if naming:
+                        # Readings that cannot be written back: a name's.
+                        names.update(dict.fromkeys(decoded[0].views))
     return slots, names, rewritten

@@ -92,8 +92,11 @@ def together(written, plain):
     """
     The hits of a text as written and as read plainly
     (L{keeptrusts.policy.plainview.PlainView}), one hit wherever some
-    overlap.  A plain hit whose marks the written hits replace already is
-    what they found: it adds no finding.
+    overlap.  A finding of the plain text (a plain hit, or one found within
+    it) is counted only when the written hits did not find it already: not
+    when their marks replace all of its spans, nor when it overlaps a
+    written finding of its own type (the same secret, read with its escapes
+    and without: it widens that finding's spans, to be replaced too).
 
     @param written: the text's hits, in order, none overlapping.
     @param plain: the plain text's, placed in the text, likewise.
@@ -112,30 +115,58 @@ def together(written, plain):
         yield _joined(group, end)
 
 
+def _findings(hit):
+    """
+    C{hit} and its inner hits, each on its own, without inner hits.
+    """
+    return [Hit(hit.type, hit.start, hit.end, hit.spans)] + list(hit.inner)
+
+
 def _joined(group, end):
     if len(group) == 1:
         return group[0][1]
-    written = [hit for fromPlain, hit in group if not fromPlain]
-    replaced = _union(mark for hit in written for mark in hit.marks())
-    kept = written + [hit for fromPlain, hit in group if fromPlain and not
-                      _covered(hit.marks(), replaced)]
-    kept.sort(key=lambda hit: hit.start)
-    first = kept[0]
-    joined = withInner(first, kept[1:])
+    found = [finding for fromPlain, hit in group if not fromPlain
+             for finding in _findings(hit)]
+    replaced = _union(span for finding in found for span in finding.spans)
+    for fromPlain, hit in group:
+        if not fromPlain:
+            continue
+        for finding in _findings(hit):
+            if _covered(finding.spans, replaced):
+                continue
+            same = [k for k, known in enumerate(found)
+                    if known.type == finding.type
+                    and _overlapping(known.spans, finding.spans)]
+            if not same:
+                found.append(finding)
+                continue
+            known = found[same[0]]
+            found[same[0]] = Hit(
+                known.type, min(known.start, finding.start),
+                max(known.end, finding.end),
+                tuple(_union(known.spans + finding.spans)))
+    found.sort(key=lambda finding: finding.start)
+    first = found[0]
     # The group's whole extent: a stream holds it back or releases it as one.
-    return Hit(first.type, group[0][1].start, end, first.spans, joined.inner)
+    return Hit(first.type, group[0][1].start, end, first.spans,
+               tuple(found[1:]))
 
 
-def _union(marks):
+def _union(spans):
     union = []
-    for start, end, _ in sorted(marks):
+    for start, end in sorted(spans):
         if union and start <= union[-1][1]:
-            union[-1][1] = max(union[-1][1], end)
+            union[-1] = (union[-1][0], max(union[-1][1], end))
         else:
-            union.append([start, end])
+            union.append((start, end))
     return union
 
 
-def _covered(marks, union):
+def _covered(spans, union):
     return all(any(start >= a and end <= b for a, b in union)
-               for start, end, _ in marks)
+               for start, end in spans)
+
+
+def _overlapping(spans, others):
+    return any(start < otherEnd and otherStart < end
+               for start, end in spans for otherStart, otherEnd in others)
