@@ -203,3 +203,28 @@ class DecodedSlotTests(SynchronousTestCase):
             self.assertTrue(binaryMedia(mediaType), mediaType)
         self.assertFalse(binaryMedia("text/plain"))
         self.assertFalse(binaryMedia(None))
+
+
+class BothReadingsRedactedTests(SynchronousTestCase):
+    def test_stringAsWrittenStaysRedacted(self):
+        """
+        When the string as written held a credential too (its characters,
+        which a lenient decoder reads as base64 of other bytes) and the
+        decoded text is written back, the encoding of the redacted text
+        does not give those characters back (found by review: the write
+        of the decoded text came last and re-encoded them).
+        """
+        key = "AKIAQYLPMN5HFIQZ7XYZ"
+        env = ENV + "x" * (-len(ENV) % 3)  # no padding before the key
+        value = "data:text/plain;base64," + b64(env) + "!" + key
+        node = {"file_data": value}
+        container, slotKey = decodedSlot(node, "file_data")
+        text = container[slotKey]
+        self.assertIn(key, text)
+        # The slots are written in order: the string as written, then what
+        # it decodes to.
+        node["file_data"] = value.replace(key, "[REDACTED:AWS_ACCESS_KEY_ID]")
+        # (A marker that keeps the bytes after it where they were: they
+        # encode to the same characters.)
+        container[slotKey] = text.replace(key, "[" + "X" * 18 + "]", 1)
+        self.assertNotIn(key, node["file_data"])

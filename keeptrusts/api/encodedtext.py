@@ -21,7 +21,8 @@ import binascii
 import codecs
 import re
 
-from keeptrusts.policy.scrub import scrubbed
+from keeptrusts.policy.matcher import marker
+from keeptrusts.policy.scrub import credentialsFound, scrubbed
 
 # A data URL's head, whatever its case (a lenient provider takes
 # C{DATA:text/plain;BASE64,}): its media type, the rest of its head.
@@ -63,7 +64,7 @@ class DecodedText:
     """
 
     __slots__ = ("node", "key", "head", "text", "views", "_bom", "_codec",
-                 "_form")
+                 "_form", "_written")
 
     def __init__(self, node, key, head, text, views, bom, codec, form):
         self.node = node
@@ -74,6 +75,7 @@ class DecodedText:
         self._bom = bom
         self._codec = codec
         self._form = form
+        self._written = node[key]
 
     def __getitem__(self, key):
         return self.text
@@ -94,6 +96,13 @@ class DecodedText:
                     else base64.b64encode(raw)).decode("ascii")
             if not padded:
                 data = data.rstrip("=")
+        if self.node[self.key] != self._written:
+            # The string as written held a credential too (characters a
+            # lenient decoder reads as base64 of other bytes), redacted by
+            # its own slot before: the encoding of the text may give them
+            # back, where its bytes did not move.
+            for secret, kind in credentialsFound(self._written):
+                data = data.replace(secret, marker(kind))
         self.node[self.key] = self.head + data
         self.text = text
 

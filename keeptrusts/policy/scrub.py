@@ -73,8 +73,7 @@ class Scrubber:
         return shown
 
     def _caseless(self, value):
-        if self._matcher is None:
-            self._matcher = Matcher(self._patterns)
+        self._built()
         found = []
         for variant in dict.fromkeys((value, value.lower(), value.upper())):
             if len(variant) != len(value):
@@ -103,13 +102,23 @@ class Scrubber:
         """
         return self._outcome(value)[1] if value else []
 
+    def found(self, value):
+        """
+        The C{(text, type)} of each finding in C{value}, as written.
+        """
+        return [(value[start:end], kind) for hit in self._built().hits(value)
+                for start, end, kind in hit.marks()]
+
+    def _built(self):
+        if self._matcher is None:
+            # Built at first use: some 90 patterns to compile.
+            self._matcher = Matcher(self._patterns)
+        return self._matcher
+
     def _outcome(self, value):
         outcome = self._kept.get(value)
         if outcome is None:
-            if self._matcher is None:
-                # Built at first use: some 90 patterns to compile.
-                self._matcher = Matcher(self._patterns)
-            outcome = self._matcher.redact(value)
+            outcome = self._built().redact(value)
             if len(value) <= MAX_KEPT_LENGTH:
                 if len(self._kept) >= MAX_KEPT:
                     self._kept.clear()
@@ -120,6 +129,7 @@ class Scrubber:
 scrubbed = Scrubber()
 credentialTypes = scrubbed.types
 scrubbedName = scrubbed.name
+credentialsFound = scrubbed.found
 
 
 def scrubbedPath(value):
