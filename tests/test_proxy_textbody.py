@@ -4,6 +4,7 @@ lines or text, and written back as it came but for what changed.
 """
 
 import json
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -93,3 +94,17 @@ class ReadTextTests(SynchronousTestCase):
                     b'{"a": "\\ud800"}', b"[" * 100000 + b"]" * 100000):
             error = self.assertRaises(GatewayError, read, raw)
             self.assertEqual(error.status, 422)
+
+    def test_blanksInsideALineCostLittle(self):
+        """
+        A changed JSON line is written back with the blanks that lead and
+        trail it, found in time linear in the line (a long run of blanks
+        inside it cost its length squared).
+        """
+        line = b'  {"a": "' + KEY.encode() + b'",' + b" " * 50000 + (
+            b'"b": 2}\t\r\n')
+        holder, piece, texts = read(line + b'{"c": 1}\n')
+        started = time.perf_counter()
+        out = redacted(holder, piece)
+        self.assertLess(time.perf_counter() - started, 1.0)
+        self.assertEqual(out, b'  {"a": "[R]", "b": 2}\t\r\n{"c": 1}\n')

@@ -7,7 +7,6 @@ as text; written back as it came, only what a policy changed rewritten.
 """
 
 import json
-import re
 
 from keeptrusts.api.errors import validationError
 from keeptrusts.api.strictjson import (
@@ -85,9 +84,8 @@ class _JSONLines:
         for line, value in self._lines:
             if value is not None:
                 now = next(values)
-                lead, middle, trail = _SPACED.fullmatch(line).groups()
-                if now != loadsStrict(middle):
-                    line = lead + json.dumps(now) + trail
+                if now != loadsStrict(line.strip()):
+                    line = _spacedAs(line, json.dumps(now))
                     changed = True
             out.append(line)
         if not changed:
@@ -95,7 +93,15 @@ class _JSONLines:
         return "".join(out).encode(self._codec, "replace")
 
 
-_SPACED = re.compile(r"(\s*)(.*?)(\s*)", re.DOTALL)
+def _spacedAs(line, middle):
+    """
+    C{middle} with the blanks that lead and trail C{line}: found by
+    stripping, not by a regular expression (whose lazy middle made a line
+    with a long run of blanks inside cost its length squared).
+    """
+    lead = line[:len(line) - len(line.lstrip())]
+    trail = line[len(line.rstrip()):]
+    return lead + middle + trail
 
 
 def _jsonLines(text):
