@@ -4,7 +4,6 @@ multipart bodies, text) read as JSON for the policies and written back as
 they came.
 """
 
-
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.endpoint import readRequest, readSlots, writeSlots

@@ -127,3 +127,24 @@ class MultipartTests(SynchronousTestCase):
             error = self.assertRaises(GatewayError, readForm, contentTypes,
                                       raw)
             self.assertEqual(error.status, status, raw)
+
+    def test_lineBreaksDiffer(self):
+        """
+        A body whose delimiter lines end in different line breaks is
+        refused (422): a parser that holds to the first delimiter's (Go's
+        mime/multipart) reads a line that ends otherwise as content, here
+        a part head saying UTF-16 that would have the gateway read the key
+        as other text.
+        """
+        for raw in [
+                b"--b\r\nContent-Disposition: form-data; name=\"p\"\r\n\r\n"
+                b"hello\n--b\nContent-Type: text/plain; charset=utf-16\n\n"
+                + KEY.encode() + b"\r\n--b--\r\n",
+                b"--b\nContent-Disposition: form-data; name=\"p\"\n\n"
+                b"hello\r\n--b\r\n\r\n" + KEY.encode() + b"\n--b--\n",
+                part(b"", b"x") + b"\n--b--"]:
+            error = self.assertRaises(GatewayError, readForm, MULTIPART, raw)
+            self.assertEqual(error.status, 422, raw)
+        for raw in [b"--b\n\nx\n--b--", part(b"", b"x") + b"--b--\n",
+                    b"pre\r\n--b\r\n\r\nx\r\n--b\r\n\r\n\r\n--b--"]:
+            readForm(MULTIPART, raw)

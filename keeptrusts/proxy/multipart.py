@@ -31,6 +31,13 @@ def readMultipart(raw, boundary):
     found = delimiters(raw, boundary, MAX_FIELDS)
     if not found:
         raise validationError("the multipart request body has no part")
+    if len({lineBreak for start, end, close in found
+            for lineBreak in _lineBreaks(raw[start:end], close)}) > 1:
+        # The first delimiter's line break is the body's for Go's
+        # mime/multipart and Python's multipart: a line that ends
+        # otherwise is content to them, and a part to a lenient parser.
+        raise validationError("the delimiter lines of the multipart "
+                              "request body end in different line breaks")
     body = JSONList()
     pieces = [readText(raw[:found[0][0]], None, body, None)]
     for i, (start, end, close) in enumerate(found):
@@ -73,6 +80,18 @@ def delimiters(raw, boundary, limit=None):
         if limit is not None and len(found) > limit:
             raise tooMany()
     return found
+
+
+def _lineBreaks(line, close):
+    """
+    The line breaks around a delimiter C{line} (as L{delimiters} finds
+    it): before it, and after it unless it closes the body (what follows
+    is no part).
+    """
+    breaks = [line[:2] if line.startswith(b"\r\n") else line[:1]]
+    if not close:
+        breaks.append(line[-2:] if line.endswith(b"\r\n") else line[-1:])
+    return [b for b in breaks if b in (b"\r\n", b"\n")]
 
 
 class Delimiter:
