@@ -107,7 +107,9 @@ class MultipartTests(SynchronousTestCase):
         """
         What the gateway cannot read as the destination may is refused: a
         part with a transfer encoding (415), no boundary, two content types,
-        too many parts, JSON giving a key twice (422).
+        a parameter of the content type given twice (a boundary: the first
+        to some parsers, the last to others), a boundary in RFC 2231's form
+        or not ASCII, too many parts, JSON giving a key twice (422).
         """
         for contentTypes, raw, status in [
                 (MULTIPART, part(b"Content-Transfer-Encoding: base64",
@@ -120,6 +122,21 @@ class MultipartTests(SynchronousTestCase):
                  part(b"", b"x"), 422),
                 (MULTIPART, part(b"", b"x") * (MAX_FIELDS + 1), 422),
                 (MULTIPART, part(b"", b'{"a": 1, "a": 2}'), 422),
+                ([b"multipart/form-data; boundary=a; boundary=b"],
+                 part(b"", b"x") + b"--b--", 422),
+                ([b"multipart/form-data; boundary=b; BOUNDARY=b"],
+                 part(b"", b"x") + b"--b--", 422),
+                ([b"multipart/form-data; boundary=b; charset=x; charset=y"],
+                 part(b"", b"x") + b"--b--", 422),
+                ([b"multipart/form-data; boundary*=utf-8''b"],
+                 part(b"", b"x") + b"--b--", 422),
+                ([b"multipart/form-data; boundary*0=b"],
+                 part(b"", b"x") + b"--b--", 422),
+                ([b"multipart/form-data; boundary*=utf-8''%E2%82%AC"],
+                 b"--\xe2\x82\xac\r\n\r\nx\r\n--\xe2\x82\xac--", 422),
+                ([b"multipart/form-data; boundary=\xe9"],
+                 b"--\xe9\r\n\r\nx\r\n--\xe9--", 422),
+                ([b"text/plain; charset=utf-8; charset=utf-16"], b"x", 422),
                 ([b"text/plain"], b'x\n{"a": 1, "a": 2}', 200)]:
             if status == 200:
                 readForm(contentTypes, raw)

@@ -14,6 +14,7 @@ L{keeptrusts.proxy.multipart}.
 """
 
 import os
+import re
 from email.message import Message
 from urllib.parse import quote_plus, unquote_plus
 
@@ -76,22 +77,15 @@ def readForm(contentTypes, raw):
     @return: a L{Form}; or L{None} for a body that is no text, nor a form
         (a file as it is): nothing to read.
     @raise GatewayError: 422 for a body the gateway cannot read as the
-        destination may (two content types, a multipart body without its
-        boundary, too many fields, JSON giving a key twice); 415 for a part
-        with a transfer encoding.
+        destination may (two content types, a parameter of the content
+        type given twice, a multipart body without its boundary or with
+        one in RFC 2231's form or not ASCII, too many fields, JSON giving a
+        key twice); 415 for a part with a transfer encoding.
     """
-    if contentTypes and len(set(contentTypes)) > 1:
-        raise validationError("the request has two Content-Types")
-    message = Message()
-    if contentTypes:
-        message["content-type"] = contentTypes[0].decode("latin-1")
+    message = _contentType(contentTypes)
     media = message.get_content_type() if contentTypes else ""
     if media.startswith("multipart/"):
-        boundary = message.get_boundary()
-        if not boundary:
-            raise validationError("the multipart request body has no "
-                                  "boundary")
-        boundary = boundary.encode("latin-1")
+        boundary = _boundary(message)
         body, pieces = readMultipart(raw, boundary)
         return Form(raw, body, pieces, boundary, message["content-type"])
     if media == "application/x-www-form-urlencoded":
@@ -99,6 +93,50 @@ def readForm(contentTypes, raw):
     body = JSONList()
     piece = readText(raw, message.get_content_charset(), body, None)
     return None if isinstance(piece, bytes) else Form(raw, body, [piece])
+
+
+def _contentType(contentTypes):
+    """
+    The request's C{Content-Type}, as a L{Message}'s.
+
+    @raise GatewayError: 422 for two, or one giving a parameter twice
+        (parsers take the first or the last: C{cgi} and C{multipart} the
+        last C{boundary}).
+    """
+    if contentTypes and len(set(contentTypes)) > 1:
+        raise validationError("the request has two Content-Types")
+    message = Message()
+    if contentTypes:
+        message["content-type"] = contentTypes[0].decode("latin-1")
+        parameters = [name.lower() for name, _ in message.get_params()[1:]]
+        if len(set(parameters)) != len(parameters):
+            raise validationError("the request's Content-Type gives a "
+                                  "parameter twice")
+    return message
+
+
+_RFC2231_BOUNDARY = re.compile(r"[;\s]boundary\*", re.IGNORECASE)
+
+
+def _boundary(message):
+    """
+    The boundary of a multipart body (bytes).
+
+    @raise GatewayError: 422 for none, or one servers could read otherwise:
+        in RFC 2231's form (C{boundary*=}, which C{cgi} does not decode),
+        or not ASCII (RFC 2046).
+    """
+    if _RFC2231_BOUNDARY.search(message["content-type"]):
+        raise validationError("the multipart request body's boundary is "
+                              "given in RFC 2231's form (boundary*)")
+    boundary = message.get_boundary()
+    if not boundary:
+        raise validationError("the multipart request body has no boundary")
+    try:
+        return boundary.encode("ascii")
+    except UnicodeEncodeError:
+        raise validationError("the multipart request body's boundary is "
+                              "not ASCII")
 
 
 def _urlencoded(raw):
