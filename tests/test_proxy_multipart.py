@@ -3,13 +3,14 @@ Tests for L{keeptrusts.proxy.multipart}: multipart bodies split into their
 parts, each read as names and text, and written back as they came.
 """
 
+import base64
 import json
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.proxy.forms import readForm
-from keeptrusts.proxy.multipart import MAX_FIELDS
+from keeptrusts.proxy.multipart import MAX_FIELDS, MAX_HEAD
 from tests.test_proxy_forms import (
     KEY, MULTIPART, PNG, names, part, redacted, texts)
 
@@ -109,7 +110,9 @@ class MultipartTests(SynchronousTestCase):
         part with a transfer encoding (415), no boundary, two content types,
         a parameter of the content type given twice (a boundary: the first
         to some parsers, the last to others), a boundary in RFC 2231's form
-        or not ASCII, too many parts, JSON giving a key twice (422).
+        or not ASCII, a part giving a header that says how to read it twice
+        (one parser takes the first, another the last), a part head longer
+        than L{MAX_HEAD}, too many parts, JSON giving a key twice (422).
         """
         for contentTypes, raw, status in [
                 (MULTIPART, part(b"Content-Transfer-Encoding: base64",
@@ -137,13 +140,51 @@ class MultipartTests(SynchronousTestCase):
                 ([b"multipart/form-data; boundary=\xe9"],
                  b"--\xe9\r\n\r\nx\r\n--\xe9--", 422),
                 ([b"text/plain; charset=utf-8; charset=utf-16"], b"x", 422),
+                (MULTIPART, part(b"Content-Transfer-Encoding: binary\r\n"
+                                 b"Content-Transfer-Encoding: base64",
+                                 b"QUtJQQ==") + b"--b--", 422),
+                (MULTIPART, part(b"Content-Type: image/png\r\n"
+                                 b"content-type: text/plain", b"x")
+                 + b"--b--", 422),
+                (MULTIPART, part(b'Content-Disposition: form-data; name=a'
+                                 b'\r\nContent-Disposition: form-data; '
+                                 b'name=b', b"x") + b"--b--", 422),
+                (MULTIPART, part(b"Content-Encoding: identity\r\n"
+                                 b"Content-Encoding: gzip", b"x")
+                 + b"--b--", 422),
+                (MULTIPART, part(b"X-Filler: " + b"a" * (MAX_HEAD - 10),
+                                 b"x") + b"--b--", 422),
+                (MULTIPART, part(b"X-Filler: " + b"a" * (MAX_HEAD - 10),
+                                 b"x")[:-4] + b"\r\n--b--", 422),
                 ([b"text/plain"], b'x\n{"a": 1, "a": 2}', 200)]:
             if status == 200:
                 readForm(contentTypes, raw)
                 continue
             error = self.assertRaises(GatewayError, readForm, contentTypes,
                                       raw)
-            self.assertEqual(error.status, status, raw)
+            self.assertEqual(error.status, status, raw[:80])
+        # A head as long as the cap is read.
+        readForm(MULTIPART, part(b"X-Filler: " + b"a" * (MAX_HEAD - 20),
+                                 b"x") + b"--b--")
+
+    def test_dispositionNamesDecoded(self):
+        """
+        Every parameter of a part's Content-Disposition is among the names,
+        as it came and as servers decode it: RFC 2231 (filename*, name*),
+        RFC 2047 encoded words, percent-encoding.
+        """
+        hidden = b"".join(b"%%%02X" % c for c in KEY.encode())
+        encodedWord = b"=?utf-8?b?" + base64.b64encode(KEY.encode()) + b"?="
+        for disposition in [
+                b"name=\"file\"; filename*=UTF-8''" + hidden + b".txt",
+                b"name*=utf-8''" + hidden,
+                b"name*0*=utf-8''" + hidden[:30] + b"; name*1*=" + hidden[30:],
+                b"name=\"f\"; filename=\"" + encodedWord + b"\"",
+                b"name=\"f\"; filename=\"" + hidden + b"\""]:
+            raw = part(b"Content-Disposition: form-data; " + disposition,
+                       b"hello") + b"--b--"
+            found = [n for n in names(readForm(MULTIPART, raw)) if KEY in n]
+            self.assertTrue(found, disposition)
 
     def test_lineBreaksDiffer(self):
         """

@@ -5,10 +5,13 @@ server splits it: each part's head read as names, its content as text
 (L{keeptrusts.proxy.textbody}) unless it is none.
 """
 
+import email.errors
+import email.header
 import email.parser
 import email.utils
 import re
 from itertools import chain
+from urllib.parse import unquote
 
 from keeptrusts.api.errors import GatewayError, validationError
 from keeptrusts.proxy.textbody import JSONList, readText
@@ -107,24 +110,39 @@ class Delimiter:
 
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+# A part's head read at most, as Twisted caps a request line: a longer one
+# costs the header parser dear and holds no form anyone sends.
+MAX_HEAD = 16 * 1024
+# Part headers that change how a part is read: given twice, one parser
+# takes the first and another the last.
+_SINGLE_HEADERS = ("content-type", "content-disposition",
+                   "content-transfer-encoding", "content-encoding")
 
 
 def _part(raw, body):
     """
-    One part of a multipart body: its head, read as a name (an object
-    key: its field's name, its file's name); its content, read as text
-    unless it is none.
+    One part of a multipart body: its head, read as names (object keys:
+    the head, its field's name, its file's name, each as servers decode
+    it); its content, read as text unless it is none.
     """
     if raw.startswith((b"\r\n", b"\n")):  # no head
         blank = 2 if raw.startswith(b"\r") else 1
         head, content = raw[:blank], raw[blank:]
     else:
-        end = _HEAD_END.search(raw)
+        end = _HEAD_END.search(raw, 0, MAX_HEAD)
+        if end is None and len(raw) > MAX_HEAD:
+            raise validationError("a part of the multipart request body "
+                                  "has a head longer than %d bytes"
+                                  % (MAX_HEAD,))
         if end is None:
             head, content = raw, b""
         else:
             head, content = raw[:end.end()], raw[end.end():]
     headers = email.parser.BytesHeaderParser().parsebytes(head)
+    for header in _SINGLE_HEADERS:
+        if len(headers.get_all(header, ())) > 1:
+            raise validationError("a part of the multipart request body "
+                                  "gives its %s twice" % (header,))
     encoding = headers.get("content-transfer-encoding", "").strip().lower()
     if encoding not in ("", "7bit", "8bit", "binary") or headers.get(
             "content-encoding", "identity").strip().lower() != "identity":
@@ -136,9 +154,49 @@ def _part(raw, body):
     name = headers.get_param("name", header="content-disposition")
     name = email.utils.collapse_rfc2231_value(name) if name else ""
     field = {name: None}
-    body.append({head.decode("utf-8", "replace").strip(): field})
+    entry = dict.fromkeys(_dispositionNames(headers))
+    entry[head.decode("utf-8", "replace").strip()] = field
+    body.append(entry)
     return [head, readText(content, headers.get_content_charset(), field,
                             name)]
+
+
+def _dispositionNames(headers):
+    """
+    Every parameter value of the C{Content-Disposition} of C{headers} (an
+    L{email.message.Message}), as it came and decoded: RFC 2231
+    (C{filename*=UTF-8''%41...}), RFC 2047 (C{=?utf-8?b?...?=}) and
+    percent-encoding (as browsers write a file name's quotes).
+
+    @return: a L{list} of texts, each once.
+    """
+    names = {}
+    for _, value in headers.get_params(
+            (), header="content-disposition")[1:]:
+        if isinstance(value, tuple):
+            names[email.utils.collapse_rfc2231_value(value)] = None
+            value = value[2]
+        names[value] = None
+        names[_encodedWords(value)] = None
+        for charset in ("utf-8", "latin-1"):
+            names[unquote(value, charset, "replace")] = None
+    names.pop("", None)
+    return list(names)
+
+
+def _encodedWords(value):
+    """
+    C{value} with its RFC 2047 encoded words decoded (as Python's and
+    Node's form parsers decode a file name); as it came if they are not.
+    """
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(
+            email.header.decode_header(value)))
+    except (LookupError, UnicodeError, ValueError,
+            email.errors.HeaderParseError):
+        return value
 
 
 def tooMany():
