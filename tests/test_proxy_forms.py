@@ -73,9 +73,10 @@ class URLEncodedTests(SynchronousTestCase):
 class TextBodyTests(SynchronousTestCase):
     def test_textRead(self):
         """
-        A body of text, whatever its media type says, is read (as text, or
-        JSON lines: L{keeptrusts.proxy.textbody}); one that is no text is
-        not.
+        A body of text, whatever its media type says but images, audio,
+        video and PDF, is read (as text, or JSON lines:
+        L{keeptrusts.proxy.textbody}), whatever bytes it holds; one of
+        blanks, or of binary media, is not.
         """
         raw = b"key " + KEY.encode() + b"\r\nmore"
         for contentTypes in (None, [b"text/plain"],
@@ -84,5 +85,18 @@ class TextBodyTests(SynchronousTestCase):
             self.assertEqual(texts(form), (raw.decode(),))
             self.assertEqual(redacted(form), b"key [R]\r\nmore")
             self.assertEqual(form.encoded()[1], None)
-        for binary in (PNG, b"\x00" + KEY.encode(), b" \r\n"):
-            self.assertIsNone(readForm([b"text/plain"], binary))
+        for contentTypes, raw in [([b"text/plain"], PNG),
+                                  ([b"text/plain"], b"\x00" + KEY.encode())]:
+            self.assertIn(KEY, texts(readForm(contentTypes, raw))[0])
+        for contentTypes, raw in [([b"image/png"], PNG),
+                                  ([b"text/plain"], b" \r\n")]:
+            self.assertIsNone(readForm(contentTypes, raw))
+
+    def test_otherViewsAreNames(self):
+        """
+        A text body's readings that show a credential the written one does
+        not are among its names.
+        """
+        form = readForm([b"text/plain; charset=cp037"], b"key " + (
+            KEY.encode()))
+        self.assertIn("key " + KEY, names(form))

@@ -206,3 +206,27 @@ class MultipartTests(SynchronousTestCase):
         for raw in [b"--b\n\nx\n--b--", part(b"", b"x") + b"--b--\n",
                     b"pre\r\n--b\r\n\r\nx\r\n--b\r\n\r\n\r\n--b--"]:
             readForm(MULTIPART, raw)
+
+    def test_partsOfAnyBytesRead(self):
+        """
+        A part is read whatever its bytes (UTF-16, cp1252, a NUL) unless
+        its media are binary (an image: left as it is); a credential that
+        only another reading than the written one shows (ASCII under
+        charset=cp037, which reads it as other text) is among the names.
+        """
+        text = "key=%s\r\n" % (KEY,)
+        png = PNG + b"\xff"
+        raw = (part(b'Content-Disposition: form-data; name="a"',
+                    text.encode("utf-16"))
+               + part(b'Content-Disposition: form-data; name="b"',
+                      text.encode("cp1252") + b"\xe9\x00")
+               + part(b"Content-Type: image/png", png)
+               + part(b"Content-Type: text/plain; charset=cp037",
+                      b"hidden " + KEY.encode()) + b"--b--")
+        form = readForm(MULTIPART, raw)
+        self.assertEqual(len([t for t in texts(form) if KEY in t]), 2)
+        self.assertIn("hidden " + KEY, names(form))
+        out = redacted(form)
+        self.assertEqual(out, raw.replace(
+            KEY.encode("utf-16-le"), "[R]".encode("utf-16-le")).replace(
+                b"key=" + KEY.encode(), b"key=[R]"))

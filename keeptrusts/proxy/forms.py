@@ -8,9 +8,10 @@ text in it; each field's name and each part's head among its names) and
 written back as it came, what a policy changed rewritten in place.
 
 A part or a text that is JSON, or JSON lines, is read as JSON
-(L{keeptrusts.proxy.textbody}); a part that is no text (an image, audio,
-bytes) is left as it is.  Multipart bodies are split in
-L{keeptrusts.proxy.multipart}.
+(L{keeptrusts.proxy.textbody}); any other is read as text, whatever bytes
+it holds (L{keeptrusts.proxy.textviews}); a part or a body of binary media
+(an image, audio, video, PDF) is left as it is.  Multipart bodies are
+split in L{keeptrusts.proxy.multipart}.
 """
 
 import os
@@ -22,6 +23,7 @@ from keeptrusts.api.errors import validationError
 from keeptrusts.proxy.multipart import (
     MAX_FIELDS, Delimiter, delimiters, readMultipart, tooMany)
 from keeptrusts.proxy.textbody import JSONList, readText
+from keeptrusts.proxy.textviews import binaryMedia
 
 
 class Form:
@@ -74,13 +76,14 @@ def readForm(contentTypes, raw):
 
     @param contentTypes: the request's C{Content-Type} values (bytes), or
         L{None}.
-    @return: a L{Form}; or L{None} for a body that is no text, nor a form
-        (a file as it is): nothing to read.
+    @return: a L{Form}; or L{None} for a body of binary media (an image,
+        audio: L{binaryMedia}) or of blanks: nothing to read.
     @raise GatewayError: 422 for a body the gateway cannot read as the
         destination may (two content types, a parameter of the content
         type given twice, a multipart body without its boundary or with
         one in RFC 2231's form or not ASCII, too many fields, JSON giving a
-        key twice); 415 for a part with a transfer encoding.
+        key twice, a text beginning with a UTF-16 byte order mark that is
+        none); 415 for a part with a transfer encoding.
     """
     message = _contentType(contentTypes)
     media = message.get_content_type() if contentTypes else ""
@@ -90,9 +93,16 @@ def readForm(contentTypes, raw):
         return Form(raw, body, pieces, boundary, message["content-type"])
     if media == "application/x-www-form-urlencoded":
         return _urlencoded(raw)
+    if binaryMedia(media):
+        return None
     body = JSONList()
-    piece = readText(raw, message.get_content_charset(), body, None)
-    return None if isinstance(piece, bytes) else Form(raw, body, [piece])
+    names = {}
+    piece = readText(raw, message.get_content_charset(), body, None, names)
+    if isinstance(piece, bytes):
+        return None
+    if names:
+        body.append(names)
+    return Form(raw, body, [piece])
 
 
 def _contentType(contentTypes):

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from keeptrusts.api.errors import GatewayError, validationError
 from keeptrusts.proxy.textbody import JSONList, readText
+from keeptrusts.proxy.textviews import binaryMedia
 
 # The fields of a form, the parts of a multipart body, read at most (as
 # Werkzeug's and Starlette's parsers): each costs a parse and a slot.
@@ -42,14 +43,17 @@ def readMultipart(raw, boundary):
         raise validationError("the delimiter lines of the multipart "
                               "request body end in different line breaks")
     body = JSONList()
-    pieces = [readText(raw[:found[0][0]], None, body, None)]
+    names = {}
+    pieces = [readText(raw[:found[0][0]], None, body, None, names)]
     for i, (start, end, close) in enumerate(found):
         pieces.append(Delimiter(raw[start:end], boundary))
         following = found[i + 1][0] if i + 1 < len(found) else len(raw)
         if close:
-            pieces.append(readText(raw[end:], None, body, None))
+            pieces.append(readText(raw[end:], None, body, None, names))
             break
-        pieces.extend(_part(raw[end:following], body))
+        pieces.extend(_part(raw[end:following], body, names))
+    if names:
+        body.append(names)
     return body, pieces
 
 
@@ -119,11 +123,12 @@ _SINGLE_HEADERS = ("content-type", "content-disposition",
                    "content-transfer-encoding", "content-encoding")
 
 
-def _part(raw, body):
+def _part(raw, body, names):
     """
     One part of a multipart body: its head, read as names (object keys:
     the head, its field's name, its file's name, each as servers decode
-    it); its content, read as text unless it is none.
+    it); its content, read as text unless its media are none (an image,
+    audio: L{binaryMedia}).
     """
     if raw.startswith((b"\r\n", b"\n")):  # no head
         blank = 2 if raw.startswith(b"\r") else 1
@@ -157,8 +162,10 @@ def _part(raw, body):
     entry = dict.fromkeys(_dispositionNames(headers))
     entry[head.decode("utf-8", "replace").strip()] = field
     body.append(entry)
+    if binaryMedia(headers.get("content-type")):
+        return [head, content]
     return [head, readText(content, headers.get_content_charset(), field,
-                            name)]
+                           name, names)]
 
 
 def _dispositionNames(headers):
