@@ -297,8 +297,8 @@ class ForwardProxyTests(ProxyTestCase):
         A JSON call to the provider's host on a path no surface knows
         (batches, threads, the legacy completions) is read all the same:
         every string of its body; it goes out on its own path, and its
-        answer comes back as it is (found by review).  Bodies that are no
-        text are relayed (forms and text are read: L{FormBodyTests}).
+        answer comes back as it is (found by review).  Bodies of binary
+        media are relayed (forms and text are read: L{FormBodyTests}).
         """
         for path in ["/v1/messages/batches", "/v1/complete",
                      "/v1/threads/t/messages", "/openai/v1/embeddings"]:
@@ -313,14 +313,14 @@ class ForwardProxyTests(ProxyTestCase):
             ("redact", "v1/messages/batches"), ("redact", "v1/complete"),
             ("redact", "v1/threads/t/messages"),
             ("redact", "openai/v1/embeddings")])
-        # A body that is no text (a file's bytes), an empty one (the SDK's
+        # A body of binary media (an image), an empty one (the SDK's
         # cancels): relayed.
         for path, body in [
                 ("/v1/files", b"\x89PNG\r\n\x1a\n\x00id ACME-12345678"),
                 ("/v1/batches/b1/cancel", b"")]:
             response = yield self.agent.request(
                 b"POST", (self.origin + path).encode(),
-                Headers({b"content-type": [b"application/octet-stream"]}),
+                Headers({b"content-type": [b"image/png"]}),
                 BytesProducer(body) if body else None)
             yield readBody(response)
             self.assertEqual(self.gw.provider.requests[-1].path, path)
@@ -764,6 +764,42 @@ class FormBodyTests(ProxyTestCase):
                          ["redact"] * 4)
 
     @defer.inlineCallbacks
+    def test_textFilesInAnyEncoding(self):
+        """
+        A text file is read whatever its bytes (found by review: a UTF-16
+        file with its byte order mark, as PowerShell writes it, a cp1252
+        file, one NUL went out unread): redacted in its encoding.  A
+        credential only another reading shows (UTF-16 without a byte order
+        mark, ASCII labelled cp037) cannot be rewritten: refused (409), as
+        names are.  An image goes on as it came.
+        """
+        text = "AWS_ACCESS_KEY_ID=%s\r\n" % (AWS_KEY,)
+        for data in (text.encode("utf-16"),
+                     text.encode("cp1252") + b"# caf\xe9\r\n",
+                     text.encode() + b"\x00"):
+            body = multipart(
+                (field(b"purpose"), b"assistants"),
+                (field(b"file", b"creds.txt", b"text/plain"), data),
+                (field(b"image", b"a.png", b"image/png"), AUDIO + data))
+            response, _ = yield self.send(b"POST", "/v1/files", body,
+                                          MULTIPART)
+            got = self.gw.provider.requests[-1].body
+            self.assertEqual(got.count(data), 1, data[:12])
+            self.assertIn(AUDIO + data, got)
+        for data, contentType in [
+                (text.encode("utf-16-le"), b"text/plain"),
+                (text.encode(), b"text/plain; charset=cp037")]:
+            response, content = yield self.send(
+                b"POST", "/v1/files", multipart((field(
+                    b"file", b"creds.txt", contentType), data)), MULTIPART)
+            self.assertEqual((response.code, json.loads(content)["error"][
+                "code"]), (409, "input_blocked"), contentType)
+        self.assertEqual(len(self.gw.provider.requests), 3)
+        self.assertEqual([e["verdict"] for e in self.gw.events("input")],
+                         ["redact"] * 3 + ["block"] * 2)
+        self.assertNotIn(AWS_KEY, json.dumps(self.gw.events()))
+
+    @defer.inlineCallbacks
     def test_newBoundary(self):
         """
         A redaction that would make a delimiter of a part's line (a
@@ -843,13 +879,15 @@ class FormBodyTests(ProxyTestCase):
         """
         A part with a transfer encoding (the gateway does not decode it) is
         refused with 415 and journaled; a multipart body without a part,
-        too many parts, with 422; none goes on unread.
+        too many parts, a part that begins with a UTF-16 byte order mark and
+        is no UTF-16, with 422; none goes on unread.
         """
         for body, status in [
                 (multipart((field(b"prompt") + b"\r\nContent-Transfer-"
                             b"Encoding: base64", b"QUtJQQ==")), 415),
                 (b"no part at all", 422),
-                (multipart(*[(field(b"a"), b"x")] * 1001), 422)]:
+                (multipart(*[(field(b"a"), b"x")] * 1001), 422),
+                (multipart((field(b"prompt"), b"\xff\xfeA")), 422)]:
             response, content = yield self.send(b"POST", "/v1/files", body,
                                                 MULTIPART)
             self.assertEqual(response.code, status)

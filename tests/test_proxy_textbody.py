@@ -3,7 +3,9 @@ Tests for L{keeptrusts.proxy.textbody}: a text in a body read as JSON, JSON
 lines or text, and written back as it came but for what changed.
 """
 
+import codecs
 import json
+import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -11,16 +13,19 @@ from keeptrusts.api.endpoint import readRequest, readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.paths import otherJSON
 from keeptrusts.proxy.textbody import JSONList, readText
+from keeptrusts.proxy.textviews import binaryMedia
 
 KEY = "AKIAQYLPMN5HFIQZ7XYZ"
 
 
-def read(raw, charset=None):
+def read(raw, charset=None, names=None):
     """
-    C{raw} read: C{(holder, piece, texts)}.
+    C{raw} read: C{(holder, piece, texts)}; its other views that show a
+    credential put in C{names}.
     """
     holder = JSONList()
-    piece = readText(raw, charset, holder, None)
+    piece = readText(raw, charset, holder, None,
+                     {} if names is None else names)
     return holder, piece, readSlots(readRequest(otherJSON("x"),
                                                 holder).slots)
 
@@ -73,7 +78,7 @@ class ReadTextTests(SynchronousTestCase):
     def test_charsets(self):
         """
         A text is read in its charset, written back in it; an unknown
-        charset is UTF-8; bytes that are not text in it are no text.
+        charset is UTF-8.
         """
         raw = ("cl\xe9 " + KEY).encode("latin-1")
         holder, piece, texts = read(raw, "latin-1")
@@ -81,7 +86,81 @@ class ReadTextTests(SynchronousTestCase):
         self.assertEqual(redacted(holder, piece),
                          "cl\xe9 [R]".encode("latin-1"))
         self.assertEqual(read(KEY.encode(), "x-unknown")[2], (KEY,))
-        self.assertIs(read(raw)[1], raw)
+
+    def test_anyBytesRead(self):
+        """
+        Whether bytes are text is not decided by their decoding: a byte
+        order mark's encoding (UTF-8, UTF-16, UTF-32) is honoured; bytes
+        UTF-8 does not read (cp1252), NULs, a charset that does not read
+        them are read as UTF-8, what does not decode as escaped bytes.  A
+        redacted text goes back in its encoding, every other byte as it
+        came; nothing is left for the names.
+        """
+        text = "AWS_ACCESS_KEY_ID=%s\r\n# caf\xe9\r\n" % (KEY,)
+        for raw, charset in [
+                (text.encode("utf-16"), None),
+                (codecs.BOM_UTF16_BE + text.encode("utf-16-be"), None),
+                (text.encode("utf-32"), "utf-8"),
+                (codecs.BOM_UTF8 + text.encode(), None),
+                (text.encode("cp1252") + b"\x81\xff", None),
+                (text.encode() + b"\x00\x00\x00", None),
+                (text.encode() + b"\xff", "utf-8"),
+                (text.encode(), "x-unknown"),
+                (text.encode("cp1252"), "utf-16"),
+                (text.encode(), "idna")]:
+            names = {}
+            holder, piece, texts = read(raw, charset, names)
+            self.assertIn(KEY, texts[0], raw)
+            out = redacted(holder, piece)
+            self.assertEqual(out, raw.replace(
+                KEY.encode(), b"[R]").replace(KEY.encode("utf-16-le"),
+                                              "[R]".encode("utf-16-le"))
+                .replace(KEY.encode("utf-16-be"), "[R]".encode("utf-16-be"))
+                .replace(KEY.encode("utf-32-le"), "[R]".encode("utf-32-le")),
+                raw)
+            self.assertEqual(names, {}, raw)
+
+    def test_otherViewsAreNames(self):
+        """
+        A credential that only another reading of the bytes shows (UTF-16
+        without a byte order mark, ASCII under a charset that reads it as
+        other text) cannot be
+        rewritten where it is written: that reading is put among the names
+        (which block the request).  One the written reading shows too is
+        only redacted.
+        """
+        for raw, charset in [(("key " + KEY).encode("utf-16-le"), None),
+                             (("key " + KEY).encode("utf-16-be"), None),
+                             (b"key " + KEY.encode(), "cp037")]:
+            names = {}
+            holder, piece, texts = read(raw, charset, names)
+            self.assertNotIn(KEY, "".join(texts), raw)
+            self.assertTrue([n for n in names if KEY in n], (raw, names))
+        names = {}
+        read(("key " + KEY).encode("utf-16"), None, names)
+        self.assertEqual(names, {})
+
+    def test_unreadableRefused(self):
+        """
+        Bytes that begin with a UTF-16 or UTF-32 byte order mark and are
+        none are refused (422).
+        """
+        for raw in (codecs.BOM_UTF16_LE + b"A", codecs.BOM_UTF16_BE + b"\xd8"
+                    b"\x00\x00A", codecs.BOM_UTF32_BE + b"\x00"):
+            error = self.assertRaises(GatewayError, read, raw)
+            self.assertEqual(error.status, 422, raw)
+
+    def test_binaryMedia(self):
+        """
+        Images (but SVG), audio, video and PDF are declared binary; any
+        other type, none, bytes (curl's for any file) are not.
+        """
+        for mediaType in ("image/png", "Audio/WAV; rate=8000", "video/mp4",
+                          "application/pdf"):
+            self.assertTrue(binaryMedia(mediaType), mediaType)
+        for mediaType in (None, "", "text/plain", "image/svg+xml",
+                          "application/octet-stream", "application/json"):
+            self.assertFalse(binaryMedia(mediaType), mediaType)
 
     def test_ambiguousJSONRefused(self):
         """
@@ -93,3 +172,17 @@ class ReadTextTests(SynchronousTestCase):
                     b'{"a": "\\ud800"}', b"[" * 100000 + b"]" * 100000):
             error = self.assertRaises(GatewayError, read, raw)
             self.assertEqual(error.status, 422)
+
+    def test_blanksInsideALineCostLittle(self):
+        """
+        A changed JSON line is written back with the blanks that lead and
+        trail it, found in time linear in the line (a long run of blanks
+        inside it cost its length squared).
+        """
+        line = b'  {"a": "' + KEY.encode() + b'",' + b" " * 50000 + (
+            b'"b": 2}\t\r\n')
+        holder, piece, texts = read(line + b'{"c": 1}\n')
+        started = time.perf_counter()
+        out = redacted(holder, piece)
+        self.assertLess(time.perf_counter() - started, 1.0)
+        self.assertEqual(out, b'  {"a": "[R]", "b": 2}\t\r\n{"c": 1}\n')

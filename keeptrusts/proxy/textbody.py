@@ -3,15 +3,16 @@
 A text in a request body that is no JSON (a multipart part, a text body):
 read as JSON when it is one JSON object or array, or JSON lines (every
 string of every line: its escapes decoded, as its reader decodes them), or
-as text; written back as it came, only what a policy changed rewritten.
+as text (in the ways of L{keeptrusts.proxy.textviews}); written back as it
+came, only what a policy changed rewritten.
 """
 
 import json
-import re
 
 from keeptrusts.api.errors import validationError
 from keeptrusts.api.strictjson import (
     DuplicateKey, hasLoneSurrogate, loadsStrict)
+from keeptrusts.proxy.textviews import unwrittenCredentials, writtenReading
 
 
 class JSONList(list):
@@ -26,24 +27,24 @@ class JSONList(list):
         return default
 
 
-def readText(raw, charset, holder, key):
+def readText(raw, charset, holder, key, names):
     """
     Put what C{raw} reads as into C{holder[key]} (or append it to the list
     C{holder} if C{key} is L{None}): its JSON values, one a line, or its
-    text.
+    text, as it is written back (L{writtenReading}); and into C{names},
+    each a key, its other views that would show a credential once it is
+    redacted (L{unwrittenCredentials}): a server may read them.
 
     @return: the piece that writes it back (its C{encoded()}: the bytes,
-        changed or as they came), or C{raw} when it is no text.
+        changed or as they came), or C{raw} when there is nothing to read.
+    @raise GatewayError: 422 for bytes the gateway cannot read as the
+        destination may (L{writtenReading}, L{_json}).
     """
-    codec = charset or "utf-8"
-    try:
-        text = raw.decode(codec)
-    except LookupError:  # a charset Python does not know: UTF-8
-        return readText(raw, None, holder, key)
-    except UnicodeDecodeError:
+    reading = writtenReading(raw, charset)
+    text = reading.text
+    if not text.strip():
         return raw
-    if not text.strip() or "\x00" in text:
-        return raw
+    names.update(dict.fromkeys(unwrittenCredentials(raw, charset, reading)))
     lines = _jsonLines(text)
     value = text if lines is None else [v for _, v in lines if v is not None]
     if key is None:
@@ -52,20 +53,20 @@ def readText(raw, charset, holder, key):
     else:
         holder[key] = value
     if lines is None:
-        return _Text(holder, key, raw, text, codec)
-    return _JSONLines(holder, key, raw, codec, lines)
+        return _Text(holder, key, raw, reading)
+    return _JSONLines(holder, key, raw, reading, lines)
 
 
 class _Text:
-    def __init__(self, holder, key, raw, text, codec):
+    def __init__(self, holder, key, raw, reading):
         self._holder, self._key = holder, key
-        self._raw, self._text, self._codec = raw, text, codec
+        self._raw, self._reading = raw, reading
 
     def encoded(self):
         now = self._holder[self._key]
-        if now == self._text:
+        if now == self._reading.text:
             return self._raw
-        return now.encode(self._codec, "replace")
+        return self._reading.encode(now)
 
 
 class _JSONLines:
@@ -74,9 +75,9 @@ class _JSONLines:
     only if a policy changed it.
     """
 
-    def __init__(self, holder, key, raw, codec, lines):
+    def __init__(self, holder, key, raw, reading, lines):
         self._holder, self._key = holder, key
-        self._raw, self._codec, self._lines = raw, codec, lines
+        self._raw, self._reading, self._lines = raw, reading, lines
 
     def encoded(self):
         values = iter(self._holder[self._key])
@@ -85,17 +86,27 @@ class _JSONLines:
         for line, value in self._lines:
             if value is not None:
                 now = next(values)
-                lead, middle, trail = _SPACED.fullmatch(line).groups()
-                if now != loadsStrict(middle):
-                    line = lead + json.dumps(now) + trail
+                if now != loadsStrict(line.strip()):
+                    # Bytes UTF-8 does not read go back as they came.
+                    line = _spacedAs(line, json.dumps(
+                        now, ensure_ascii=self._reading.errors !=
+                        "surrogateescape"))
                     changed = True
             out.append(line)
         if not changed:
             return self._raw
-        return "".join(out).encode(self._codec, "replace")
+        return self._reading.encode("".join(out))
 
 
-_SPACED = re.compile(r"(\s*)(.*?)(\s*)", re.DOTALL)
+def _spacedAs(line, middle):
+    """
+    C{middle} with the blanks that lead and trail C{line}: found by
+    stripping, not by a regular expression (whose lazy middle made a line
+    with a long run of blanks inside cost its length squared).
+    """
+    lead = line[:len(line) - len(line.lstrip())]
+    trail = line[len(line.rstrip()):]
+    return lead + middle + trail
 
 
 def _jsonLines(text):

@@ -1,0 +1,138 @@
+# -*- test-case-name: tests.test_proxy_textbody -*-
+"""
+The ways the bytes of a text in a request body (a multipart part, a text
+body) may be read: the one the gateway writes it back in, and the others a
+server may read it in whatever its charset says (UTF-8, Latin-1, UTF-16
+without its byte order mark).  Whether a text is a file's bytes is decided
+by its declared media type, not by whether it decodes: a key in a UTF-16 or
+a cp1252 file, or beside one NUL, is read all the same.
+"""
+
+import codecs
+
+import attr
+
+from keeptrusts.api.errors import validationError
+from keeptrusts.policy.scrub import credentialTypes, scrubbed
+
+# Media no one reads as text: their parts go on as they came.  (Not
+# application/octet-stream: curl uploads any file as it, JSON lines too.)
+_BINARY_MEDIA = ("image/", "audio/", "video/")
+_BINARY_TYPES = frozenset(["application/pdf"])
+# Longest first: UTF-32's little-endian mark begins with UTF-16's.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"),
+         (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
+# What a charset must write, with replacements, to write a redacted text:
+# some codecs Python knows are no charsets (idna refuses "replace").
+_PROBE = "[REDACTED:aws_access_key] \u20ac\U0001f600\ufffd" * 3
+_CODEC_ERRORS = (LookupError, UnicodeError, ValueError, TypeError)
+
+
+def binaryMedia(mediaType):
+    """
+    Whether C{mediaType} (a C{Content-Type}'s value, or L{None}) declares
+    media no one reads as text: images (but SVG), audio, video, PDF.
+    """
+    mediaType = (mediaType or "").partition(";")[0].strip().lower()
+    if mediaType.endswith(("+xml", "+json")):
+        return False
+    return mediaType.startswith(_BINARY_MEDIA) or mediaType in _BINARY_TYPES
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Reading:
+    """
+    A text as the gateway reads it and writes it back.
+
+    @ivar text: what the bytes read as (without their byte order mark).
+    @ivar codec: the codec they are read and written in.
+    @ivar errors: how bytes the codec does not read are read and written
+        (C{surrogateescape}: UTF-8's, byte for byte).
+    @ivar bom: the byte order mark they came with.
+    """
+
+    text: str
+    codec: str
+    errors: str
+    bom: bytes = b""
+
+    def encode(self, text):
+        return self.bom + text.encode(self.codec, self.errors)
+
+
+def writtenReading(raw, charset):
+    """
+    The L{Reading} C{raw} is written back in: its byte order mark's (UTF-8,
+    UTF-16, UTF-32); else its C{charset}'s if it reads it and writes it back
+    byte for byte; else UTF-8, what does not decode read as escaped bytes.
+
+    @raise GatewayError: 422 for bytes that begin with a UTF-16 or UTF-32
+        byte order mark and are none.
+    """
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            errors = "surrogateescape" if codec == "utf-8" else "strict"
+            try:
+                return Reading(raw[len(bom):].decode(codec, errors), codec,
+                               errors, bom)
+            except UnicodeDecodeError:
+                continue
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE,
+                       codecs.BOM_UTF32_BE)):
+        raise validationError("a text of the request body begins with a "
+                              "UTF-16 or UTF-32 byte order mark and is "
+                              "neither")
+    reading = _declared(raw, charset)
+    if reading is None:
+        reading = Reading(raw.decode("utf-8", "surrogateescape"), "utf-8",
+                          "surrogateescape")
+    return reading
+
+
+def _declared(raw, charset):
+    if not charset:
+        return None
+    try:
+        if codecs.lookup(charset).name == "utf-8":
+            return None
+        text = raw.decode(charset)
+        if text.encode(charset) != raw:
+            return None
+        _PROBE.encode(charset, "replace")
+    except _CODEC_ERRORS:
+        return None
+    return Reading(text, charset, "replace")
+
+
+def views(raw, charset):
+    """
+    The texts C{raw} may be read as, each once: UTF-8, Latin-1, its byte
+    order mark's, its C{charset}'s, and Latin-1 without its NULs (UTF-16 or
+    UTF-32 of ASCII without a byte order mark).
+    """
+    found = [raw.decode("utf-8", "surrogateescape"), raw.decode("latin-1")]
+    if b"\x00" in raw:
+        found.append(raw.replace(b"\x00", b"").decode("latin-1"))
+    declared = [c for bom, c in _BOMS if raw.startswith(bom)]
+    for codec in declared + [charset] if charset else declared:
+        try:
+            found.append(raw.decode(codec))
+        except _CODEC_ERRORS:
+            pass
+    return list(dict.fromkeys(found))
+
+
+def unwrittenCredentials(raw, charset, reading):
+    """
+    The views of C{raw} (L{views}) that show a credential of the catalogue
+    once C{reading}, the view it is written back in, is redacted: what the
+    gateway cannot rewrite faithfully, to be read as names (a credential
+    there blocks the request).
+    """
+    if not [view for view in views(raw, charset)
+            if view != reading.text and credentialTypes(view)]:
+        return []
+    cleaned = reading.encode(scrubbed(reading.text))
+    return [view for view in views(cleaned, charset)
+            if credentialTypes(view)]
