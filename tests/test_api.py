@@ -767,6 +767,8 @@ class NothingUnreadTests(TestCase):
         error = (yield response.json())["error"]
         self.assertEqual((response.code, error["code"]),
                          (409, "input_blocked"))
+        # The message says where, a name being no likelier than the file.
+        self.assertIn("a reading of a file", error["message"])
         self.assertEqual(len(gw.provider.requests), 1)
         self.assertEqual(
             [(e["verdict"], e["policies"][0]["findings"])

@@ -34,7 +34,9 @@ def namedCredentials(chain, names, what):
     types = credentialTypes(names) if isinstance(names, str) else [
         found for name in names for found in credentialTypes(name)]
     return _blocked(
-        types, "a name of the %s (an object key, an id, the model)" % (what,))
+        types, "a name of the %s (an object key, an id, the model, a file "
+        "name) or a reading of a file it carries that cannot be rewritten "
+        "(its bytes decoded otherwise)" % (what,))
 
 
 # Headers not read: those the provider is not sent (outgoingHeaders), and
