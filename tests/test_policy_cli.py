@@ -140,6 +140,19 @@ class LintTests(SynchronousTestCase):
                 self.assertNotIn(key, out + err)
                 self.assertIn("[REDACTED:AWS_ACCESS_KEY_ID]", out)
 
+    def test_packNameShowsNoKey(self):
+        """
+        A valid file's pack name holding a key is shown as its marker.
+        """
+        key = "AKIAQYLPMN5HFIQZ7XYZ"
+        path = self.files.write("c.yaml", CONFIG.replace(
+            "name: ", "name: " + key + " ", 1))
+        for json_ in ((), ("--json",)):
+            code, out, _ = kt("policy", "lint", "--file", path, *json_)
+            self.assertEqual(code, 0, out)
+            self.assertNotIn(key, out)
+            self.assertIn("[REDACTED:AWS_ACCESS_KEY_ID]", out)
+
     def test_errorsJSON(self):
         path = self.files.write("c.yaml", CONFIG.replace("{action: redact}", "{action: warn}"))
         code, out, _ = kt("policy", "lint", "--file", path, "--json")

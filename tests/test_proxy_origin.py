@@ -879,15 +879,17 @@ class FormBodyTests(ProxyTestCase):
         """
         A part with a transfer encoding (the gateway does not decode it) is
         refused with 415 and journaled; a multipart body without a part,
-        too many parts, a part that begins with a UTF-16 byte order mark and
-        is no UTF-16, with 422; none goes on unread.
+        too many parts, a part giving its charset twice, with 422; none goes
+        on unread.
         """
         for body, status in [
                 (multipart((field(b"prompt") + b"\r\nContent-Transfer-"
                             b"Encoding: base64", b"QUtJQQ==")), 415),
                 (b"no part at all", 422),
                 (multipart(*[(field(b"a"), b"x")] * 1001), 422),
-                (multipart((field(b"prompt"), b"\xff\xfeA")), 422)]:
+                (multipart((field(b"prompt") + b"\r\nContent-Type: text/"
+                            b"plain; charset=utf-8; charset=cp037",
+                            b"key")), 422)]:
             response, content = yield self.send(b"POST", "/v1/files", body,
                                                 MULTIPART)
             self.assertEqual(response.code, status)

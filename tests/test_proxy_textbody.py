@@ -140,15 +140,22 @@ class ReadTextTests(SynchronousTestCase):
         read(("key " + KEY).encode("utf-16"), None, names)
         self.assertEqual(names, {})
 
-    def test_unreadableRefused(self):
+    def test_brokenMarkReadAsBytes(self):
         """
-        Bytes that begin with a UTF-16 or UTF-32 byte order mark and are
-        none are refused (422).
+        Bytes that begin as a UTF-16 or UTF-32 byte order mark does and are
+        none (a binary file that only looks so, a truncated text) are read
+        as bytes, not refused: their other readings are checked, and a key
+        in them is a name (it blocks).
         """
         for raw in (codecs.BOM_UTF16_LE + b"A", codecs.BOM_UTF16_BE + b"\xd8"
                     b"\x00\x00A", codecs.BOM_UTF32_BE + b"\x00"):
-            error = self.assertRaises(GatewayError, read, raw)
-            self.assertEqual(error.status, 422, raw)
+            names = {}
+            read(raw, None, names)
+            self.assertEqual(names, {}, raw)
+        names = {}
+        read(codecs.BOM_UTF16_LE + ("key " + KEY).encode("utf-16-le") + b"A",
+             None, names)
+        self.assertTrue(any(KEY in name for name in names), names)
 
     def test_binaryMedia(self):
         """

@@ -114,12 +114,14 @@ def runLint(options, runtime):
     found = [{"path": scrubbed(p), "message": scrubbed(m),
               "suggestion": scrubbed(suggestion(m))} for p, m in errors]
     warned = ([] if config is None or errors else
-              [{"path": p, "message": m} for p, m in warnings(config)])
+              [{"path": scrubbed(p), "message": scrubbed(m)}
+               for p, m in warnings(config)])
     out = runtime.out
     if options.json:
         report = {"ok": not found, "file": path, "errors": found, "warnings": warned}
         if config is not None and not found:
-            report.update(pack={"name": config.pack.name, "version": config.pack.version},
+            report.update(pack={"name": scrubbed(config.pack.name),
+                                "version": config.pack.version},
                           chain=list(config.chain))
         out.write(json.dumps(report, indent=2) + "\n")
     elif found:
@@ -130,7 +132,7 @@ def runLint(options, runtime):
                 out.write("  help: %s\n" % (error["suggestion"],))
     else:
         out.write("OK %s is valid\nPack: %s (v%s)\nChain: %s\nPolicies validated: %d\n"
-                  % (path, config.pack.name, config.pack.version,
+                  % (path, scrubbed(config.pack.name), config.pack.version,
                      " -> ".join(config.chain), len(config.policy)))
         for warning in warned:
             out.write("warning: %s: %s\n" % (warning["path"], warning["message"]))

@@ -21,7 +21,8 @@ from urllib.parse import quote_plus, unquote_plus
 
 from keeptrusts.api.errors import validationError
 from keeptrusts.proxy.multipart import (
-    MAX_FIELDS, Delimiter, delimiters, readMultipart, tooMany)
+    MAX_FIELDS, Delimiter, delimiters, readMultipart, repeatsParameter,
+    tooMany)
 from keeptrusts.proxy.textbody import JSONList, readText
 from keeptrusts.proxy.textviews import binaryMedia
 
@@ -118,8 +119,7 @@ def _contentType(contentTypes):
     message = Message()
     if contentTypes:
         message["content-type"] = contentTypes[0].decode("latin-1")
-        parameters = [name.lower() for name, _ in message.get_params()[1:]]
-        if len(set(parameters)) != len(parameters):
+        if repeatsParameter(message, "content-type"):
             raise validationError("the request's Content-Type gives a "
                                   "parameter twice")
     return message

@@ -148,6 +148,11 @@ def _part(raw, body, names):
         if len(headers.get_all(header, ())) > 1:
             raise validationError("a part of the multipart request body "
                                   "gives its %s twice" % (header,))
+    for header in ("content-type", "content-disposition"):
+        if repeatsParameter(headers, header):
+            raise validationError("a part of the multipart request body "
+                                  "gives a parameter of its %s twice"
+                                  % (header,))
     encoding = headers.get("content-transfer-encoding", "").strip().lower()
     if encoding not in ("", "7bit", "8bit", "binary") or headers.get(
             "content-encoding", "identity").strip().lower() != "identity":
@@ -166,6 +171,18 @@ def _part(raw, body, names):
         return [head, content]
     return [head, readText(content, headers.get_content_charset(), field,
                            name, names)]
+
+
+def repeatsParameter(message, header):
+    """
+    Whether C{header} of C{message} (an L{email.message.Message}) gives a
+    parameter twice (two C{boundary}s, two C{charset}s): parsers take the
+    first or the last (C{email} the first; C{cgi} and C{multipart} the
+    last).
+    """
+    names = [name.lower() for name, _ in message.get_params(
+        (), header=header)[1:]]
+    return len(set(names)) != len(names)
 
 
 def _dispositionNames(headers):

@@ -12,7 +12,6 @@ import codecs
 
 import attr
 
-from keeptrusts.api.errors import validationError
 from keeptrusts.policy.scrub import credentialTypes, scrubbed
 
 # Media no one reads as text: their parts go on as they came.  (Not
@@ -66,9 +65,6 @@ def writtenReading(raw, charset):
     The L{Reading} C{raw} is written back in: its byte order mark's (UTF-8,
     UTF-16, UTF-32); else its C{charset}'s if it reads it and writes it back
     byte for byte; else UTF-8, what does not decode read as escaped bytes.
-
-    @raise GatewayError: 422 for bytes that begin with a UTF-16 or UTF-32
-        byte order mark and are none.
     """
     for bom, codec in _BOMS:
         if raw.startswith(bom):
@@ -78,11 +74,9 @@ def writtenReading(raw, charset):
                                errors, bom)
             except UnicodeDecodeError:
                 continue
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE,
-                       codecs.BOM_UTF32_BE)):
-        raise validationError("a text of the request body begins with a "
-                              "UTF-16 or UTF-32 byte order mark and is "
-                              "neither")
+    # Bytes that begin as a mark does and are no such text (a file that
+    # only looks so, a truncated one) are read as bytes: their other
+    # readings (L{views}) are checked all the same.
     reading = _declared(raw, charset)
     if reading is None:
         reading = Reading(raw.decode("utf-8", "surrogateescape"), "utf-8",
