@@ -17,6 +17,7 @@ import attr
 from keeptrusts.configchecks import (
     HOST, HOST_PATTERN, duplicateIds, envName, exactlyOne, headerName,
     hostName, httpURL, nonEmpty, semver, sha256, storedSecretName)
+from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.schema import (
     Field, atLeast, invalid, joinPath, matching, positive, raiseAny,
     readSection, readValue, recordParser, setting, showValue, unique,
@@ -286,5 +287,8 @@ class Config:
 
     @property
     def name(self):
-        """C{name@version} of the pack, as the journal's C{config} field."""
-        return f"{self.pack.name}@{self.pack.version}"
+        """
+        C{name@version} of the pack, as the journal's C{config} field and
+        the log show it: a key in the name as its marker.
+        """
+        return scrubbed(f"{self.pack.name}@{self.pack.version}")

@@ -753,6 +753,19 @@ class FileTests(SynchronousTestCase):
         self.assertIn("cannot read", message)
 
 
+class ConfigNameTests(SynchronousTestCase):
+    def test_keyInPackNameShownAsMarker(self):
+        """
+        The name the journal's C{config} field and the log show: a key in
+        the pack's name as its marker (found by review: written whole into
+        every record, where it can never be removed).
+        """
+        config = parseConfig(HEAD.replace("name: p,", "name: AKIAQYLPMN5HFIQZ7XYZ p,"),
+                             FACTORIES)
+        self.assertEqual(config.name,
+                         "[REDACTED:AWS_ACCESS_KEY_ID] p@1.0.0")
+
+
 class DefaultStateDirTests(SynchronousTestCase):
     def test_xdgStateHome(self):
         self.patch(os, "environ", {"HOME": "/home/tester", "XDG_STATE_HOME": "/srv/state"})
