@@ -36,9 +36,11 @@ _URL_SAFE = re.compile(r"[A-Za-z0-9\-_]*={0,2}")
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/\-_=]+")
 _TO_STANDARD = str.maketrans("-_", "+/")
 # The byte order marks a reader honours, the codec of what follows.
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"),
-         (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))
+# (UTF-32's little-endian mark begins with UTF-16's: it comes first.)
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"))
 # Characters spaced by NULs: UTF-16 or UTF-32 of ASCII, without a BOM.
 _NUL_SPACED = re.compile(rb"(?:[^\0]\0{1,3}){8}")
 # Application types that are text: a subtype, or a structured syntax
@@ -195,7 +197,7 @@ def _read(raw, mediaType):
     """
     text = None
     bom = b""
-    for mark, codec in _BOMS:
+    for mark, codec in BYTE_ORDER_MARKS:
         if raw.startswith(mark):
             try:
                 text = raw[len(mark):].decode(codec)
@@ -228,8 +230,10 @@ def _read(raw, mediaType):
     return text, views, bom, codec
 
 
-_BINARY_MEDIA = ("image/", "audio/", "video/")
-_BINARY_TYPES = frozenset(["application/pdf", "application/octet-stream"])
+# Media no one reads as text (a file's bytes, in a data URL, are too).
+BINARY_MEDIA = ("image/", "audio/", "video/")
+BINARY_TYPES = frozenset(["application/pdf"])
+_BINARY_TYPES = BINARY_TYPES | {"application/octet-stream"}
 
 
 def binaryMedia(mediaType):
@@ -240,7 +244,7 @@ def binaryMedia(mediaType):
     if not isinstance(mediaType, str):
         return False
     mediaType = mediaType.strip().lower()
-    return mediaType.startswith(_BINARY_MEDIA) or mediaType in _BINARY_TYPES
+    return mediaType.startswith(BINARY_MEDIA) or mediaType in _BINARY_TYPES
 
 
 def textMedia(mediaType):

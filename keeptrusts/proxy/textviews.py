@@ -12,22 +12,18 @@ import codecs
 
 import attr
 
+from keeptrusts.api.encodedtext import (
+    BINARY_MEDIA, BINARY_TYPES, BYTE_ORDER_MARKS)
 from keeptrusts.policy.scrub import credentialTypes, scrubbed
 
-# Media no one reads as text: their parts go on as they came.  (Not
-# application/octet-stream: curl uploads any file as it, JSON lines too.)
-_BINARY_MEDIA = ("image/", "audio/", "video/")
-_BINARY_TYPES = frozenset(["application/pdf"])
-# Longest first: UTF-32's little-endian mark begins with UTF-16's.
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"),
-         (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))
 # What a charset must write, with replacements, to write a redacted text:
 # some codecs Python knows are no charsets (idna refuses "replace").
 _PROBE = "[REDACTED:aws_access_key] \u20ac\U0001f600\ufffd" * 3
 _CODEC_ERRORS = (LookupError, UnicodeError, ValueError, TypeError)
 
 
+# Not application/octet-stream, as in a data URL: curl uploads any file
+# as it, JSON lines too.
 def binaryMedia(mediaType):
     """
     Whether C{mediaType} (a C{Content-Type}'s value, or L{None}) declares
@@ -36,7 +32,7 @@ def binaryMedia(mediaType):
     mediaType = (mediaType or "").partition(";")[0].strip().lower()
     if mediaType.endswith(("+xml", "+json")):
         return False
-    return mediaType.startswith(_BINARY_MEDIA) or mediaType in _BINARY_TYPES
+    return mediaType.startswith(BINARY_MEDIA) or mediaType in BINARY_TYPES
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -66,7 +62,7 @@ def writtenReading(raw, charset):
     UTF-16, UTF-32); else its C{charset}'s if it reads it and writes it back
     byte for byte; else UTF-8, what does not decode read as escaped bytes.
     """
-    for bom, codec in _BOMS:
+    for bom, codec in BYTE_ORDER_MARKS:
         if raw.startswith(bom):
             errors = "surrogateescape" if codec == "utf-8" else "strict"
             try:
@@ -108,7 +104,7 @@ def views(raw, charset):
     found = [raw.decode("utf-8", "surrogateescape"), raw.decode("latin-1")]
     if b"\x00" in raw:
         found.append(raw.replace(b"\x00", b"").decode("latin-1"))
-    declared = [c for bom, c in _BOMS if raw.startswith(bom)]
+    declared = [c for bom, c in BYTE_ORDER_MARKS if raw.startswith(bom)]
     for codec in declared + [charset] if charset else declared:
         try:
             found.append(raw.decode(codec))
