@@ -777,6 +777,45 @@ class NothingUnreadTests(TestCase):
              ("block", [{"type": "aws_access_key_id", "count": 1}])])
 
     @defer.inlineCallbacks
+    def test_base64FilesByTheirBytes(self):
+        """
+        What a base64 file is, its bytes say with its label: a .env
+        labelled image/png is read and redacted (found by review: it went
+        on unread); a PDF whose bytes hold a key cannot be rewritten:
+        refused (409); a picture goes on as it came.
+        """
+        env = "AWS_ACCESS_KEY_ID=%s\n" % (AWS_KEY,)
+        picture = "data:image/png;base64," + base64.b64encode(
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00").decode()
+        gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)
+        response = yield gw.post("/v1/chat/completions", chat("hi", messages=[
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": picture}},
+                {"type": "file", "file": {
+                    "filename": ".env", "file_data": "data:image/png;base64,"
+                    + base64.b64encode(env.encode()).decode()}}]}]))
+        yield response.content()
+        parts = gw.provider.requests[-1].json["messages"][0]["content"]
+        self.assertEqual(parts[0]["image_url"]["url"], picture)
+        self.assertEqual(base64.b64decode(parts[1]["file"]["file_data"][
+            len("data:image/png;base64,"):]).decode(),
+            "AWS_ACCESS_KEY_ID=%s\n" % (AWS_MARKER,))
+        response = yield gw.post("/v1/messages", {
+            "model": "claude-fake", "max_tokens": 10, "messages": [
+                {"role": "user", "content": [
+                    {"type": "document", "source": {
+                        "type": "base64", "media_type": "application/pdf",
+                        "data": base64.b64encode(
+                            b"%PDF-1.4\n(" + env.encode() + b") Tj").decode()
+                    }}]}]})
+        error = (yield response.json())["error"]
+        self.assertEqual((response.code, error["type"]),
+                         (409, "policy_violation"))
+        self.assertEqual(len(gw.provider.requests), 1)
+        self.assertEqual([e["verdict"] for e in gw.events("input")],
+                         ["redact", "block"])
+
+    @defer.inlineCallbacks
     def test_requestSubtreesRead(self):
         """
         A request's logprobs, a C{signature} or C{encrypted_content} out of

@@ -246,17 +246,21 @@ class EveryTextTests(SynchronousTestCase):
         an image part's data URL) is read as it is and as the text it
         decodes to; writing the slots back encodes a changed text again, in
         its place (found by review: a .env as C{data:text/plain;base64,...}
-        reached the provider, which decodes it).  Binary media are not
-        decoded.
+        reached the provider, which decodes it), whatever its label claims
+        (found by review: a .env labelled image/png went on unread).  A
+        picture's bytes are not read.
         """
         env = "AWS_ACCESS_KEY_ID=AKIAQYLPMN5HFIQZ7XYZ\n"
         data = base64.b64encode(env.encode()).decode()
         url = "data:text/plain;base64," + data
         png = "data:image/png;base64," + data
+        picture = "data:image/png;base64," + base64.b64encode(
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR " + env.encode()).decode()
         body = {"model": "m", "messages": [{"role": "user", "content": [
             {"type": "file", "file": {"filename": ".env", "file_data": url}},
             {"type": "file", "file": {"file_data": png}},
-            {"type": "image_url", "image_url": {"url": url}}]}],
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "image_url", "image_url": {"url": picture}}]}],
             "input": [{"role": "user", "content": [
                 {"type": "input_file", "filename": ".env",
                  "file_data": "data:application/x-sh;base64," + data},
@@ -274,10 +278,10 @@ class EveryTextTests(SynchronousTestCase):
             "metadata": {"data": data, "file": url}}
         reading = readRequest(otherJSON("any"), body)
         texts = readSlots(reading.slots)
-        # The chat file, the image part's URL, both input files, Claude's
-        # text document and Gemini's two texts; not the image, the PDF,
-        # Gemini's image, nor base64 out of the places of files.
-        self.assertEqual(texts.count(env), 7)
+        # Every file, whatever its label, but the picture; not base64 out
+        # of the places of files.
+        self.assertEqual(texts.count(env), 10)
+        self.assertNotIn(picture, texts)
         self.assertIn(data, texts)
         self.assertIn(url, texts)
         writeSlots(reading.slots, [t.replace("AKIAQYLPMN5HFIQZ7XYZ", "[R]")
@@ -296,10 +300,13 @@ class EveryTextTests(SynchronousTestCase):
              body["contents"][0]["parts"][1]["inlineData"]["data"],
              body["contents"][0]["parts"][2]["inline_data"]["data"],
              body["metadata"]],
-            ["data:text/plain;base64," + redacted, png,
+            ["data:text/plain;base64," + redacted,
+             "data:image/png;base64," + redacted,
              "data:text/plain;base64," + redacted,
              "data:application/x-sh;base64," + redacted, redacted, redacted,
-             data, redacted, redacted, data, {"data": data, "file": url}])
+             redacted, redacted, redacted, redacted,
+             {"data": data, "file": url}])
+        self.assertEqual(content[3]["image_url"]["url"], picture)
 
     def test_encodedOnlyInItsPlace(self):
         """

@@ -209,9 +209,11 @@ class MultipartTests(SynchronousTestCase):
 
     def test_partsOfAnyBytesRead(self):
         """
-        A part is read whatever its bytes (UTF-16, cp1252, a NUL) unless
-        its media are binary (an image: left as it is); a credential that
-        only another reading than the written one shows (ASCII under
+        A part is read whatever its bytes (UTF-16, cp1252) and whatever
+        its label claims (found by review: a .env labelled image/png went
+        on unread) unless it is a picture or a sound (labelled so, bearing
+        its format's signature: left as it is); a credential that only
+        another reading than the written one shows (ASCII under
         charset=cp037, which reads it as other text) is among the names.
         """
         text = "key=%s\r\n" % (KEY,)
@@ -219,14 +221,52 @@ class MultipartTests(SynchronousTestCase):
         raw = (part(b'Content-Disposition: form-data; name="a"',
                     text.encode("utf-16"))
                + part(b'Content-Disposition: form-data; name="b"',
-                      text.encode("cp1252") + b"\xe9\x00")
+                      text.encode("cp1252") + b"\xe9")
                + part(b"Content-Type: image/png", png)
+               + part(b"Content-Type: image/png", b"env " + text.encode())
                + part(b"Content-Type: text/plain; charset=cp037",
                       b"hidden " + KEY.encode()) + b"--b--")
         form = readForm(MULTIPART, raw)
-        self.assertEqual(len([t for t in texts(form) if KEY in t]), 2)
+        self.assertEqual(len([t for t in texts(form) if KEY in t]), 3)
         self.assertIn("hidden " + KEY, names(form))
         out = redacted(form)
         self.assertEqual(out, raw.replace(
             KEY.encode("utf-16-le"), "[R]".encode("utf-16-le")).replace(
                 b"key=" + KEY.encode(), b"key=[R]"))
+        self.assertIn(png, out)
+
+    def test_bytesSearched(self):
+        """
+        A part whose bytes are no text (a document's, an archive's, bytes
+        holding NULs) is left as it is, the credentials in it among the
+        names (which block the request); a picture's are not searched.
+        """
+        other = "AKIAIOSFODNN7EXAMPLE"
+        raw = (part(b"Content-Type: application/pdf",
+                    b"%PDF-1.4\n(" + KEY.encode() + b")")
+               + part(b"Content-Type: application/x-thing", b"\x00\x01 "
+                      + other.encode() + b"\x00")
+               + part(b"Content-Type: image/png", PNG)
+               + part(b'Content-Disposition: form-data; name="p"', b"plain")
+               + b"--b--")
+        form = readForm(MULTIPART, raw)
+        self.assertEqual(texts(form), ("plain",))
+        self.assertIn(KEY, names(form))
+        self.assertIn(other, names(form))
+        self.assertEqual(redacted(form), raw)
+        self.assertIsNone(readForm([b"application/zip"], b"PK\x03\x04 x"))
+        form = readForm([b"application/zip"], b"PK\x03\x04 " + KEY.encode())
+        self.assertEqual((texts(form), names(form)), ((), [KEY]))
+
+    def test_nestedMultipartRefused(self):
+        """
+        A part that is a multipart body itself is refused (415): its parts
+        may carry transfer encodings of their own, which the gateway does
+        not read.
+        """
+        raw = part(b"Content-Type: multipart/mixed; boundary=c",
+                   b"--c\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                   b"QUtJQQ==\r\n--c--") + b"--b--"
+        error = self.assertRaises(GatewayError, readForm, MULTIPART, raw)
+        self.assertEqual(error.status, 415)
+        self.assertIn("multipart body itself", error.message)

@@ -20,7 +20,10 @@ import base64
 import binascii
 import codecs
 import re
+from urllib.parse import unquote
 
+from keeptrusts.api.media import (
+    BLOB, HEAD, MEDIA, NUL_SPACED, blobCredentials, fileKind)
 from keeptrusts.policy.matcher import marker
 from keeptrusts.policy.scrub import credentialsFound, scrubbed
 
@@ -41,15 +44,6 @@ BYTE_ORDER_MARKS = (
     (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"))
-# Characters spaced by NULs: UTF-16 or UTF-32 of ASCII, without a BOM.
-_NUL_SPACED = re.compile(rb"(?:[^\0]\0{1,3}){8}")
-# Application types that are text: a subtype, or a structured syntax
-# suffix (application/ld+json), or one of these with C{x-} before it.
-_TEXT_SUBTYPES = frozenset([
-    "json", "xml", "yaml", "toml", "javascript", "ecmascript", "sh",
-    "shellscript", "python", "sql", "csv", "php", "httpd-php", "perl",
-    "ruby", "typescript", "graphql", "www-form-urlencoded", "tex", "latex",
-    "rtf", "ndjson", "jsonl", "jsonlines", "env", "diff", "patch"])
 
 
 class DecodedText:
@@ -109,20 +103,23 @@ class DecodedText:
         self.text = text
 
 
-def decodedSlot(node, key, mediaType=None):
+def decodedFile(node, key, mediaType=None):
     """
-    The slot of the text that C{node[key]} (a string) decodes to, when it
-    is base64 of text: after a data URL head (its media type then says
-    what it is), or bare, of C{mediaType}.  Base64 is read as the most
-    lenient decoder reads it (L{_decoded}).  Text is what its byte order
-    mark says; without one UTF-8, or, for a media type that is text or
-    bytes spaced by NULs, any bytes (read as Latin-1: a credential is
-    ASCII, and the bytes go back as they came), with the other readings
-    of its bytes as its L{DecodedText.views}.
+    What C{node[key]} (a string) holds when it is base64 of a file: after
+    a data URL head (its media type then says what it is claimed to be),
+    or bare, of C{mediaType}.  Base64 is read as the most lenient decoder
+    reads it (L{_decoded}); what the file is, its bytes decide with its
+    label (L{fileKind}).  Text is what its byte order mark says; without
+    one UTF-8, else Latin-1 (a credential is ASCII, and the bytes go back
+    as they came), with the other readings of its bytes as its
+    L{DecodedText.views}.
 
-    @return: a C{(DecodedText, key)} slot, or L{None} (not base64, a
-        binary type, bytes that are no text): the string is read as it is,
-        and only so.
+    @return: C{(slot, views)}: C{slot}, the C{(DecodedText, key)} slot of
+        its text, or L{None} when it holds none (not base64, a picture or
+        a sound, bytes that are no text: the string is read as it is, or
+        not at all); C{views}, the texts that cannot be written back (its
+        text's other readings; the credentials in bytes that are no text;
+        a percent-encoded data URL decoded), to be read as names.
     """
     value = node[key]
     head = _DATA_URL.match(value)
@@ -130,23 +127,39 @@ def decodedSlot(node, key, mediaType=None):
         mediaType = head.group(1)
         start = head.end()
     elif value[:5].lower() == "data:":
-        return None  # percent-encoded, read as it is
+        # Percent-encoded: read as it is, and as a reader decodes it.
+        data = value.partition(",")[2]
+        decoded = unquote(data, "latin-1") if "%" in data else data
+        return None, ((decoded,) if decoded != data else ())
     else:
         start = 0
         mediaType = mediaType or None  # bare, of no type said
-    if binaryMedia(mediaType):
-        return None
+    kind = fileKind(mediaType, _lenient(_base64Head(value, start)))
+    if kind == MEDIA:
+        return None, ()
     raw, form, pieces = _decoded(value[start:])
-    read = _read(raw, mediaType) if raw else None
+    if kind == BLOB:
+        return None, tuple(blobCredentials(raw) + blobCredentials(
+            pieces or b""))
+    read = _read(raw) if raw else None
     if read is None:
-        return None
+        return None, ()
     text, views, bom, codec = read
     if pieces is not None:
-        other = _read(pieces, mediaType)
+        other = _read(pieces)
         if other is not None:
             views += (other[0],) + other[1]
     return (DecodedText(node, key, value[:start], text, views, bom, codec,
-                        form), key)
+                        form), key), views
+
+
+def _base64Head(value, start):
+    """
+    The base64 of the first L{HEAD} bytes or more of the data in C{value}
+    from C{start}, as L{_decoded} reads it.
+    """
+    return _NOT_BASE64.sub("", value[start:start + 2 * HEAD]).translate(
+        _TO_STANDARD).replace("=", "")
 
 
 def _decoded(data):
@@ -189,7 +202,7 @@ def _lenient(data):
         return b""
 
 
-def _read(raw, mediaType):
+def _read(raw):
     """
     The text of C{raw}, and its other readings.
 
@@ -210,10 +223,8 @@ def _read(raw, mediaType):
             text, codec = raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             pass
-    spaced = b"\0" in raw and _NUL_SPACED.search(raw) is not None
+    spaced = b"\0" in raw and NUL_SPACED.search(raw) is not None
     if text is None:
-        if not (spaced or textMedia(mediaType)):
-            return None
         text, codec = raw.decode("latin-1"), "latin-1"
     if not text:
         return None
@@ -228,39 +239,3 @@ def _read(raw, mediaType):
     if spaced:
         views += (sent.replace(b"\0", b"").decode("latin-1"),)
     return text, views, bom, codec
-
-
-# Media no one reads as text (a file's bytes, in a data URL, are too).
-BINARY_MEDIA = ("image/", "audio/", "video/")
-BINARY_TYPES = frozenset(["application/pdf"])
-_BINARY_TYPES = BINARY_TYPES | {"application/octet-stream"}
-
-
-def binaryMedia(mediaType):
-    """
-    Whether C{mediaType} names media no one reads as text (images, audio,
-    video, PDF, bytes).
-    """
-    if not isinstance(mediaType, str):
-        return False
-    mediaType = mediaType.strip().lower()
-    return mediaType.startswith(BINARY_MEDIA) or mediaType in _BINARY_TYPES
-
-
-def textMedia(mediaType):
-    """
-    Whether C{mediaType} names text: C{text/*}, none in a data URL (which
-    is C{text/plain}), or an application type that is text (JSON, YAML,
-    XML, shell, ...).
-    """
-    if not isinstance(mediaType, str):
-        return False
-    mediaType = mediaType.partition(";")[0].strip().lower()
-    if mediaType in ("", "text") or mediaType.startswith("text/"):
-        return True
-    kind, _, subtype = mediaType.partition("/")
-    if kind != "application":
-        return False
-    subtype = subtype.rpartition("+")[2]
-    return subtype in _TEXT_SUBTYPES or (
-        subtype.startswith("x-") and subtype[2:] in _TEXT_SUBTYPES)

@@ -12,7 +12,8 @@ from collections import deque
 
 import attr
 
-from keeptrusts.api.encodedtext import binaryMedia, decodedSlot
+from keeptrusts.api.encodedtext import decodedFile
+from keeptrusts.api.media import textMedia
 from keeptrusts.api.escapes import plainJSONText
 
 
@@ -104,21 +105,22 @@ _SEALED = frozenset(["reasoning", "compaction", "web_search_result"])
 _IMAGE_PARTS = frozenset(["input_image", "image_url", "computer_screenshot"])
 
 
-def _binaryDataURL(value):
+def _encodedDataURL(value):
     """
-    Whether C{value} is a data URL of a binary type that is base64 and
+    Whether C{value} is a data URL of a type that is not text, base64 and
     nothing else.
     """
     head = _DATA_URL.match(value)
-    return (head is not None and binaryMedia(head.group(1))
+    return (head is not None and not textMedia(head.group(1))
             and _BASE64.fullmatch(value, head.end()) is not None)
 
 
 def _encoded(node, key, value, media, answer):
     """
     Whether C{node[key]} (a string) is encoded data that a policy could
-    only misread, at a place where such data is: base64 media of a binary
-    type where a surface carries media, and what a provider signed or
+    only misread, at a place where such data is: base64 of a type that is
+    not text where a surface carries files (read only if its bytes are
+    text: L{_decodedText}), and what a provider signed or
     sealed (refused changed) where it does.  The same string anywhere else,
     or shaped otherwise, is text.
 
@@ -128,14 +130,14 @@ def _encoded(node, key, value, media, answer):
     """
     kind = node.get("type")
     if key == "url":
-        return id(node) in media and _binaryDataURL(value)
+        return id(node) in media and _encodedDataURL(value)
     if key == "image_url":
-        return kind in _IMAGE_PARTS and _binaryDataURL(value)
+        return kind in _IMAGE_PARTS and _encodedDataURL(value)
     if key == "file_data":
-        return _binaryDataURL(value)
+        return _encodedDataURL(value)
     if key == "data":
         if kind == "base64":  # Anthropic's image and document sources
-            return (binaryMedia(node.get("media_type"))
+            return (not textMedia(node.get("media_type"))
                     and _BASE64.fullmatch(value) is not None)
         if kind == "redacted_thinking":
             return _BASE64.fullmatch(value) is not None
@@ -159,26 +161,28 @@ def _encoded(node, key, value, media, answer):
 
 def _decodedText(node, key, media):
     """
-    The slot of the text that C{node[key]}, read as it is, also decodes
-    to, where a surface carries files as base64 (L{decodedSlot}): a data
-    URL as an image part's URL or a file's data, a file's bare base64 data,
-    Claude's base64 source of a type that is not binary, Gemini's
-    C{inline_data}; else L{None}.
+    What C{node[key]} holds as a file, where a surface carries files as
+    base64 (L{decodedFile}): a data URL as an image part's URL or a file's
+    data, a file's bare base64 data, Claude's base64 source, Gemini's
+    C{inline_data}.
+
+    @return: C{(slot, views)}: the slot of its text (or L{None}), the
+        readings that cannot be written back; C{(None, ())} elsewhere.
     """
     if key in ("url", "image_url"):
         place = (id(node) in media if key == "url"
                  else node.get("type") in _IMAGE_PARTS)
-        return decodedSlot(node, key) if place and node[key][
-            :5].lower() == "data:" else None
-    if key == "file_data":
-        return decodedSlot(node, key)
-    if key == "data":
+        if place and node[key][:5].lower() == "data:":
+            return decodedFile(node, key)
+    elif key == "file_data":
+        return decodedFile(node, key)
+    elif key == "data":
         if node.get("type") == "base64":
-            return decodedSlot(node, key, node.get("media_type"))
+            return decodedFile(node, key, node.get("media_type"))
         for typeKey in ("mime_type", "mimeType"):  # Gemini's inline data
             if isinstance(node.get(typeKey), str):
-                return decodedSlot(node, key, node[typeKey])
-    return None
+                return decodedFile(node, key, node[typeKey])
+    return None, ()
 
 
 def requestTextSlots(endpoint, body):
@@ -359,14 +363,18 @@ def _walk(body, slots, request, naming):
                     names[value] = None
             elif key not in _MAYBE_ENCODED:
                 slots.append((node, key))
-            elif not _encoded(node, key, value, media, not request):
-                slots.append((node, key))
-                # Read as it is, and as what it decodes to: the policies
-                # read a file's text, not only its base64.
-                decoded = _decodedText(node, key, media)
+            else:
+                # A file is read as it is written and as the text it
+                # decodes to, unless its bytes say it is no text (then its
+                # credentials are its views): the policies read a file's
+                # text, not only its base64, whatever its label claims.
+                decoded, views = _decodedText(node, key, media)
+                if decoded is not None or not _encoded(
+                        node, key, value, media, not request):
+                    slots.append((node, key))
                 if decoded is not None:
                     slots.append(decoded)
-                    if naming:
-                        # Readings that cannot be written back: a name's.
-                        names.update(dict.fromkeys(decoded[0].views))
+                if naming and views:
+                    # Readings that cannot be written back: a name's.
+                    names.update(dict.fromkeys(views))
     return slots, names, rewritten

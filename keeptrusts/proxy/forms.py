@@ -9,8 +9,9 @@ written back as it came, what a policy changed rewritten in place.
 
 A part or a text that is JSON, or JSON lines, is read as JSON
 (L{keeptrusts.proxy.textbody}); any other is read as text, whatever bytes
-it holds (L{keeptrusts.proxy.textviews}); a part or a body of binary media
-(an image, audio, video, PDF) is left as it is.  Multipart bodies are
+it holds (L{keeptrusts.proxy.textviews}); a part or a body whose bytes are
+no text (L{keeptrusts.api.media}) is left as it is, its credentials read as
+names.  Multipart bodies are
 split in L{keeptrusts.proxy.multipart}.
 """
 
@@ -20,11 +21,11 @@ from email.message import Message
 from urllib.parse import quote_plus, unquote_plus
 
 from keeptrusts.api.errors import validationError
+from keeptrusts.api.media import BLOB, HEAD, TEXT, blobCredentials, fileKind
 from keeptrusts.proxy.multipart import (
     MAX_FIELDS, Delimiter, delimiters, readMultipart, repeatsParameter,
     tooMany)
 from keeptrusts.proxy.textbody import JSONList, readText
-from keeptrusts.proxy.textviews import binaryMedia
 
 
 class Form:
@@ -77,8 +78,9 @@ def readForm(contentTypes, raw):
 
     @param contentTypes: the request's C{Content-Type} values (bytes), or
         L{None}.
-    @return: a L{Form}; or L{None} for a body of binary media (an image,
-        audio: L{binaryMedia}) or of blanks: nothing to read.
+    @return: a L{Form}; or L{None} for a body of a picture or a sound, of
+        other bytes holding no credential (L{fileKind}), or of blanks:
+        nothing to read.
     @raise GatewayError: 422 for a body the gateway cannot read as the
         destination may (two content types, a parameter of the content
         type given twice, a multipart body without its boundary or with
@@ -94,8 +96,11 @@ def readForm(contentTypes, raw):
         return Form(raw, body, pieces, boundary, message["content-type"])
     if media == "application/x-www-form-urlencoded":
         return _urlencoded(raw)
-    if binaryMedia(media):
-        return None
+    kind = fileKind(media or None, raw[:HEAD])
+    if kind != TEXT:
+        found = blobCredentials(raw) if kind == BLOB else ()
+        return Form(raw, JSONList([dict.fromkeys(found)]), [raw]) if (
+            found) else None
     body = JSONList()
     names = {}
     piece = readText(raw, message.get_content_charset(), body, None, names)

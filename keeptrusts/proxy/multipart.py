@@ -14,8 +14,8 @@ from itertools import chain
 from urllib.parse import unquote
 
 from keeptrusts.api.errors import GatewayError, validationError
+from keeptrusts.api.media import BLOB, HEAD, MEDIA, blobCredentials, fileKind
 from keeptrusts.proxy.textbody import JSONList, readText
-from keeptrusts.proxy.textviews import binaryMedia
 
 # The fields of a form, the parts of a multipart body, read at most (as
 # Werkzeug's and Starlette's parsers): each costs a parse and a slot.
@@ -30,7 +30,8 @@ def readMultipart(raw, boundary):
         L{JSONList}), and the pieces that write it back (bytes as they
         came, L{Delimiter}s, and what L{readText} gives).
     @raise GatewayError: 422 for a body the gateway cannot read as the
-        destination may; 415 for a part with a transfer encoding.
+        destination may; 415 for a part with a transfer encoding or
+        itself multipart.
     """
     found = delimiters(raw, boundary, MAX_FIELDS)
     if not found:
@@ -127,8 +128,9 @@ def _part(raw, body, names):
     """
     One part of a multipart body: its head, read as names (object keys:
     the head, its field's name, its file's name, each as servers decode
-    it); its content, read as text unless its media are none (an image,
-    audio: L{binaryMedia}).
+    it); its content, read as text unless its bytes are none
+    (L{fileKind}): a picture or a sound is left as it is, other bytes
+    searched for credentials, which are read as names.
     """
     if raw.startswith((b"\r\n", b"\n")):  # no head
         blank = 2 if raw.startswith(b"\r") else 1
@@ -156,21 +158,31 @@ def _part(raw, body, names):
     encoding = headers.get("content-transfer-encoding", "").strip().lower()
     if encoding not in ("", "7bit", "8bit", "binary") or headers.get(
             "content-encoding", "identity").strip().lower() != "identity":
-        raise GatewayError(
-            415, "validation_error", "a part of the multipart request body "
-            "has a transfer or content encoding, which the gateway does "
-            "not read: send it without one",
-            code="unsupported_content_encoding")
+        raise _unread("has a transfer or content encoding, which the "
+                      "gateway does not read: send it without one")
+    if headers.get_content_maintype() == "multipart":
+        # Its parts may carry transfer encodings of their own.
+        raise _unread("is a multipart body itself, which the gateway does "
+                      "not read: send its parts as parts")
     name = headers.get_param("name", header="content-disposition")
     name = email.utils.collapse_rfc2231_value(name) if name else ""
     field = {name: None}
     entry = dict.fromkeys(_dispositionNames(headers))
     entry[head.decode("utf-8", "replace").strip()] = field
     body.append(entry)
-    if binaryMedia(headers.get("content-type")):
+    kind = fileKind(headers.get("content-type"), content[:HEAD])
+    if kind == BLOB:
+        names.update(dict.fromkeys(blobCredentials(content)))
+    if kind in (MEDIA, BLOB):
         return [head, content]
     return [head, readText(content, headers.get_content_charset(), field,
                            name, names)]
+
+
+def _unread(what):
+    return GatewayError(
+        415, "validation_error", "a part of the multipart request body "
+        + what, code="unsupported_content_encoding")
 
 
 def repeatsParameter(message, header):

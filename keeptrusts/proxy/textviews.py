@@ -4,35 +4,22 @@ The ways the bytes of a text in a request body (a multipart part, a text
 body) may be read: the one the gateway writes it back in, and the others a
 server may read it in whatever its charset says (UTF-8, Latin-1, UTF-16
 without its byte order mark).  Whether a text is a file's bytes is decided
-by its declared media type, not by whether it decodes: a key in a UTF-16 or
-a cp1252 file, or beside one NUL, is read all the same.
+by its label and its first bytes (L{keeptrusts.api.media}), not by whether
+it decodes: a key in a UTF-16 or a cp1252 file is read all the same.
 """
 
 import codecs
 
 import attr
 
-from keeptrusts.api.encodedtext import (
-    BINARY_MEDIA, BINARY_TYPES, BYTE_ORDER_MARKS)
+from keeptrusts.api.errors import validationError
+from keeptrusts.api.encodedtext import BYTE_ORDER_MARKS
 from keeptrusts.policy.scrub import credentialTypes, scrubbed
 
 # What a charset must write, with replacements, to write a redacted text:
 # some codecs Python knows are no charsets (idna refuses "replace").
 _PROBE = "[REDACTED:aws_access_key] \u20ac\U0001f600\ufffd" * 3
 _CODEC_ERRORS = (LookupError, UnicodeError, ValueError, TypeError)
-
-
-# Not application/octet-stream, as in a data URL: curl uploads any file
-# as it, JSON lines too.
-def binaryMedia(mediaType):
-    """
-    Whether C{mediaType} (a C{Content-Type}'s value, or L{None}) declares
-    media no one reads as text: images (but SVG), audio, video, PDF.
-    """
-    mediaType = (mediaType or "").partition(";")[0].strip().lower()
-    if mediaType.endswith(("+xml", "+json")):
-        return False
-    return mediaType.startswith(BINARY_MEDIA) or mediaType in BINARY_TYPES
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -61,7 +48,14 @@ def writtenReading(raw, charset):
     The L{Reading} C{raw} is written back in: its byte order mark's (UTF-8,
     UTF-16, UTF-32); else its C{charset}'s if it reads it and writes it back
     byte for byte; else UTF-8, what does not decode read as escaped bytes.
+
+    @raise GatewayError: 422 for a C{charset} the gateway cannot read
+        (IBM1047): a server that can would read what the gateway did not.
     """
+    if charset and not _readable(charset):
+        raise validationError("a text in the request body declares a "
+                              "charset the gateway does not know: send it "
+                              "in UTF-8")
     for bom, codec in BYTE_ORDER_MARKS:
         if raw.startswith(bom):
             errors = "surrogateescape" if codec == "utf-8" else "strict"
@@ -78,6 +72,16 @@ def writtenReading(raw, charset):
         reading = Reading(raw.decode("utf-8", "surrogateescape"), "utf-8",
                           "surrogateescape")
     return reading
+
+
+def _readable(charset):
+    try:
+        b"\0\0\0\0".decode(charset, "ignore")  # a codec of text
+    except LookupError:
+        return False
+    except (UnicodeError, ValueError):  # idna takes no "ignore"
+        pass
+    return True
 
 
 def _declared(raw, charset):
