@@ -1,7 +1,10 @@
 # -*- test-case-name: tests.test_api -*-
 """
 One request through the gateway: input chain, upstream, output chain,
-client, journal (DESIGN.md section 2).
+client, journal (DESIGN.md section 2).  A L{Call} decides its input, sends
+it (the next target taking over a failure) and ends; what it does with the
+answer is in L{keeptrusts.api.callanswer}, its journal records in
+L{keeptrusts.api.callrecords}.
 """
 
 import json
@@ -11,29 +14,23 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from keeptrusts.api.callanswer import CallAnswer, _policyError
+from keeptrusts.api.callrecords import CallRecords
 from keeptrusts.api.carried import (
     carriedCredentials, namedCredentials, queryOf)
-from keeptrusts.api.cost import costOf, estimateTokens
 from keeptrusts.api.endpoint import readRequest, readSlots, writeSlots
-from keeptrusts.api.errors import GatewayError, upstreamError, writeError
-from keeptrusts.api.gateway import journalFailed
+from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.sending import sendNow
 from keeptrusts.api.translate import (
-    ANTHROPIC_VERSION, TranslatedStream, requestToMessages, translates)
-from keeptrusts.api.stream import (
-    BodyCollector, Outcome, Passthrough, ResponseBridge)
-from keeptrusts.api.upstream import (
-    copyResponseHeaders, discard, isEncoded, isJSON, mediaType,
-    outgoingHeaders)
-from keeptrusts.api.wholeanswer import readWholeAnswer, redactedAnswer
-from keeptrusts.events import eventRecord, policyEntries
-from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, RANK, REDACT
+    ANTHROPIC_VERSION, requestToMessages, translates)
+from keeptrusts.api.upstream import outgoingHeaders
+from keeptrusts.policy.values import ALLOW, BLOCK, ERROR, REDACT
 
 log = Logger()
 
 
-class Call:
+class Call(CallAnswer, CallRecords):
     """
     The state of one proxied request.
 
@@ -186,144 +183,6 @@ class Call:
         return (trigger(status) in router.triggers
                 and len(self.tried) < len(self.attempts) and not self.gone)
 
-    def _answered(self, response):
-        self.pending = None
-        if not 200 <= response.code <= 599:
-            return self._refuseAnswer(response, "the provider answered with "
-                                      "an invalid status (%d)" % (
-                                          response.code,))
-        if response.code == 429 or response.code >= 500:
-            if self._attemptFailed(response.code):
-                discard(response)
-                self._send()
-                return
-        else:
-            target, _ = self.attempts[len(self.tried)]
-            self.tried.append({"target": target.id, "status": response.code})
-            if self.gateway.router is not None:
-                self.gateway.router.breaker.succeeded(target.id)
-        request = self.request
-        media = mediaType(response)
-        isStream = media == b"text/event-stream"
-        ok = 200 <= response.code < 300
-        # An answer the policies must read is read, whatever it says it is:
-        # what cannot be read is refused (502), never passed on unread.  An
-        # error is read whatever it is (it may quote what was asked), a
-        # stream's included: small, it is read whole.
-        collect = (not ok or (not isStream and (
-            self.endpoint.answerSlots is not None or isJSON(media))))
-        # Every answered stream is read: for the policies' scanners, its
-        # usage, and the usage chunk the gateway asked for.
-        rewrite = ok and isStream and self.endpoint.rewriter is not None
-        if (collect or rewrite) and isEncoded(response):
-            return self._refuseAnswer(response, "the provider's answer is "
-                                      "compressed, which the gateway asked "
-                                      "it not to be")
-        request.setResponseCode(response.code, response.phrase)
-        if collect:
-            return self._collect(response)
-        copyResponseHeaders(response.headers, request.responseHeaders,
-                            keepLength=not rewrite)
-        outcome = Outcome()
-        if rewrite:
-            request.setHeader(b"cache-control", b"no-cache")
-            request.setHeader(b"x-accel-buffering", b"no")
-            transform = self.endpoint.rewriter(
-                outcome, self.endpoint,
-                lambda: self.chain.scanOutput(self.exchange))
-            transform.dropUsageChunk = self.askedUsage
-            transform.checkNames = lambda names: namedCredentials(
-                self.chain, names, "answer")
-            if self.translated:
-                transform = TranslatedStream(transform)
-        else:
-            transform = Passthrough(outcome)
-        self.bridge = ResponseBridge(request, transform, self.gateway.clock,
-                                     self.gateway.idleTimeout)
-        if self.gone:
-            self.bridge.outcome.ending = "client_gone"
-        self.bridge.start(response)
-        if self.gone:
-            self.bridge.transport.stopProducing()
-        self.bridge.finished.addCallback(self._delivered, response.code,
-                                         transform)
-        self.bridge.finished.addErrback(self._crashed)
-
-    def _refuseAnswer(self, response, message):
-        """
-        An answer that cannot be passed on: dropped, and a 502.
-        """
-        discard(response)
-        self._upstreamFailed(Failure(upstreamError(message)))
-
-    def _delivered(self, outcome, status, transform):
-        outcomes = transform.outcomes() if hasattr(
-            transform, "outcomes") else ()
-        verdict = REDACT if any(o.findings for o in outcomes) else ALLOW
-        if outcome.ending == "blocked":
-            verdict = BLOCK
-            outcomes = tuple(attr.evolve(o, verdict=BLOCK)
-                             if o.name == outcome.error.policy else o
-                             for o in outcomes)
-        elif outcome.ending == "upstream_failed":
-            verdict = ERROR
-        tokens = outcome.tokens
-        if tokens is None and hasattr(transform, "releasedChars"):
-            tokens = self._estimate(transform.releasedChars())
-        self._journal("output", verdict, outcomes, status=status,
-                      tokens=tokens,
-                      client_gone=outcome.ending == "client_gone")
-        self._finish()
-
-    def _collect(self, response):
-        collector = self.bridge = BodyCollector(self.gateway.maxBodyBytes)
-        response.deliverBody(collector)
-        collector.finished.addCallback(self._collected, response)
-        collector.finished.addErrback(self._upstreamFailed)
-        collector.finished.addErrback(self._crashed)
-
-    def _collected(self, data, response):
-        if self.gone:
-            self._journal("output", ALLOW, (), status=response.code,
-                          client_gone=True)
-            return
-        ok = 200 <= response.code < 300
-        answer, data, slots, names = readWholeAnswer(
-            self.endpoint, data, ok, self.translated and ok)
-        result = namedCredentials(self.chain, names, "answer")
-        if result is None:
-            result = self.chain.outputResult(self.exchange, readSlots(slots))
-        if isinstance(result, Deferred):
-            return result.addCallback(self._outputDecided, response, answer,
-                                      data, slots)
-        self._outputDecided(result, response, answer, data, slots)
-
-    def _outputDecided(self, result, response, answer, data, slots):
-        self.policyMs += result.ms
-        self.degraded = self.degraded or result.degraded
-        if 200 <= response.code < 300 and self.endpoint.usage is not None:
-            tokens = self.endpoint.usage(answer) or self._estimate(
-                sum(len(text) for text in result.texts))
-        else:
-            # A failed call is not charged, nor one that is no LLM call (a
-            # model list, a token count, a provider's other calls).
-            tokens = None
-        if result.verdict in (BLOCK, ERROR):
-            self._journal("output", result.verdict, result.outcomes,
-                          status=response.code, tokens=tokens)
-            self._end(_policyError(result, "output_blocked"))
-            return
-        if result.verdict == REDACT:
-            writeSlots(slots, result.texts)
-            data = redactedAnswer(answer)
-        request = self.request
-        copyResponseHeaders(response.headers, request.responseHeaders,
-                     keepLength=False)
-        request.setHeader(b"content-length", b"%d" % (len(data),))
-        self._finish(lambda: request.write(data), lambda: self._journal(
-            "output", result.verdict, result.outcomes, status=response.code,
-            tokens=tokens))
-
     def _upstreamFailed(self, reason):
         if self.gone:
             # Cancelled because the client left: the outcome still goes in
@@ -394,74 +253,6 @@ class Call:
         else:
             complete()
 
-    def _estimate(self, outputChars):
-        """
-        Tokens when the provider tells none: marked as an estimate.
-        """
-        return {"input": estimateTokens(self.promptTexts),
-                "output": outputChars // 4 + (1 if outputChars else 0),
-                "estimated": True}
-
-    def _journal(self, phase, verdict, outcomes, status=None, tokens=None,
-                 client_gone=False):
-        self._append(self._record(phase, verdict, outcomes, status, tokens,
-                                  client_gone))
-
-    def _append(self, record):
-        """
-        Journal the held input record, if any, then C{record}, if any.
-        """
-        held, self._heldRecord = self._heldRecord, None
-        if held is not None:
-            exchange, result, decided = held
-            held = self._record("input", result.verdict, result.outcomes,
-                                exchange=exchange, now=decided)
-        for r in (held, record):
-            if r is not None:
-                self.lastWrite = self.gateway.journal.append(r)
-                self.lastWrite.addErrback(journalFailed)
-        if record is not None and record["phase"] == "output":
-            self._recorded()
-
-    def _recorded(self):
-        """
-        The request's last record is written.
-        """
-        release, self._release = self._release, None
-        if release is not None:
-            release()
-
-    def _record(self, phase, verdict, outcomes, status=None, tokens=None,
-                client_gone=False, exchange=None, now=None):
-        # The access log line shows the request's strongest verdict.
-        shown = getattr(self.request, "ktVerdict", None)
-        if shown is None or RANK.get(verdict, 0) > RANK.get(shown, 0):
-            self.request.ktVerdict = verdict
-        if now is None:
-            now = self.gateway.timer()
-        upstream = (None if phase == "input" or self.upstreamStarted is None
-                    else round((now - self.upstreamStarted) * 1000.0, 3))
-        record = eventRecord(
-            phase, verdict, exchange or self.exchange,
-            self.gateway.configName,
-            policyEntries(outcomes),
-            status=status, tokens=tokens, degraded=self.degraded,
-            latency={"policy": round(self.policyMs, 3), "upstream": upstream,
-                     "total": round((now - self.started) * 1000.0, 3)})
-        if phase == "output":
-            target, _ = self.attempts[max(len(self.tried) - 1, 0)]
-            record["cost_usd"] = costOf(tokens, self.exchange.model,
-                                        target.pricing)
-            if self.gateway.limits is not None:
-                self.gateway.limits.account(
-                    self.exchange.user, self.exchange.agent, tokens,
-                    record["cost_usd"])
-        if client_gone:
-            record["client_gone"] = True
-        if phase == "output" and len(self.tried) > 1:
-            record["attempts"] = list(self.tried)
-        return record
-
 
 # What asks an OpenAI chat stream for its usage, added to a request that
 # asks nothing of it: the body as it came, but this (re-encoding a prompt
@@ -482,11 +273,3 @@ def _withUsageAsked(raw):
     if body[1:-1].strip(b" \t\r\n"):
         return body[:-1] + _USAGE_ASKED
     return b"{" + _USAGE_ASKED[1:]
-
-
-def _policyError(result, code):
-    if result.verdict == BLOCK:
-        return GatewayError(409, "policy_violation", result.message,
-                            code=code, policy=result.policy)
-    return GatewayError(503, "policy_error", result.message,
-                        code="policy_failed", policy=result.policy)
