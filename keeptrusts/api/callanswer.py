@@ -153,7 +153,7 @@ class CallAnswer:
         if result.verdict in (BLOCK, ERROR):
             self._journal("output", result.verdict, result.outcomes,
                           status=response.code, tokens=tokens)
-            self._end(_policyError(result, "output_blocked"))
+            self._end(policyError(result, "output_blocked"))
             return
         if result.verdict == REDACT:
             writeSlots(slots, result.texts)
@@ -175,7 +175,7 @@ class CallAnswer:
                 "estimated": True}
 
 
-def _policyError(result, code):
+def policyError(result, code):
     if result.verdict == BLOCK:
         return GatewayError(409, "policy_violation", result.message,
                             code=code, policy=result.policy)

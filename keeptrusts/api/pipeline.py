@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from keeptrusts.api.callanswer import CallAnswer, _policyError
+from keeptrusts.api.callanswer import CallAnswer, policyError
 from keeptrusts.api.callrecords import CallRecords
 from keeptrusts.api.carried import (
     carriedCredentials, namedCredentials, queryOf)
@@ -99,7 +99,7 @@ class Call(CallAnswer, CallRecords):
                                       result.outcomes))
             self._recorded()
             if not self.gone:
-                self._end(_policyError(result, "input_blocked"))
+                self._end(policyError(result, "input_blocked"))
             return
         self.payload = self.raw
         changed = self.reencoded or result.verdict == REDACT
