@@ -182,6 +182,8 @@ class DecodedSlotTests(SynchronousTestCase):
         """
         for value, mediaType in [
                 ("data:image/png;base64," + b64enc(PNG + ENV.encode()), None),
+                ("data:image/png;base64," + "\r\n" * 40 + b64enc(
+                    PNG + ENV.encode()), None),
                 (b64enc(b"RIFF\x10\x00\x00\x00WAVEfmt " + ENV.encode()),
                  "audio/wav"),
                 (b64enc(b"ID3\x04\x00" + ENV.encode()), "audio/mpeg")]:

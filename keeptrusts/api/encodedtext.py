@@ -23,7 +23,7 @@ import re
 from urllib.parse import unquote
 
 from keeptrusts.api.media import (
-    BLOB, HEAD, MEDIA, NUL_SPACED, blobCredentials, fileKind)
+    BLOB, MEDIA, NUL_SPACED, blobCredentials, fileKind)
 from keeptrusts.policy.matcher import marker
 from keeptrusts.policy.scrub import credentialsFound, scrubbed
 
@@ -134,10 +134,13 @@ def decodedFile(node, key, mediaType=None):
     else:
         start = 0
         mediaType = mediaType or None  # bare, of no type said
-    kind = fileKind(mediaType, _lenient(_base64Head(value, start)))
-    if kind == MEDIA:
+    # A picture says so in its first bytes: its base64 is not decoded.
+    if fileKind(mediaType, _lenient(_base64Head(value, start))) == MEDIA:
         return None, ()
     raw, form, pieces = _decoded(value[start:])
+    kind = fileKind(mediaType, raw)
+    if kind == MEDIA:  # its signature past blanks and stray characters
+        return None, ()
     if kind == BLOB:
         return None, tuple(blobCredentials(raw) + blobCredentials(
             pieces or b""))
@@ -155,10 +158,10 @@ def decodedFile(node, key, mediaType=None):
 
 def _base64Head(value, start):
     """
-    The base64 of the first L{HEAD} bytes or more of the data in C{value}
-    from C{start}, as L{_decoded} reads it.
+    The base64 of the first bytes of the data in C{value} from C{start}
+    (enough for a signature), as L{_decoded} reads it.
     """
-    return _NOT_BASE64.sub("", value[start:start + 2 * HEAD]).translate(
+    return _NOT_BASE64.sub("", value[start:start + 64]).translate(
         _TO_STANDARD).replace("=", "")
 
 
