@@ -288,7 +288,7 @@ class SlotTests(SynchronousTestCase):
                                     lambda: chain.scanOutput(None))
         sealed = signatureDelta("EqQBCkYIBRgCACME12345678xQ==")
         self.assertEqual(rewriter.feed(sealed), sealed)
-        # What is no base64 is no signature: read (see endpoint._encoded).
+        # What is no base64 is no signature: read (see texts._encoded).
         self.assertNotIn(b"ACME12345678",
                          rewriter.feed(signatureDelta("ACME12345678 !")))
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.anthropic import MESSAGES
-from keeptrusts.api.endpoint import readAnswer, readRequest
 from keeptrusts.api.escapes import Unescaping, plainEscapes, plainJSONText
+from keeptrusts.api.texts import readAnswer, readRequest
 
 from tests.test_api_sse import PROFILE
 

@@ -9,12 +9,12 @@ import copy
 from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.api.errors import GatewayError
-from keeptrusts.api.endpoint import (
-    answerTextSlots, readAnswer, readRequest, readSlots, requestTextSlots,
-    writeSlots)
+from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.paths import otherJSON
 from keeptrusts.api.openai import ENDPOINTS, usageOf
 from keeptrusts.api.responses import RESPONSES
+from keeptrusts.api.texts import (
+    answerTextSlots, readAnswer, readRequest, requestTextSlots)
 
 CHAT = ENDPOINTS["chat/completions"]
 COMPLETIONS = ENDPOINTS["completions"]

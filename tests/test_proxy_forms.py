@@ -6,9 +6,10 @@ they came.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keeptrusts.api.endpoint import readRequest, readSlots, writeSlots
+from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.paths import otherJSON
+from keeptrusts.api.texts import readRequest
 from keeptrusts.proxy.forms import MAX_FIELDS, readForm
 
 KEY = "AKIAQYLPMN5HFIQZ7XYZ"

@@ -9,9 +9,10 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from keeptrusts.api.endpoint import readRequest, readSlots, writeSlots
+from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.paths import otherJSON
+from keeptrusts.api.texts import readRequest
 from keeptrusts.proxy.textbody import JSONList, readText
 
 KEY = "AKIAQYLPMN5HFIQZ7XYZ"

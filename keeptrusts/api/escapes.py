@@ -42,7 +42,7 @@ def plainEscapes(text):
     """
     A JSON text with its C{\\uXXXX} escapes (surrogate pairs too) and C{\\/}
     written plainly, as the request side writes a call's arguments
-    (L{keeptrusts.api.endpoint.readRequest}): it decodes to the same value,
+    (L{keeptrusts.api.texts.readRequest}): it decodes to the same value,
     and a key written C{\\u0041KIA...} is read as the key it is.  What a
     JSON string must escape, and a lone surrogate, stay escaped.
     """

@@ -9,7 +9,7 @@ L{keeptrusts.api.responsestream}, L{keeptrusts.api.sourcegraph}).
 
 import json
 
-from keeptrusts.api.endpoint import everyText, namesOf
+from keeptrusts.api.texts import everyText, namesOf
 from keeptrusts.api.errors import upstreamError
 from keeptrusts.api.escapes import Unescaping, plainJSONText
 from keeptrusts.api.sse import EventSplitter, readEvent

@@ -7,7 +7,7 @@ anew once they changed it.
 
 import json
 
-from keeptrusts.api.endpoint import readAnswer
+from keeptrusts.api.texts import readAnswer
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.rewrite import forgetLogprobs
 from keeptrusts.api.strictjson import DuplicateKey, loadsStrict

@@ -144,8 +144,9 @@ def requestTexts(body):
     The endpoint and texts of a request body, as the gateway's OpenAI
     request adapter reads them.
     """
-    from keeptrusts.api.endpoint import readSlots, requestTextSlots
+    from keeptrusts.api.endpoint import readSlots
     from keeptrusts.api.openai import ENDPOINTS
+    from keeptrusts.api.texts import requestTextSlots
     name = ("chat/completions" if "messages" in body else
             "completions" if "prompt" in body else "embeddings")
     endpoint = ENDPOINTS[name]
