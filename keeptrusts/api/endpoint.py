@@ -9,12 +9,6 @@ in place, whatever else it carries.
 
 import attr
 
-# keeptrusts.api.pipeline, which is not this change's to edit, still imports
-# readRequest from here: the name goes once its import names its home.
-from keeptrusts.api.texts import readRequest
-
-__all__ = ["Endpoint", "readRequest", "readSlots", "writeSlots"]
-
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Endpoint:

@@ -18,10 +18,11 @@ from keeptrusts.api.callanswer import CallAnswer, policyError
 from keeptrusts.api.callrecords import CallRecords
 from keeptrusts.api.carried import (
     carriedCredentials, namedCredentials, queryOf)
-from keeptrusts.api.endpoint import readRequest, readSlots, writeSlots
+from keeptrusts.api.endpoint import readSlots, writeSlots
 from keeptrusts.api.errors import GatewayError, writeError
 from keeptrusts.api.routing import trigger
 from keeptrusts.api.sending import sendNow
+from keeptrusts.api.texts import readRequest
 from keeptrusts.api.translate import (
     ANTHROPIC_VERSION, requestToMessages, translates)
 from keeptrusts.api.upstream import outgoingHeaders
