@@ -23,10 +23,10 @@ from keeptrusts.identity import Identify
 from keeptrusts.limits import Limits, MemoryCounters
 from keeptrusts.policy.chain import PolicyChain
 from keeptrusts.front import FrontFactory
-from keeptrusts.proxy.connect import (
-    ConnectHandler, ProxyPolicy, accessRecord, guardedDestinations)
+from keeptrusts.proxy.connect import ConnectHandler, accessRecord
 from keeptrusts.proxy.forward import ForwardProxy
 from keeptrusts.proxy.intercept import Interceptor
+from keeptrusts.proxy.proxypolicy import ProxyPolicy, guardedDestinations
 from keeptrusts.proxy.splice import Splicer, descriptorLimit
 from keeptrusts.tls.trust import upstreamPolicy
 

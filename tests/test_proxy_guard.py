@@ -14,9 +14,9 @@ from twisted.web.client import URI
 from keeptrusts.api.errors import GatewayError
 from keeptrusts.api.upstream import KeptEndpoints
 from keeptrusts.config import parseConfig
-from keeptrusts.proxy.connect import guardedDestinations
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.proxy.guard import GuardedEndpoint, isInternal
+from keeptrusts.proxy.proxypolicy import guardedDestinations
 from keeptrusts.proxy.resolve import FixedResolver
 from keeptrusts.tls.trust import upstreamPolicy
 

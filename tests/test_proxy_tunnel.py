@@ -43,9 +43,9 @@ from keeptrusts.config import AccessKey, parseConfig
 from keeptrusts.front import FrontFactory, parseConnect
 from keeptrusts.identity import Identify
 from keeptrusts.policy.registry import policyFactories
-from keeptrusts.proxy.connect import (
-    ConnectEvent, ConnectHandler, ProxyPolicy, accessRecord, hostMatcher)
+from keeptrusts.proxy.connect import ConnectEvent, ConnectHandler, accessRecord
 from keeptrusts.proxy.guard import isLocalAddress
+from keeptrusts.proxy.proxypolicy import ProxyPolicy, hostMatcher
 from keeptrusts.proxy.splice import Splicer
 from keeptrusts.proxy.resolve import FixedResolver
 from keeptrusts.proxy.tunnel import ESTABLISHED, TunnelClient, TunnelOutcome
