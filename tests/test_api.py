@@ -38,7 +38,8 @@ from zope.interface import implementer
 
 from keeptrusts.api.sending import sendNow, writeNow
 from keeptrusts.api.accesslog import shownTarget
-from keeptrusts.api.site import GatewaySite
+from keeptrusts.api.site import ActiveRequests, GatewaySite
+from keeptrusts.api import pipeline
 from keeptrusts.api.upstream import KeptEndpoints, Upstream
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -704,8 +705,9 @@ class NothingUnreadTests(TestCase):
         head, _, sent = parts[1]["file"]["file_data"].partition(",")
         self.assertEqual((head, base64.b64decode(sent).decode()),
                          ("data:text/plain;base64", redacted))
+        # A stray character: canonical base64 of what was read goes on.
         self.assertEqual(parts[2]["file"]["file_data"],
-                         "data:text/plain;base64,%s!" % (AWS_MARKER,))
+                         "data:text/plain;base64,%s" % (AWS_MARKER,))
         response = yield gw.post("/v1/responses", {
             "model": "gpt-fake", "input": [{"role": "user", "content": [
                 {"type": "input_file", "filename": "env.json",
@@ -1063,6 +1065,51 @@ class ErrorTests(TestCase):
                          (500, "internal_error"))
         self.assertEqual([r["phase"] for r in gw.events()], ["input"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    @defer.inlineCallbacks
+    def test_readingRaisedReleasesDrain(self):
+        """
+        A request whose reading raised gets a 500 and holds no drain (found
+        by review: the hold taken for its records was never released, and
+        a graceful stop would have waited for ever).
+        """
+        def raising(*args, **kwargs):
+            raise RuntimeError("reading raised")
+        self.patch(pipeline, "readRequest", raising)
+        gw = Gateway(self)
+        gw.port.factory.active = ActiveRequests()
+        response = yield gw.post("/v1/chat/completions", chat("hi"))
+        body = yield response.json()
+        self.assertEqual((response.code, body["error"]["type"]),
+                         (500, "internal_error"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        idle = gw.port.factory.active.whenIdle()
+        self.assertTrue(idle.called)
+
+    @defer.inlineCallbacks
+    def test_oddFileLabels(self):
+        """
+        A file's label that is no string is no label, not a crash (found by
+        review: a 500); a data URL without a comma costs its length, not
+        its length squared (one of 1 MB took minutes).
+        """
+        gw = Gateway(self, extraTargets=ANTHROPIC_TARGET)
+        picture = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(
+            range(256)) * 2).decode()
+        for label in (5, ["image/png"], {"a": 1}, True, None):
+            response = yield gw.post("/v1/messages", {
+                "model": "claude-fake", "max_tokens": 10, "messages": [
+                    {"role": "user", "content": [{"type": "image", "source": {
+                        "type": "base64", "media_type": label,
+                        "data": picture}}]}]})
+            yield response.content()
+            self.assertEqual(response.code, 200, label)
+        response = yield gw.post("/v1/chat/completions", chat(
+            "hi", messages=[{"role": "user", "content": [
+                {"type": "image_url", "image_url": {
+                    "url": "data:" + "a" * 1000000}}]}]))
+        yield response.content()
+        self.assertEqual(response.code, 200)
 
     @defer.inlineCallbacks
     def assertError(self, response, status, type):

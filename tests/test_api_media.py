@@ -12,6 +12,8 @@ from keeptrusts.api.media import (
 
 KEY = "AKIAQYLPMN5HFIQZ7XYZ"
 ENV = ("AWS_ACCESS_KEY_ID=%s\n" % (KEY,)).encode()
+# Bytes no text holds, as a picture's after its signature.
+BINARY = bytes(range(256)) * 2
 
 PICTURES_AND_SOUNDS = [
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"\xff\xd8\xff\xe0\x00\x10JFIF",
@@ -44,17 +46,36 @@ class FileKindTests(SynchronousTestCase):
 
     def test_picturesAndSounds(self):
         """
-        A picture or a sound is L{MEDIA} only when labelled so: with
-        another label it is L{BLOB} (searched), with a label of text it is
-        text.
+        A picture or a sound is L{MEDIA} only when labelled so and its
+        bytes after its signature are no text: with another label it is
+        L{BLOB} (searched), with a label of text it is text.
         """
         for head in PICTURES_AND_SOUNDS:
-            self.assertEqual(fileKind("image/png", head + ENV), MEDIA, head)
-            self.assertEqual(fileKind("Audio/MPEG; x=y", head), MEDIA, head)
-            self.assertEqual(fileKind("application/octet-stream", head),
+            raw = head.ljust(16, b"\x00") + BINARY + ENV
+            self.assertEqual(fileKind("image/png", raw), MEDIA, head)
+            self.assertEqual(fileKind("Audio/MPEG; x=y", raw), MEDIA, head)
+            self.assertEqual(fileKind("application/octet-stream", raw),
                              BLOB, head)
-            self.assertEqual(fileKind(None, head), BLOB, head)
-            self.assertEqual(fileKind("text/plain", head), TEXT, head)
+            self.assertEqual(fileKind(None, raw), BLOB, head)
+            self.assertEqual(fileKind("text/plain", raw), TEXT, head)
+
+    def test_textBehindASignature(self):
+        """
+        Text behind a picture's signature is no picture (found by review:
+        C{GIF89a} before a .env labelled image/gif left it unread): bytes
+        that are searched (a credential in them blocks), as text in another
+        script (UTF-8) and bytes mostly text are.
+        """
+        for head in PICTURES_AND_SOUNDS:
+            self.assertEqual(fileKind("image/gif", head + b" " + ENV * 20),
+                             BLOB, head)
+            self.assertEqual(fileKind("image/gif", head.ljust(16, b"\x00")
+                                      + ENV * 20), BLOB, head)
+        self.assertEqual(fileKind("image/png", PICTURES_AND_SOUNDS[0] + (
+            "\u5bc6\u94a5 " * 60).encode() + ENV), BLOB)
+        self.assertEqual(fileKind("image/png", PICTURES_AND_SOUNDS[0] + (
+            b"\xff" * 40 + ENV * 20)), BLOB)
+        self.assertEqual(fileKind(5, PICTURES_AND_SOUNDS[0] + BINARY), BLOB)
 
     def test_labelAloneLeavesNothingUnread(self):
         """

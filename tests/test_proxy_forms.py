@@ -14,7 +14,10 @@ from keeptrusts.proxy.forms import MAX_FIELDS, readForm
 
 KEY = "AKIAQYLPMN5HFIQZ7XYZ"
 MULTIPART = [b"multipart/form-data; boundary=b"]
-PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + KEY.encode()
+# A picture: its signature, then bytes no text has (a key inside is not
+# read: what a model sees of a picture is no text).
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 2
+       + KEY.encode())
 
 
 def texts(form):

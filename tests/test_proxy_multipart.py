@@ -270,3 +270,16 @@ class MultipartTests(SynchronousTestCase):
         error = self.assertRaises(GatewayError, readForm, MULTIPART, raw)
         self.assertEqual(error.status, 415)
         self.assertIn("multipart body itself", error.message)
+
+    def test_labelNotASCII(self):
+        """
+        A part's Content-Type with bytes not ASCII (an email Header, not a
+        string) is read as a label, not a crash (found by review).
+        """
+        raw = part(b"Content-Type: image/png; x=\xff",
+                   b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2) + b"--b--"
+        self.assertEqual(texts(readForm(MULTIPART, raw)), ())
+        # Its label honoured: text, whatever bytes it holds.
+        raw = part(b"Content-Type: text/plain; x=\xff",
+                   b"\x00 " + KEY.encode()) + b"--b--"
+        self.assertEqual(texts(readForm(MULTIPART, raw)), ("\x00 " + KEY,))

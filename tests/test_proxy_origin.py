@@ -661,7 +661,8 @@ class ForwardProxyTests(ProxyTestCase):
 AWS_KEY = "AKIAQYLPMN5HFIQZ7XYZ"
 AWS_MARKER = b"[REDACTED:AWS_ACCESS_KEY_ID]"
 GITHUB_TOKEN = "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-AUDIO = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\xff\xfe"
+AUDIO = (b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\xff\xfe"
+         + bytes(range(256)) * 2)
 MULTIPART = {b"content-type": [b"multipart/form-data; boundary=kt-b0und"]}
 
 
@@ -703,7 +704,8 @@ class FormBodyTests(ProxyTestCase):
                                    "deploy with %s and ACME-12345678" % (
                                        AWS_KEY,)}]}}).encode()
         other = b'{"custom_id": "2", "body": {"prompt": "fine"}}'
-        png = b"\x89PNG\r\n\x1a\n\x00\x00" + AWS_KEY.encode()
+        png = (b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)) * 2
+               + AWS_KEY.encode())
         body = multipart(
             (field(b"purpose"), b"batch"),
             (field(b"file", b"batch.jsonl", b"application/octet-stream"),
@@ -809,7 +811,7 @@ class FormBodyTests(ProxyTestCase):
         is multipart itself is refused (415).
         """
         text = ("AWS_ACCESS_KEY_ID=%s\r\n" % (AWS_KEY,)).encode()
-        picture = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01"
+        picture = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
         yield self.send(b"POST", "/v1/files", multipart(
             (field(b"file", b".env", b"image/png"), text),
             (field(b"image", b"a.png", b"image/png"), picture)), MULTIPART)

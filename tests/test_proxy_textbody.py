@@ -87,6 +87,14 @@ class ReadTextTests(SynchronousTestCase):
         self.assertEqual(texts, ("cl\xe9 " + KEY,))
         self.assertEqual(redacted(holder, piece),
                          "cl\xe9 [R]".encode("latin-1"))
+        # Browsers' names for charsets Python names otherwise (review s10).
+        for charset, codec in [("ucs-2", "utf-16-le"), ("UTF8MB4", "utf-8"),
+                               ("windows-874", "cp874"),
+                               ("iso-8859-8-i", "iso-8859-8")]:
+            raw = ("key " + KEY).encode(codec)
+            holder, piece, texts = read(raw, charset)
+            self.assertEqual(texts, ("key " + KEY,), charset)
+            self.assertEqual(redacted(holder, piece), "key [R]".encode(codec))
         for charset in ("x-unknown", "ibm1047", "base64"):
             error = self.assertRaises(GatewayError, read, KEY.encode(),
                                       charset)

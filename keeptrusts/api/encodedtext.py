@@ -8,12 +8,14 @@ every credential.
 
 The text is a slot like any other: a L{DecodedText} in the place of the
 container.  Reading it gives the text; writing a changed text back encodes
-it again, in the alphabet and encoding it came in (canonical base64 when
-it came in a shape only a lenient decoder takes), after the same data URL
-head: a redacted C{.env} goes on as a valid file of the same type.  What
-other readers may decode the same data to (another encoding, NULs left
-out, the pieces between padding) cannot be written back: a credential only
-such a reading shows blocks the call, as one in a name does.
+it again, in the alphabet and encoding it came in, after the same data
+URL head: a redacted C{.env} goes on as a valid file of the same type.
+Base64 in a shape only a lenient decoder takes (stray characters, both
+alphabets, padding inside), which decoders read differently, goes on as
+canonical base64 of what the policies read, changed or not.  What other
+readers may take the same bytes for (another encoding, NULs left out)
+cannot be written back: a credential only such a reading shows blocks the
+call, as one in a name does.
 """
 
 import base64
@@ -29,11 +31,17 @@ from keeptrusts.policy.scrub import credentialsFound, scrubbed
 
 # A data URL's head, whatever its case (a lenient provider takes
 # C{DATA:text/plain;BASE64,}): its media type, the rest of its head.
-_DATA_URL = re.compile(r"data:([^,;]*)[^,]*;base64,", re.IGNORECASE)
+# (Its parameters one by one: C{[^,]*;base64,} backtracked on a long string
+# without a comma, its length squared.)
+DATA_URL = re.compile(r"data:([^,;]*)(?:;[^,;]*)*?;base64,", re.IGNORECASE)
 # What base64 of either alphabet may hold, line breaks and blanks aside.
 _BLANKS = re.compile(r"[ \t\r\n]+")
 _STANDARD = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _URL_SAFE = re.compile(r"[A-Za-z0-9\-_]*={0,2}")
+# Base64 of one alphabet, line breaks and blanks aside: every decoder that
+# takes it reads the same bytes.
+_STRICT = re.compile(r"(?:[A-Za-z0-9+/ \t\r\n]*|[A-Za-z0-9\-_ \t\r\n]*)"
+                     r"(?:=[ \t\r\n]*){0,2}")
 # What a lenient decoder (Node's Buffer, Python's default b64decode) skips:
 # all but the two alphabets and padding.
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/\-_=]+")
@@ -122,7 +130,7 @@ def decodedFile(node, key, mediaType=None):
         a percent-encoded data URL decoded), to be read as names.
     """
     value = node[key]
-    head = _DATA_URL.match(value)
+    head = DATA_URL.match(value)
     if head is not None:
         mediaType = head.group(1)
         start = head.end()
@@ -134,24 +142,28 @@ def decodedFile(node, key, mediaType=None):
     else:
         start = 0
         mediaType = mediaType or None  # bare, of no type said
-    # A picture says so in its first bytes: its base64 is not decoded.
-    if fileKind(mediaType, _lenient(_base64Head(value, start))) == MEDIA:
+    # A picture says so in its first bytes: its base64 is not decoded,
+    # when it is base64 every decoder reads alike.
+    if fileKind(mediaType, _lenient(_base64Head(value, start))) == MEDIA and (
+            _STRICT.fullmatch(value, start) is not None):
         return None, ()
-    raw, form, pieces = _decoded(value[start:])
+    raw, form = _decoded(value[start:])
+    if form is None and raw:
+        # A shape only a lenient decoder takes, which decoders read
+        # differently: it goes on as canonical base64 of what the policies
+        # read, changed or not.
+        value = value[:start] + base64.b64encode(raw).decode("ascii")
+        node[key] = value
+        form = (False, True)
     kind = fileKind(mediaType, raw)
-    if kind == MEDIA:  # its signature past blanks and stray characters
+    if kind == MEDIA:
         return None, ()
     if kind == BLOB:
-        return None, tuple(blobCredentials(raw) + blobCredentials(
-            pieces or b""))
+        return None, tuple(blobCredentials(raw))
     read = _read(raw) if raw else None
     if read is None:
         return None, ()
     text, views, bom, codec = read
-    if pieces is not None:
-        other = _read(pieces)
-        if other is not None:
-            views += (other[0],) + other[1]
     return (DecodedText(node, key, value[:start], text, views, bom, codec,
                         form), key), views
 
@@ -159,25 +171,22 @@ def decodedFile(node, key, mediaType=None):
 def _base64Head(value, start):
     """
     The base64 of the first bytes of the data in C{value} from C{start}
-    (enough for a signature), as L{_decoded} reads it.
+    (enough to tell a picture), as L{_decoded} reads it.
     """
-    return _NOT_BASE64.sub("", value[start:start + 64]).translate(
-        _TO_STANDARD).replace("=", "")
+    return _NOT_BASE64.sub("", value[start:start + 704]).translate(
+        _TO_STANDARD).split("=")[0]
 
 
 def _decoded(data):
     """
     C{data} decoded as the most lenient decoder does: what is not of
-    either alphabet left out, both alphabets at once, padding anywhere
-    skipped, a last character that makes no byte ignored.  Node's decoder
-    stops at the first padding and Python's at padding that ends a
-    quantum: what they read begins what this reads.
+    either alphabet left out, both alphabets at once, the pieces between
+    padding each decoded on its own (base64 of pieces, put together), a
+    last character that makes no byte ignored.
 
-    @return: C{(bytes, form, pieces)}: C{form} is C{(urlSafe, padded)}
-        when C{data} came in a shape a strict decoder takes (it is written
-        back so), else L{None}; C{pieces} is L{None}, or the bytes of the
-        pieces between padding decoded each on its own, when padding comes
-        before more data (base64 of pieces, put together).
+    @return: C{(bytes, form)}: C{form} is C{(urlSafe, padded)} when C{data}
+        came in a shape a strict decoder takes (it is written back so), else
+        L{None}.
     """
     data = _BLANKS.sub("", data)
     form = None
@@ -188,13 +197,7 @@ def _decoded(data):
             # wants padding where it came with it).
             form = (urlSafe, len(data) % 4 == 0)
     data = _NOT_BASE64.sub("", data).translate(_TO_STANDARD)
-    raw = _lenient(data.replace("=", ""))
-    pieces = None
-    if "=" in data.rstrip("="):
-        pieces = b"".join(_lenient(piece) for piece in data.split("="))
-        if pieces == raw:
-            pieces = None
-    return raw, form, pieces
+    return b"".join(_lenient(piece) for piece in data.split("=")), form
 
 
 def _lenient(data):

@@ -3,8 +3,8 @@
 What a file is, whatever its sender calls it.  Its label (a media type)
 says what is claimed; its first bytes say what it is.  A file is one of:
 
-  - L{MEDIA}: a picture or a sound, labelled so and bearing its format's
-    signature.  A model sees or hears it and reads no text in it: it is
+  - L{MEDIA}: a picture or a sound, labelled so, bearing its format's
+    signature, its bytes after it no text's.  A model sees or hears it and reads no text in it: it is
     left alone (reading a large image on every turn of a chat would cost
     more than the call).
   - L{BLOB}: bytes that are no text: a document, an archive, a program
@@ -19,6 +19,7 @@ The label alone never makes a file unread: a text labelled as an image is
 read as the text it is (the provider may go by its file name).
 """
 
+import codecs
 import re
 
 from keeptrusts.policy.scrub import credentialsFound
@@ -57,6 +58,10 @@ _CONTAINERS = {b"RIFF": (b"WEBP", b"WAVE", b"AVI "), b"FORM": (b"AIFF",
 # an ID3 version and zeros are control bytes.
 _SHAPES = re.compile(rb"\xff[\xe0-\xfd]|ID3[\x02-\x04]|BM....\x00\x00\x00"
                      rb"\x00", re.DOTALL)
+# The bytes after a signature that say whether a picture follows it.
+_SAMPLE_START, _SAMPLE_END = 16, 528
+_TEXT_BYTES = bytes(range(0x20, 0x7f)) + b"\t\n\r\f"
+_UTF8 = codecs.getincrementaldecoder("utf-8")
 # Text of ASCII in UTF-16 or UTF-32 without a byte order mark.
 NUL_SPACED = re.compile(rb"(?:[^\0]\0{1,3}){8}")
 
@@ -68,11 +73,13 @@ def fileKind(mediaType, head):
     it) is: L{TEXT}, L{MEDIA} or L{BLOB}.  A label of text is taken at its
     word (its bytes are read as text, in every reading).
     """
+    if not isinstance(mediaType, str):
+        mediaType = None
     if textMedia(mediaType):
         return TEXT
     perceived = signature(head)
     if perceived is not None:
-        if perceived and _perceivedLabel(mediaType):
+        if perceived and _perceivedLabel(mediaType) and _binary(head):
             return MEDIA
         return BLOB
     head = head[:HEAD]
@@ -110,6 +117,22 @@ def blobCredentials(raw):
     return list(dict.fromkeys(
         secret for reading in readings
         for secret, _ in credentialsFound(reading)))
+
+
+def _binary(head):
+    """
+    Whether the bytes after a signature in C{head} are a picture's or a
+    sound's, not text behind a signature put before it: one in eight or
+    more of them are no text's, and they are no UTF-8.
+    """
+    sample = head[_SAMPLE_START:_SAMPLE_END]
+    if len(sample.translate(None, _TEXT_BYTES)) * 8 < len(sample):
+        return False
+    try:
+        _UTF8().decode(sample)  # a character cut at the end is no proof
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _perceivedLabel(mediaType):

@@ -71,6 +71,29 @@ class Call(CallAnswer, CallRecords):
         request.notifyFinish().addErrback(self._clientGone)
 
     def start(self):
+        try:
+            result, slots = self._input()
+        except Exception:
+            # Ended as any crash is: a 500, its hold on a drain released.
+            self._crashed(Failure())
+            return
+        if isinstance(result, Deferred):
+            result.addCallback(self._inputDecided, slots)
+            result.addErrback(self._crashed)
+            return
+        # Decided at once, as most chains are: no Deferred.
+        try:
+            self._inputDecided(result, slots)
+        except Exception:
+            self._crashed(Failure())
+
+    def _input(self):
+        """
+        Read the request and put it to the input chain.
+
+        @return: C{(result, slots)}: the chain's result (or a L{Deferred}
+            of it), the slots of the texts it read.
+        """
         reading = readRequest(self.endpoint, self.body)
         self.reencoded = reading.rewritten
         slots = reading.slots
@@ -82,15 +105,7 @@ class Call(CallAnswer, CallRecords):
                                          self.attempts, self.passClientAuth)
         if result is None:
             result = self.chain.inputResult(self.exchange)
-        if isinstance(result, Deferred):
-            result.addCallback(self._inputDecided, slots)
-            result.addErrback(self._crashed)
-            return
-        # Decided at once, as most chains are: no Deferred.
-        try:
-            self._inputDecided(result, slots)
-        except Exception:
-            self._crashed(Failure())
+        return result, slots
 
     def _inputDecided(self, result, slots):
         self.policyMs += result.ms

@@ -10,7 +10,7 @@ from collections import deque
 
 import attr
 
-from keeptrusts.api.encodedtext import decodedFile
+from keeptrusts.api.encodedtext import DATA_URL, decodedFile
 from keeptrusts.api.media import textMedia
 from keeptrusts.api.escapes import plainJSONText
 
@@ -32,8 +32,7 @@ _NOT_TEXT = frozenset([
 _MAYBE_ENCODED = frozenset([
     "url", "image_url", "file_data", "data", "signature", "encrypted_content",
     "embedding", "b64_json", "thinking"])
-# The head of a base64 data URL (its media type); base64 and nothing else.
-_DATA_URL = re.compile(r"data:([^,;]*)[^,]*;base64,")
+# Base64 and nothing else.
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\r\n]*")
 # Base64 of either alphabet (OpenAI's sealed items are URL-safe Fernet).
 _SEALED_DATA = re.compile(r"[A-Za-z0-9+/=_\-\r\n]*")
@@ -54,7 +53,7 @@ def _encodedDataURL(value):
     Whether C{value} is a data URL of a type that is not text, base64 and
     nothing else.
     """
-    head = _DATA_URL.match(value)
+    head = DATA_URL.match(value)
     return (head is not None and not textMedia(head.group(1))
             and _BASE64.fullmatch(value, head.end()) is not None)
 

@@ -170,7 +170,9 @@ def _part(raw, body, names):
     entry = dict.fromkeys(_dispositionNames(headers))
     entry[head.decode("utf-8", "replace").strip()] = field
     body.append(entry)
-    kind = fileKind(headers.get("content-type"), content[:HEAD])
+    label = headers.get("content-type")
+    # (A value with bytes not ASCII is an email Header, not a string.)
+    kind = fileKind(None if label is None else str(label), content[:HEAD])
     if kind == BLOB:
         names.update(dict.fromkeys(blobCredentials(content)))
     if kind in (MEDIA, BLOB):

@@ -12,7 +12,8 @@ import json
 from keeptrusts.api.errors import validationError
 from keeptrusts.api.strictjson import (
     DuplicateKey, hasLoneSurrogate, loadsStrict)
-from keeptrusts.proxy.textviews import unwrittenCredentials, writtenReading
+from keeptrusts.proxy.textviews import (
+    charsetCodec, unwrittenCredentials, writtenReading)
 
 
 class JSONList(list):
@@ -38,8 +39,9 @@ def readText(raw, charset, holder, key, names):
     @return: the piece that writes it back (its C{encoded()}: the bytes,
         changed or as they came), or C{raw} when there is nothing to read.
     @raise GatewayError: 422 for bytes the gateway cannot read as the
-        destination may (L{writtenReading}, L{_json}).
+        destination may (L{charsetCodec}, L{_json}).
     """
+    charset = charsetCodec(charset)
     reading = writtenReading(raw, charset)
     text = reading.text
     if not text.strip():

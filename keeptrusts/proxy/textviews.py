@@ -48,14 +48,7 @@ def writtenReading(raw, charset):
     The L{Reading} C{raw} is written back in: its byte order mark's (UTF-8,
     UTF-16, UTF-32); else its C{charset}'s if it reads it and writes it back
     byte for byte; else UTF-8, what does not decode read as escaped bytes.
-
-    @raise GatewayError: 422 for a C{charset} the gateway cannot read
-        (IBM1047): a server that can would read what the gateway did not.
     """
-    if charset and not _readable(charset):
-        raise validationError("a text in the request body declares a "
-                              "charset the gateway does not know: send it "
-                              "in UTF-8")
     for bom, codec in BYTE_ORDER_MARKS:
         if raw.startswith(bom):
             errors = "surrogateescape" if codec == "utf-8" else "strict"
@@ -74,14 +67,43 @@ def writtenReading(raw, charset):
     return reading
 
 
-def _readable(charset):
+def charsetCodec(charset):
+    """
+    The codec of C{charset} (a C{charset} parameter, or L{None}): Python's
+    own name for it, or for a name browsers give it (WHATWG's labels:
+    C{windows-874}, C{iso-8859-8-i}, C{unicode-1-1-utf-8}, C{ucs-2}).
+
+    @raise GatewayError: 422 for a charset the gateway cannot read
+        (IBM1047), or one that is no text's (base64): a server that can
+        would read what the gateway did not.
+    """
+    if not charset:
+        return charset
+    codec = _ALIASES.get(charset.strip().lower(), charset)
     try:
-        b"\0\0\0\0".decode(charset, "ignore")  # a codec of text
+        b"\0\0\0\0".decode(codec, "ignore")  # a codec of text
     except LookupError:
-        return False
+        raise validationError("a text in the request body declares a "
+                              "charset the gateway does not know: send it "
+                              "in UTF-8")
     except (UnicodeError, ValueError):  # idna takes no "ignore"
         pass
-    return True
+    return codec
+
+
+# Charsets browsers name otherwise than Python (WHATWG's Encoding Standard),
+# and MySQL's name for UTF-8.
+_ALIASES = {
+    "windows-874": "cp874", "dos-874": "cp874",
+    "iso-8859-8-i": "iso-8859-8", "csiso88598i": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6", "iso-8859-6-e": "iso-8859-6",
+    "iso-8859-8-e": "iso-8859-8", "unicode-1-1-utf-8": "utf-8",
+    "unicode11utf8": "utf-8", "unicode20utf8": "utf-8",
+    "x-unicode20utf8": "utf-8", "utf8mb4": "utf-8", "utf8mb3": "utf-8",
+    "ucs-2": "utf-16-le", "unicode": "utf-16-le", "csunicode": "utf-16-le",
+    "iso-10646-ucs-2": "utf-16-le", "unicodefeff": "utf-16-le",
+    "unicodefffe": "utf-16-be", "x-mac-cyrillic": "mac-cyrillic",
+    "x-mac-ukrainian": "mac-cyrillic", "x-mac-roman": "mac-roman"}
 
 
 def _declared(raw, charset):
