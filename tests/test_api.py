@@ -816,6 +816,22 @@ class NothingUnreadTests(TestCase):
         self.assertEqual(len(gw.provider.requests), 1)
         self.assertEqual([e["verdict"] for e in gw.events("input")],
                          ["redact", "block"])
+        # Base64 that decoders read differently ("-" among "+" and "/":
+        # Python's drops it, Node's reads "+") goes on as canonical base64
+        # of what the policies read (found by review: the provider got the
+        # .env the gateway read shifted).
+        data = "-" + base64.b64encode(("\n" + env).encode()).decode()
+        response = yield gw.post("/v1/chat/completions", chat(
+            "hi", messages=[{"role": "user", "content": [
+                {"type": "file", "file": {
+                    "file_data": "data:text/plain;base64," + data}}]}]))
+        yield response.content()
+        sent = gw.provider.requests[-1].json["messages"][0]["content"][0][
+            "file"]["file_data"].partition(",")[2]
+        self.assertNotEqual(sent, data)
+        self.assertEqual(base64.b64encode(base64.b64decode(
+            sent, validate=True)).decode(), sent)
+        self.assertNotIn(b"AKIA", base64.b64decode(sent))
 
     @defer.inlineCallbacks
     def test_requestSubtreesRead(self):

@@ -7,6 +7,7 @@ import codecs
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from keeptrusts.api import media
 from keeptrusts.api.media import (
     BLOB, HEAD, MEDIA, TEXT, blobCredentials, fileKind, signature, textMedia)
 
@@ -118,6 +119,25 @@ class BlobCredentialsTests(SynchronousTestCase):
         self.assertEqual(blobCredentials(raw),
                          [KEY, "AKIAIOSFODNN7EXAMPLE"])
         self.assertEqual(blobCredentials(b"\x00\x01\x02 plain"), [])
+
+    def test_kept(self):
+        """
+        A file's outcome is kept by its digest: a chat's file, sent again
+        on every turn, is searched once.
+        """
+        searched = []
+
+        def found(text):
+            searched.append(text)
+            return [(KEY, "aws_access_key_id")]
+        self.patch(media, "credentialsFound", found)
+        raw = b"\x00\x01 kept " + KEY.encode()
+        self.assertEqual(blobCredentials(raw), [KEY])
+        count = len(searched)
+        self.assertEqual(blobCredentials(bytes(bytearray(raw))), [KEY])
+        self.assertEqual(len(searched), count)
+        blobCredentials(raw + b" ")
+        self.assertGreater(len(searched), count)
 
 
 class TextMediaTests(SynchronousTestCase):

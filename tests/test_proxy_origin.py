@@ -24,6 +24,7 @@ from keeptrusts.policy.values import Exchange
 from keeptrusts.proxy.forward import ForwardProxy
 from keeptrusts.proxy.origin import OriginTarget, splitTarget
 from keeptrusts.testing import FakeProvider, Script, echoPrompt, listenFake
+from tests.test_api_documents import pdf
 from tests.test_api import Gateway
 
 
@@ -806,9 +807,10 @@ class FormBodyTests(ProxyTestCase):
         """
         What a file is, its bytes say with its label: a text labelled
         image/png is read and redacted (found by review: it went on
-        unread); a document's bytes that hold a credential cannot be
-        rewritten: refused (409); a picture goes on as it came; a part that
-        is multipart itself is refused (415).
+        unread); a document's bytes that hold a credential (in its
+        compressed text too) cannot be rewritten: refused (409); a picture
+        goes on as it came; a part that is multipart itself is refused
+        (415).
         """
         text = ("AWS_ACCESS_KEY_ID=%s\r\n" % (AWS_KEY,)).encode()
         picture = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
@@ -825,6 +827,9 @@ class FormBodyTests(ProxyTestCase):
                  "input_blocked"),
                 (multipart((field(b"file", b"a.bin"), b"\x00\x01 " + text)),
                  409, "input_blocked"),
+                (multipart((field(b"file", b"b.pdf", b"application/pdf"),
+                            pdf(b"BT (" + text + b") Tj ET"))), 409,
+                 "input_blocked"),
                 (multipart((field(b"m", None, b"multipart/mixed; boundary=c"),
                             b"--c\r\n\r\nx\r\n--c--")), 415,
                  "unsupported_content_encoding")]:
@@ -834,7 +839,7 @@ class FormBodyTests(ProxyTestCase):
                 "code"]), (status, code))
         self.assertEqual(len(self.gw.provider.requests), 1)
         self.assertEqual([e["verdict"] for e in self.gw.events("input")],
-                         ["redact", "block", "block"])
+                         ["redact", "block", "block", "block"])
         self.assertNotIn(AWS_KEY, json.dumps(self.gw.events()))
 
     @defer.inlineCallbacks

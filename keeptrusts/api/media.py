@@ -20,8 +20,10 @@ read as the text it is (the provider may go by its file name).
 """
 
 import codecs
+import hashlib
 import re
 
+from keeptrusts.api.documents import documentTexts
 from keeptrusts.policy.scrub import credentialsFound
 
 TEXT, MEDIA, BLOB = "text", "media", "blob"
@@ -108,15 +110,31 @@ def signature(head):
 def blobCredentials(raw):
     """
     The credentials of the catalogue in the bytes C{raw} read as Latin-1
-    (every byte a character: ASCII where it is) and with their NULs left
-    out (UTF-16 or UTF-32 text of ASCII), each once.
+    (every byte a character: ASCII where it is), with their NULs left out
+    (UTF-16 or UTF-32 text of ASCII), and in the text they hold compressed
+    (a PDF's streams, a zip's members: L{documentTexts}), each once.
     """
-    readings = [raw.decode("latin-1")]
-    if b"\x00" in raw:
-        readings.append(raw.replace(b"\x00", b"").decode("latin-1"))
-    return list(dict.fromkeys(
-        secret for reading in readings
-        for secret, _ in credentialsFound(reading)))
+    # A chat sends its files again on every turn: a file's outcome is kept
+    # by its digest (hashing costs a hundredth of searching).
+    digest = hashlib.blake2b(raw, digest_size=32).digest()
+    found = _kept.get(digest)
+    if found is None:
+        readings = [raw.decode("latin-1")]
+        if b"\x00" in raw:
+            readings.append(raw.replace(b"\x00", b"").decode("latin-1"))
+        readings.extend(documentTexts(raw))
+        found = list(dict.fromkeys(
+            secret for reading in readings
+            for secret, _ in credentialsFound(reading)))
+        if len(_kept) >= KEPT:
+            _kept.clear()
+        _kept[digest] = found
+    return list(found)
+
+
+# The outcomes of files searched, this many at most.
+KEPT = 256
+_kept = {}
 
 
 def _binary(head):

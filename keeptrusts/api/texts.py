@@ -200,8 +200,10 @@ class RequestReading:
         escapes of tool-call arguments (a JSON text inside a string) plainly:
         the policies read the string, but a translation, a provider or a
         model reads what it decodes to, and a key written C{AKIA\\u0049...}
-        would pass unread.  Only those escapes change: the rest of the JSON
-        text, numbers and key order included, stays as it came.
+        would pass unread; or put a file's base64 that decoders read
+        differently in canonical shape (L{decodedFile}).  Only those
+        change: the rest of the JSON text, numbers and key order included,
+        stays as it came.
     """
 
     slots: list
@@ -312,6 +314,8 @@ def _walk(body, slots, request, naming):
                 # credentials are its views): the policies read a file's
                 # text, not only its base64, whatever its label claims.
                 decoded, views = _decodedText(node, key, media)
+                if node[key] is not value:
+                    rewritten = True  # base64 put in canonical shape
                 if decoded is not None or not _encoded(
                         node, key, value, media, not request):
                     slots.append((node, key))
