@@ -6,6 +6,7 @@ SplicedLoopbackTests and SplicedTLSTests.
 """
 
 import errno
+import fcntl
 import os
 import stat
 
@@ -52,6 +53,23 @@ class SplicerTests(SynchronousTestCase):
         self.assertEqual(found, {1024: 32, 65536: 2048, 1 << 20: 4096,
                                  resource.RLIM_INFINITY: 1024})
 
+
+    def test_pipeEnlarged(self):
+        """
+        A pipe holds 256 KB when the kernel grants it (a bulk transfer
+        takes fewer moves), its default otherwise; either way a move asks
+        for what it holds.
+        """
+        out, into = os.pipe()
+        self.addCleanup(os.close, out)
+        self.addCleanup(os.close, into)
+        self.assertEqual(splice._enlarged(into), 1 << 18)
+        self.assertEqual(fcntl.fcntl(into, 1032), 1 << 18)  # F_GETPIPE_SZ
+
+        def refused(fd, command, size):
+            raise PermissionError(errno.EPERM, "over the quota")
+        self.patch(fcntl, "fcntl", refused)
+        self.assertEqual(splice._enlarged(into), 65536)
 
 class SplicedFailureTests(Spliced, GatewayCase):
     """
