@@ -28,7 +28,7 @@ from keeptrusts.tls.ca import CertificateAuthority
 from keeptrusts.tls.sni import LeafContexts
 from keeptrusts.policy.scrub import scrubbed
 from keeptrusts.policy.values import Exchange
-from keeptrusts.retention import Retention, retentionDays, threadRunner
+from keeptrusts.retentionloop import Retention, retentionDays, threadRunner
 
 log = Logger()
 

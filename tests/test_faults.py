@@ -139,7 +139,7 @@ def _memoryJournalModule(journal):
 
 class _NoRetention:
     """
-    Stands in for L{keeptrusts.retention.Retention}: its sweeps read the
+    Stands in for L{keeptrusts.retentionloop.Retention}: its sweeps read the
     journal's segment files, and this journal is in memory (retention has
     its own tests).
     """

@@ -1,5 +1,5 @@
 """
-Tests for L{keeptrusts.retention}.
+Tests for L{keeptrusts.retention} and L{keeptrusts.retentionloop}.
 """
 
 import io
@@ -22,9 +22,9 @@ from keeptrusts.journalread import (
 from keeptrusts.policy.audit import AuditOptions
 from keeptrusts.policy.registry import policyFactories
 from keeptrusts.retention import (
-    DAY, DEFAULT_INTERVAL, ExpiredSegment, Retention, RetentionError,
-    anchorRecord, checkSegments, expiredSegments, removeSegments,
-    retentionDays, sweep)
+    DAY, ExpiredSegment, RetentionError, anchorRecord, checkSegments,
+    expiredSegments, removeSegments, sweep)
+from keeptrusts.retentionloop import DEFAULT_INTERVAL, Retention, retentionDays
 
 # 2026-11-27T01:02:03.456Z
 NOW = 1795741323.456
