@@ -15,8 +15,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from keeptrusts.admin import adminRoot, healthReport
+from keeptrusts.api.draining import ActiveRequests
 from keeptrusts.api.http1 import KeptConnections
-from keeptrusts.api.site import ActiveRequests
 from keeptrusts.events import eventRecord
 from keeptrusts.journal import Journal
 from keeptrusts.limits import MemoryCounters

@@ -38,7 +38,8 @@ from zope.interface import implementer
 
 from keeptrusts.api.sending import sendNow, writeNow
 from keeptrusts.api.accesslog import shownTarget
-from keeptrusts.api.site import ActiveRequests, GatewaySite
+from keeptrusts.api.draining import ActiveRequests
+from keeptrusts.api.site import GatewaySite
 from keeptrusts.api import pipeline
 from keeptrusts.api.upstream import KeptEndpoints, Upstream
 from keeptrusts.config import parseConfig

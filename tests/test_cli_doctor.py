@@ -1,5 +1,5 @@
 """
-Tests for C{kt doctor} (L{keeptrusts.cli.doctor}).
+Tests for C{kt doctor} (L{keeptrusts.cli.doctor}, L{keeptrusts.cli.probes}).
 """
 
 import http.client
@@ -15,10 +15,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from keeptrusts.cli import doctor
 from keeptrusts.cli.doctor import (
-    FAIL, OK, WARN, Probes, checkCA, checkGateway, checkJournal, httpGet,
-    listenURL, resolveHosts, runDoctor)
+    FAIL, OK, WARN, checkCA, checkGateway, checkJournal, listenURL, runDoctor)
 from keeptrusts.cli.init import template
 from keeptrusts.cli.main import Runtime, buildParser, main
+from keeptrusts.cli.probes import Probes, httpGet, resolveHosts
 from keeptrusts.journal import Journal
 from keeptrusts.journalformat import segmentName
 from keeptrusts.tls.ca import CertificateAuthority
