@@ -171,7 +171,8 @@ def buildSite(config, reactor, journal, pool, policyFactories, environ,
         not given.
     @param admin: the resource of C{/keeptrusts}, C{/healthz} and
         friends, or L{None}.
-    @param active: the L{keeptrusts.api.draining.ActiveRequests} to count requests in.
+    @param active: the L{keeptrusts.api.draining.ActiveRequests} to count
+        requests in.
     @param accessLines: the L{IAccessLog} of the access log, or L{None}
         for twisted.logger.
     @return: the L{GatewaySite} of the shared listener: C{/v1}, the

@@ -244,7 +244,8 @@ class GatewaySite(Site):
     @param maxBodyBytes: the largest request body accepted.
     @param forwardProxy: what serves absolute-form requests
         (C{resourceFor(request)}), or L{None} to serve them as any other.
-    @param active: the L{keeptrusts.api.draining.ActiveRequests} to count requests in, or L{None}.
+    @param active: the L{keeptrusts.api.draining.ActiveRequests} to count
+        requests in, or L{None}.
     @param accessLog: C{text}, C{json} or C{off}.
     @param accessLines: the L{IAccessLog} the lines go to; by default
         twisted.logger.
