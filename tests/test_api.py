@@ -5,6 +5,7 @@ provider behind it.
 """
 
 import base64
+import gzip
 import json
 import os
 import socket
@@ -40,7 +41,7 @@ from keeptrusts.api.sending import sendNow, writeNow
 from keeptrusts.api.accesslog import shownTarget
 from keeptrusts.api.draining import ActiveRequests
 from keeptrusts.api.site import GatewaySite
-from keeptrusts.api import pipeline
+from keeptrusts.api import documents, pipeline
 from keeptrusts.api.upstream import KeptEndpoints, Upstream
 from keeptrusts.config import parseConfig
 from keeptrusts.policy.registry import policyFactories
@@ -833,6 +834,30 @@ class NothingUnreadTests(TestCase):
         self.assertEqual(base64.b64encode(base64.b64decode(
             sent, validate=True)).decode(), sent)
         self.assertNotIn(b"AKIA", base64.b64decode(sent))
+
+    @defer.inlineCallbacks
+    def test_filesDecodeWithinABudget(self):
+        """
+        What a request's files decode to is bounded in all (found by
+        review: many small zip bombs held the reactor for minutes): past
+        the bound, the request is refused (422), nothing sent.
+        """
+        self.patch(documents, "INFLATED", 100000)
+        bomb = base64.b64encode(gzip.compress(b"A" * 60000)).decode()
+        gw = Gateway(self)
+        gw.port.factory.active = ActiveRequests()
+        response = yield gw.post("/v1/chat/completions", chat(
+            "hi", messages=[{"role": "user", "content": [
+                {"type": "file", "file": {
+                    "file_data": "data:application/gzip;base64," + bomb}},
+                {"type": "file", "file": {
+                    "file_data": "data:application/gzip;base64," + bomb
+                    + "AAAA"}}]}]))
+        error = (yield response.json())["error"]
+        self.assertEqual((response.code, error["type"]),
+                         (422, "validation_error"))
+        self.assertEqual(gw.provider.requests, [])
+        self.assertTrue(gw.port.factory.active.whenIdle().called)
 
     @defer.inlineCallbacks
     def test_requestSubtreesRead(self):

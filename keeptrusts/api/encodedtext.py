@@ -30,18 +30,18 @@ from keeptrusts.policy.matcher import marker
 from keeptrusts.policy.scrub import credentialsFound, scrubbed
 
 # A data URL's head, whatever its case (a lenient provider takes
-# C{DATA:text/plain;BASE64,}): its media type, the rest of its head.
+# C{DATA:text/plain;BASE64,}), blanks before it and around C{base64} as
+# WHATWG's parser takes them: its media type, the rest of its head.
 # (Its parameters one by one: C{[^,]*;base64,} backtracked on a long string
 # without a comma, its length squared.)
-DATA_URL = re.compile(r"data:([^,;]*)(?:;[^,;]*)*?;base64,", re.IGNORECASE)
+DATA_URL = re.compile(r"[ \t\r\n]*data:([^,;]*)(?:;[^,;]*)*?;[ \t]*base64"
+                      r"[ \t]*,", re.IGNORECASE)
 # What base64 of either alphabet may hold, line breaks and blanks aside.
 _BLANKS = re.compile(r"[ \t\r\n]+")
 _STANDARD = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-_URL_SAFE = re.compile(r"[A-Za-z0-9\-_]*={0,2}")
-# Base64 of one alphabet, line breaks and blanks aside: every decoder that
-# takes it reads the same bytes.
-_STRICT = re.compile(r"(?:[A-Za-z0-9+/ \t\r\n]*|[A-Za-z0-9\-_ \t\r\n]*)"
-                     r"(?:=[ \t\r\n]*){0,2}")
+# Base64, line breaks and blanks aside: every decoder that takes it reads
+# the same bytes.
+_STRICT = re.compile(r"[A-Za-z0-9+/ \t\r\n]*(?:=[ \t\r\n]*){0,2}")
 # What a lenient decoder (Node's Buffer, Python's default b64decode) skips:
 # all but the two alphabets and padding.
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/\-_=]+")
@@ -68,9 +68,9 @@ class DecodedText:
     """
 
     __slots__ = ("node", "key", "head", "text", "views", "_bom", "_codec",
-                 "_form", "_written")
+                 "_padded", "_written")
 
-    def __init__(self, node, key, head, text, views, bom, codec, form):
+    def __init__(self, node, key, head, text, views, bom, codec, padded):
         self.node = node
         self.key = key
         self.head = head
@@ -78,7 +78,7 @@ class DecodedText:
         self.views = views
         self._bom = bom
         self._codec = codec
-        self._form = form
+        self._padded = padded
         self._written = node[key]
 
     def __getitem__(self, key):
@@ -90,16 +90,9 @@ class DecodedText:
         if text == self.text:
             return
         raw = self._bom + text.encode(self._codec, "replace")
-        if self._form is None:
-            # It came in a shape only a lenient decoder takes: it goes
-            # back canonical, which every decoder takes.
-            data = base64.b64encode(raw).decode("ascii")
-        else:
-            urlSafe, padded = self._form
-            data = (base64.urlsafe_b64encode(raw) if urlSafe
-                    else base64.b64encode(raw)).decode("ascii")
-            if not padded:
-                data = data.rstrip("=")
+        data = base64.b64encode(raw).decode("ascii")
+        if not self._padded:
+            data = data.rstrip("=")
         if self.node[self.key] != self._written:
             # The string as written held a credential too (characters a
             # lenient decoder reads as base64 of other bytes), redacted by
@@ -111,7 +104,7 @@ class DecodedText:
         self.text = text
 
 
-def decodedFile(node, key, mediaType=None):
+def decodedFile(node, key, mediaType=None, budget=None):
     """
     What C{node[key]} (a string) holds when it is base64 of a file: after
     a data URL head (its media type then says what it is claimed to be),
@@ -128,13 +121,15 @@ def decodedFile(node, key, mediaType=None):
         not at all); C{views}, the texts that cannot be written back (its
         text's other readings; the credentials in bytes that are no text;
         a percent-encoded data URL decoded), to be read as names.
+    @param budget: the L{keeptrusts.api.documents.Budget} of the request's
+        files.
     """
     value = node[key]
     head = DATA_URL.match(value)
     if head is not None:
         mediaType = head.group(1)
         start = head.end()
-    elif value[:5].lower() == "data:":
+    elif value.lstrip()[:5].lower() == "data:":
         # Percent-encoded: read as it is, and as a reader decodes it.
         data = value.partition(",")[2]
         decoded = unquote(data, "latin-1") if "%" in data else data
@@ -147,25 +142,25 @@ def decodedFile(node, key, mediaType=None):
     if fileKind(mediaType, _lenient(_base64Head(value, start))) == MEDIA and (
             _STRICT.fullmatch(value, start) is not None):
         return None, ()
-    raw, form = _decoded(value[start:])
-    if form is None and raw:
+    raw, padded = _decoded(value[start:])
+    if padded is None and raw:
         # A shape only a lenient decoder takes, which decoders read
         # differently: it goes on as canonical base64 of what the policies
         # read, changed or not.
         value = value[:start] + base64.b64encode(raw).decode("ascii")
         node[key] = value
-        form = (False, True)
+        padded = True
     kind = fileKind(mediaType, raw)
     if kind == MEDIA:
         return None, ()
     if kind == BLOB:
-        return None, tuple(blobCredentials(raw))
+        return None, tuple(blobCredentials(raw, budget))
     read = _read(raw) if raw else None
     if read is None:
         return None, ()
     text, views, bom, codec = read
     return (DecodedText(node, key, value[:start], text, views, bom, codec,
-                        form), key), views
+                        padded), key), views
 
 
 def _base64Head(value, start):
@@ -184,20 +179,18 @@ def _decoded(data):
     padding each decoded on its own (base64 of pieces, put together), a
     last character that makes no byte ignored.
 
-    @return: C{(bytes, form)}: C{form} is C{(urlSafe, padded)} when C{data}
-        came in a shape a strict decoder takes (it is written back so), else
-        L{None}.
+    @return: C{(bytes, padded)}: C{padded} says whether C{data} came as
+        padded canonical base64 (True) or unpadded (False), which every
+        decoder reads alike, and is written back so; L{None} for any other
+        shape (the URL-safe alphabet among them: Python's default decoder
+        skips its characters where Node's reads them).
     """
     data = _BLANKS.sub("", data)
-    form = None
-    if len(data) % 4 != 1:
-        urlSafe = _STANDARD.fullmatch(data) is None
-        if not urlSafe or _URL_SAFE.fullmatch(data) is not None:
-            # Written back unpadded only if it came so (a strict decoder
-            # wants padding where it came with it).
-            form = (urlSafe, len(data) % 4 == 0)
+    padded = None
+    if len(data) % 4 != 1 and _STANDARD.fullmatch(data) is not None:
+        padded = len(data) % 4 == 0
     data = _NOT_BASE64.sub("", data).translate(_TO_STANDARD)
-    return b"".join(_lenient(piece) for piece in data.split("=")), form
+    return b"".join(_lenient(piece) for piece in data.split("=")), padded
 
 
 def _lenient(data):

@@ -107,12 +107,13 @@ def signature(head):
     return None
 
 
-def blobCredentials(raw):
+def blobCredentials(raw, budget=None):
     """
     The credentials of the catalogue in the bytes C{raw} read as Latin-1
     (every byte a character: ASCII where it is), with their NULs left out
     (UTF-16 or UTF-32 text of ASCII), and in the text they hold compressed
-    (a PDF's streams, a zip's members: L{documentTexts}), each once.
+    (a PDF's streams, a zip's members: L{documentTexts}, within
+    C{budget}, the request's), each once.
     """
     # A chat sends its files again on every turn: a file's outcome is kept
     # by its digest (hashing costs a hundredth of searching).
@@ -122,7 +123,7 @@ def blobCredentials(raw):
         readings = [raw.decode("latin-1")]
         if b"\x00" in raw:
             readings.append(raw.replace(b"\x00", b"").decode("latin-1"))
-        readings.extend(documentTexts(raw))
+        readings.extend(documentTexts(raw, budget))
         found = list(dict.fromkeys(
             secret for reading in readings
             for secret, _ in credentialsFound(reading)))

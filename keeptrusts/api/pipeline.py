@@ -73,6 +73,12 @@ class Call(CallAnswer, CallRecords):
     def start(self):
         try:
             result, slots = self._input()
+        except GatewayError as error:
+            # A body the gateway will not read (its files decode to too
+            # much): refused as an invalid one is, before any record.
+            self._recorded()
+            self._end(error)
+            return
         except Exception:
             # Ended as any crash is: a 500, its hold on a drain released.
             self._crashed(Failure())

@@ -10,6 +10,7 @@ from collections import deque
 
 import attr
 
+from keeptrusts.api.documents import Budget
 from keeptrusts.api.encodedtext import DATA_URL, decodedFile
 from keeptrusts.api.media import textMedia
 from keeptrusts.api.escapes import plainJSONText
@@ -102,12 +103,13 @@ def _encoded(node, key, value, media, answer):
     return answer and key == "thinking" and kind == "thinking_delta"
 
 
-def _decodedText(node, key, media):
+def _decodedText(node, key, media, budget):
     """
     What C{node[key]} holds as a file, where a surface carries files as
     base64 (L{decodedFile}): a data URL as an image part's URL or a file's
     data, a file's bare base64 data, Claude's base64 source, Gemini's
-    C{inline_data}.
+    C{inline_data}.  What the files of one body decode to is bounded by
+    one C{budget} (L{keeptrusts.api.documents.Budget}).
 
     @return: C{(slot, views)}: the slot of its text (or L{None}), the
         readings that cannot be written back; C{(None, ())} elsewhere.
@@ -115,16 +117,16 @@ def _decodedText(node, key, media):
     if key in ("url", "image_url"):
         place = (id(node) in media if key == "url"
                  else node.get("type") in _IMAGE_PARTS)
-        if place and node[key][:5].lower() == "data:":
-            return decodedFile(node, key)
+        if place and node[key].lstrip()[:5].lower() == "data:":
+            return decodedFile(node, key, None, budget)
     elif key == "file_data":
-        return decodedFile(node, key)
+        return decodedFile(node, key, None, budget)
     elif key == "data":
         if node.get("type") == "base64":
-            return decodedFile(node, key, node.get("media_type"))
+            return decodedFile(node, key, node.get("media_type"), budget)
         for typeKey in ("mime_type", "mimeType"):  # Gemini's inline data
             if isinstance(node.get(typeKey), str):
-                return decodedFile(node, key, node[typeKey])
+                return decodedFile(node, key, node[typeKey], budget)
     return None, ()
 
 
@@ -272,6 +274,7 @@ def _walk(body, slots, request, naming):
     known = {(id(container), key) for container, key in slots}
     names = {} if naming else None
     media = set()
+    budget = Budget()
     rewritten = False
     queue = deque([body])
     while queue:
@@ -313,7 +316,7 @@ def _walk(body, slots, request, naming):
                 # decodes to, unless its bytes say it is no text (then its
                 # credentials are its views): the policies read a file's
                 # text, not only its base64, whatever its label claims.
-                decoded, views = _decodedText(node, key, media)
+                decoded, views = _decodedText(node, key, media, budget)
                 if node[key] is not value:
                     rewritten = True  # base64 put in canonical shape
                 if decoded is not None or not _encoded(

@@ -13,6 +13,7 @@ import re
 from itertools import chain
 from urllib.parse import unquote
 
+from keeptrusts.api.documents import Budget
 from keeptrusts.api.errors import GatewayError, validationError
 from keeptrusts.api.media import BLOB, HEAD, MEDIA, blobCredentials, fileKind
 from keeptrusts.proxy.textbody import JSONList, readText
@@ -45,6 +46,7 @@ def readMultipart(raw, boundary):
                               "request body end in different line breaks")
     body = JSONList()
     names = {}
+    budget = Budget()
     pieces = [readText(raw[:found[0][0]], None, body, None, names)]
     for i, (start, end, close) in enumerate(found):
         pieces.append(Delimiter(raw[start:end], boundary))
@@ -52,7 +54,7 @@ def readMultipart(raw, boundary):
         if close:
             pieces.append(readText(raw[end:], None, body, None, names))
             break
-        pieces.extend(_part(raw[end:following], body, names))
+        pieces.extend(_part(raw[end:following], body, names, budget))
     if names:
         body.append(names)
     return body, pieces
@@ -124,13 +126,14 @@ _SINGLE_HEADERS = ("content-type", "content-disposition",
                    "content-transfer-encoding", "content-encoding")
 
 
-def _part(raw, body, names):
+def _part(raw, body, names, budget):
     """
     One part of a multipart body: its head, read as names (object keys:
     the head, its field's name, its file's name, each as servers decode
     it); its content, read as text unless its bytes are none
     (L{fileKind}): a picture or a sound is left as it is, other bytes
-    searched for credentials, which are read as names.
+    searched for credentials (what they decode to within C{budget}, the
+    body's), which are read as names.
     """
     if raw.startswith((b"\r\n", b"\n")):  # no head
         blank = 2 if raw.startswith(b"\r") else 1
@@ -174,7 +177,7 @@ def _part(raw, body, names):
     # (A value with bytes not ASCII is an email Header, not a string.)
     kind = fileKind(None if label is None else str(label), content[:HEAD])
     if kind == BLOB:
-        names.update(dict.fromkeys(blobCredentials(content)))
+        names.update(dict.fromkeys(blobCredentials(content, budget)))
     if kind in (MEDIA, BLOB):
         return [head, content]
     return [head, readText(content, headers.get_content_charset(), field,
