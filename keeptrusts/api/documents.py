@@ -26,6 +26,8 @@ INFLATED = 64 * 1024 * 1024
 # archives read this deep.
 MEMBERS = 1000
 DEPTH = 2
+# The entries a zip may list (a zip64 one lists 65,535).
+ENTRIES = 10000
 
 _TAG = re.compile(rb"<[^<>]*>")
 _BETWEEN_TAGS = re.compile(rb">\s+<")
@@ -40,12 +42,20 @@ class Budget:
         self.left = INFLATED if left is None else left
 
     def spend(self, data):
-        self.left -= len(data)
+        """
+        Charge C{data}'s length.
+
+        @return: C{data}.
+        """
+        self.charge(len(data))
+        return data
+
+    def charge(self, size):
+        self.left -= size
         if self.left < 0:
             raise validationError(
                 "the request's files decode to more than %d MB, which the "
                 "gateway does not read" % (INFLATED // 2**20,))
-        return data
 
 
 def documentTexts(raw, budget=None, depth=0):
@@ -100,20 +110,39 @@ def _inflated(data, budget, wbits=zlib.MAX_WBITS):
 
 
 def _gunzipped(raw, budget):
-    # A gzip file may hold several members, one after another.
+    # A gzip file may hold several members, one after another: fed in
+    # pieces, so that what follows a member is not copied for each.
     out = []
-    while raw[:2] == b"\x1f\x8b" and len(out) < MEMBERS:
+    view = memoryview(raw)
+    offset = members = 0
+    while raw[offset:offset + 2] == b"\x1f\x8b" and members < MEMBERS:
+        members += 1
         inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
         try:
-            out.append(budget.spend(inflater.decompress(
-                raw, max(budget.left, 0) + 1)))
+            while not inflater.eof and offset < len(raw):
+                data = view[offset:offset + _PIECE]
+                offset += len(data)
+                while data and not inflater.eof:
+                    out.append(budget.spend(inflater.decompress(
+                        data, max(budget.left, 0) + 1)))
+                    data = inflater.unconsumed_tail
         except zlib.error:
             break
-        raw = inflater.unused_data
+        offset -= len(inflater.unused_data)
     return b"".join(out)
 
 
+_PIECE = 65536
+
+
 def _zipTexts(raw, budget, depth):
+    end = raw.rfind(b"PK\x05\x06", max(0, len(raw) - 66000))
+    if end >= 0 and int.from_bytes(raw[end + 10:end + 12], "little") > (
+            ENTRIES):
+        # Python parses every entry before any is read.
+        raise validationError("a zip of the request holds more than %d "
+                              "entries, which the gateway does not read"
+                              % (ENTRIES,))
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
         members = archive.infolist()[:MEMBERS]
@@ -128,7 +157,7 @@ def _zipTexts(raw, budget, depth):
             continue  # encrypted, corrupt, a method Python does not read
         budget.spend(data)
         texts.extend(_within(data, budget, depth))
-        if data[:1] == b"<":
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
             # XML: its text between the tags, and its references decoded.
             text = _TAG.sub(b"", _BETWEEN_TAGS.sub(b"><", data))
             texts.append(html.unescape(text.decode("utf-8", "replace")))

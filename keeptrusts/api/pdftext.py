@@ -15,7 +15,8 @@ STREAMS = 10000
 
 _STREAM = re.compile(rb"stream\r?\n")
 _ENDSTREAM = b"endstream"
-_DICTIONARY_BACK = 2048
+_DICTIONARY_BACK = 65536
+_PICTURE = re.compile(rb"/Subtype\s*/Image\b")
 _FILTERS = re.compile(rb"/Filter\s*(\[[^\]]*\]|/[A-Za-z0-9]+)")
 _NAME = re.compile(rb"/([A-Za-z0-9]+)")
 # Where a PDF string may begin; inside a literal one, what matters.
@@ -27,7 +28,9 @@ _BLANKS = re.compile(rb"\s+")
 # A ToUnicode map's entries: one code, or a range of them.
 _CODE = rb"<([0-9A-Fa-f]+)>"
 _BFCHAR = re.compile(_CODE + rb"\s*" + _CODE)
-_BFRANGE = re.compile(_CODE + rb"\s*" + _CODE + rb"\s*" + _CODE)
+_BFRANGE = re.compile(
+    _CODE + rb"\s*" + _CODE + rb"\s*(<[0-9A-Fa-f]+>|\[[^\]]*\])")
+_CODE_ONLY = re.compile(_CODE)
 
 
 def pdfTexts(raw, budget, inflate):
@@ -53,20 +56,46 @@ def pdfTexts(raw, budget, inflate):
         end = raw.find(_ENDSTREAM, match.end())
         end = len(raw) if end < 0 else end
         position = end + len(_ENDSTREAM)  # (which holds "stream" too)
-        head = raw[max(0, match.start() - _DICTIONARY_BACK):match.start()]
-        head = head[head.rfind(b"<<"):]
-        if b"/Image" in head:
+        head = _dictionary(raw, match.start())
+        if _PICTURE.search(head) is not None:
             continue  # a picture's pixels
         data = _decoded(raw[match.end():end], head, budget, inflate)
         if data is not None:
             contents.append(data)
-    maps = [cmap for cmap in map(_toUnicode, contents[1:]) if cmap]
+    mapping = {}
+    for content in contents[1:]:
+        _mapped(content, mapping, budget)
     texts = [data.decode("latin-1") for data in contents[1:]]
     for content in contents:
         strings = _strings(content)
         if strings:
-            texts.extend(_spelled(strings, maps))
+            texts.extend(_spelled(strings, mapping, budget))
     return texts, contents[1:]
+
+
+def _dictionary(raw, end):
+    """
+    The dictionary that ends just before C{end} (a stream's keyword), its
+    brackets matched: a stream's own, whatever dictionaries it nests.
+    """
+    close = len(raw[:end].rstrip())
+    if raw[close - 2:close] != b">>":
+        return b""
+    limit = max(0, close - _DICTIONARY_BACK)
+    depth, position = 0, close
+    while True:
+        closing = raw.rfind(b">>", limit, position)
+        opening = raw.rfind(b"<<", limit, position)
+        if max(closing, opening) < 0:
+            return b""
+        if closing > opening:
+            depth += 1
+            position = closing
+            continue
+        depth -= 1
+        position = opening
+        if depth == 0:
+            return raw[opening:close]
 
 
 def _decoded(data, head, budget, inflate):
@@ -86,11 +115,32 @@ def _decoded(data, head, budget, inflate):
             elif name in (b"ASCII85Decode", b"A85"):
                 data = budget.spend(base64.a85decode(
                     _BLANKS.sub(b"", data.partition(b"~>")[0])))
+            elif name in (b"RunLengthDecode", b"RL"):
+                data = _runLength(data, budget)
             else:
                 return None
         except (ValueError, binascii.Error):
             return None
     return data
+
+
+def _runLength(data, budget):
+    """
+    C{data} through PDF's run-length filter: a length byte, then that many
+    bytes plus one (below 128), or one byte repeated 257 less times.
+    """
+    out = []
+    position = 0
+    while position < len(data) and data[position] != 128:
+        length = data[position]
+        if length < 128:
+            piece = data[position + 1:position + length + 2]
+            position += length + 2
+        else:
+            piece = data[position + 1:position + 2] * (257 - length)
+            position += 2
+        out.append(budget.spend(piece))
+    return b"".join(out)
 
 
 def _strings(content):
@@ -158,29 +208,45 @@ def _unescaped(escaped):
     return _ESCAPES.get(escaped, escaped)
 
 
-def _toUnicode(content):
+def _mapped(content, mapping, budget):
     """
-    The map a ToUnicode CMap in C{content} gives, code to text; L{None}
-    if it is none.
+    Add what a ToUnicode CMap in C{content} maps, code to text, to
+    C{mapping} (one for the whole PDF: at most L{_MAPPED} codes of at most
+    4 bytes, each charged to C{budget}).
     """
     if b"begincmap" not in content:
-        return None
-    mapping = {}
+        return
     for kind, entries in _sections(content):
         if kind == b"bfchar":
-            for code, text in _BFCHAR.findall(entries):
-                mapping[_code(code)] = _utf16(text)
-            continue
-        for low, high, first in _BFRANGE.findall(entries):
-            width, digits = len(_code(low)), len(first)
-            start = int(first, 16)
-            for offset in range(min(int(high, 16) - int(low, 16) + 1,
-                                    _MAPPED - len(mapping))):
-                mapping[(int(low, 16) + offset).to_bytes(width, "big")] = (
-                    _utf16(b"%0*X" % (digits, start + offset)))
-        if len(mapping) >= _MAPPED:
-            break
-    return mapping or None
+            pairs = [(_code(code), _utf16(text))
+                     for code, text in _BFCHAR.findall(entries)]
+        else:
+            pairs = _ranges(entries)
+        for code, text in pairs:
+            if len(mapping) >= _MAPPED:
+                return
+            if 0 < len(code) <= 4:
+                budget.charge(len(code) + len(text))
+                mapping[code] = text
+
+
+def _ranges(entries):
+    """
+    The codes and texts of a C{bfrange} section: each range to its first
+    text and on (a code's last byte counting), or to an array of texts.
+    """
+    for low, high, rest in _BFRANGE.findall(entries):
+        low, width = int(low, 16), len(_code(low))
+        count = min(int(high, 16) - low + 1, _MAPPED)
+        if rest.startswith(b"["):
+            texts = [_utf16(t) for t in _CODE_ONLY.findall(rest)][:count]
+        else:
+            first = _code(rest[1:-1])
+            start = int.from_bytes(first, "big")
+            texts = (_utf16(b"%0*X" % (len(first) * 2, start + offset))
+                     for offset in range(count))
+        for offset, text in enumerate(texts):
+            yield (low + offset).to_bytes(width, "big"), text
 
 
 def _sections(content):
@@ -215,17 +281,19 @@ def _utf16(digits):
     return _code(digits).decode("utf-16-be", "replace")
 
 
-def _spelled(strings, maps):
+def _spelled(strings, mapping, budget):
     """
     The readings of a content's C{strings}: each on its own line, all
-    joined (a word a generator cut in two), and as each ToUnicode map
-    spells them (fonts that write glyph numbers, not characters).
+    joined (a word a generator cut in two), and as the PDF's ToUnicode
+    maps spell them, for each width of code they map (fonts that write
+    glyph numbers, not characters), charged to C{budget}.
     """
     texts = [b"\n".join(strings).decode("latin-1"),
              b"".join(strings).decode("latin-1")]
-    for mapping in maps:
-        width = len(next(iter(mapping)))
-        texts.append("".join(
+    for width in sorted({len(code) for code in mapping}):
+        spelled = "".join(
             mapping.get(string[i:i + width], "")
-            for string in strings for i in range(0, len(string), width)))
+            for string in strings for i in range(0, len(string), width))
+        budget.charge(len(spelled))
+        texts.append(spelled)
     return texts
