@@ -11,8 +11,10 @@ Every reading is one pass over its bytes, and what one request's files
 decode to is bounded (a L{Budget}): past it, the request is refused.
 """
 
+import bz2
 import html
 import io
+import lzma
 import re
 import zipfile
 import zlib
@@ -20,14 +22,15 @@ import zlib
 from keeptrusts.api.errors import validationError
 from keeptrusts.api.pdftext import pdfTexts
 
-# The bytes one request's files may decode to, in all.
-INFLATED = 64 * 1024 * 1024
+# The bytes one request's files may decode to, in all (a 12 MB
+# spreadsheet's parts are 60 MB).
+INFLATED = 128 * 1024 * 1024
 # The members of a zip, the streams of a PDF read at most; archives within
 # archives read this deep.
 MEMBERS = 1000
 DEPTH = 2
-# The entries a zip may list (a zip64 one lists 65,535).
-ENTRIES = 10000
+# The entries a zip may list, fewer than (a zip64 one lists 65,535).
+ENTRIES = 65535
 
 _TAG = re.compile(rb"<[^<>]*>")
 _BETWEEN_TAGS = re.compile(rb">\s+<")
@@ -63,14 +66,15 @@ def documentTexts(raw, budget=None, depth=0):
     The texts the document C{raw} holds encoded: a PDF's streams decoded
     (and their strings: each on its own, all joined, and as the PDF's
     ToUnicode maps spell them), a zip's members (and their text without
-    XML tags: Word cuts a line into runs), gzip's members; what those hold
-    in turn.  None for other bytes.
+    XML tags: Word cuts a line into runs), gzip's, bzip2's and xz's
+    members; what those hold in turn.  None for other bytes.
 
     @param budget: the L{Budget} of the request, or L{None} for one of
         this file's own.
     @return: a L{list} of texts (Latin-1 of the bytes, where they are not
         XML text).
-    @raise GatewayError: 422 when the budget is spent.
+    @raise GatewayError: 422 when the budget is spent, or for an archive
+        the gateway cannot open (7z, RAR, Zstandard).
     """
     budget = Budget() if budget is None else budget
     if b"%PDF-" in raw[:1024]:  # (what comes before it a reader skips)
@@ -79,8 +83,14 @@ def documentTexts(raw, budget=None, depth=0):
             for data in streams:
                 texts.extend(documentTexts(data, budget, depth + 1))
         return texts
-    if raw.startswith(b"\x1f\x8b"):
-        return _within(_gunzipped(raw, budget), budget, depth)
+    for magic, decompressor in _COMPRESSED:
+        if raw.startswith(magic):
+            return _within(_decompressed(raw, budget, decompressor), budget,
+                           depth)
+    if raw.startswith(_UNREAD):
+        raise validationError("a file of the request is a 7z, RAR or "
+                              "Zstandard archive, which the gateway does "
+                              "not read: send it as zip or tar.gz")
     if raw.startswith(b"PK") or b"PK\x05\x06" in raw[-66000:]:
         return _zipTexts(raw, budget, depth)
     return []
@@ -88,9 +98,12 @@ def documentTexts(raw, budget=None, depth=0):
 
 def _within(data, budget, depth):
     """
-    C{data} as text, and what it holds if it is a document itself.
+    C{data} as text (Latin-1, and without its NULs: UTF-16 of ASCII, as
+    Windows writes a text), and what it holds if it is a document itself.
     """
     texts = [data.decode("latin-1")] if data else []
+    if b"\0" in data:
+        texts.append(data.replace(b"\0", b"").decode("latin-1"))
     if depth < DEPTH:
         texts.extend(documentTexts(data, budget, depth + 1))
     return texts
@@ -109,39 +122,53 @@ def _inflated(data, budget, wbits=zlib.MAX_WBITS):
     return budget.spend(out)
 
 
-def _gunzipped(raw, budget):
-    # A gzip file may hold several members, one after another: fed in
-    # pieces, so that what follows a member is not copied for each.
+def _decompressed(raw, budget, decompressor):
+    """
+    The members of a gzip, bzip2 or xz file, one after another, through
+    new C{decompressor}s, within C{budget}: fed in pieces, so that what
+    follows a member is not copied for each.
+    """
     out = []
     view = memoryview(raw)
     offset = members = 0
-    while raw[offset:offset + 2] == b"\x1f\x8b" and members < MEMBERS:
+    magic = raw[:3]
+    while raw[offset:offset + 3] == magic and members < MEMBERS:
         members += 1
-        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        engine = decompressor()
         try:
-            while not inflater.eof and offset < len(raw):
+            while not engine.eof and offset < len(raw):
                 data = view[offset:offset + _PIECE]
                 offset += len(data)
-                while data and not inflater.eof:
-                    out.append(budget.spend(inflater.decompress(
+                while not engine.eof:
+                    out.append(budget.spend(engine.decompress(
                         data, max(budget.left, 0) + 1)))
-                    data = inflater.unconsumed_tail
-        except zlib.error:
+                    # What is left of the piece: zlib hands it back, the
+                    # others keep it until asked with nothing more.
+                    data = getattr(engine, "unconsumed_tail", b"")
+                    if not data and getattr(engine, "needs_input", True):
+                        break
+        except (zlib.error, OSError, EOFError, lzma.LZMAError):
             break
-        offset -= len(inflater.unused_data)
+        offset -= len(engine.unused_data)
     return b"".join(out)
 
 
 _PIECE = 65536
+# Compressed files by their magic: their members' decompressors.
+_COMPRESSED = (
+    (b"\x1f\x8b", lambda: zlib.decompressobj(zlib.MAX_WBITS | 16)),
+    (b"BZh", bz2.BZ2Decompressor), (b"\xfd7zXZ\x00", lzma.LZMADecompressor))
+# Archives Python cannot open: 7z, RAR, Zstandard.
+_UNREAD = (b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"\x28\xb5\x2f\xfd")
 
 
 def _zipTexts(raw, budget, depth):
     end = raw.rfind(b"PK\x05\x06", max(0, len(raw) - 66000))
-    if end >= 0 and int.from_bytes(raw[end + 10:end + 12], "little") > (
+    if end >= 0 and int.from_bytes(raw[end + 10:end + 12], "little") >= (
             ENTRIES):
         # Python parses every entry before any is read.
-        raise validationError("a zip of the request holds more than %d "
-                              "entries, which the gateway does not read"
+        raise validationError("a zip of the request lists %d entries or "
+                              "more, which the gateway does not read"
                               % (ENTRIES,))
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
@@ -157,6 +184,8 @@ def _zipTexts(raw, budget, depth):
             continue  # encrypted, corrupt, a method Python does not read
         budget.spend(data)
         texts.extend(_within(data, budget, depth))
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # XML in UTF-16
+            data = data.decode("utf-16", "replace").encode("utf-8")
         if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<":
             # XML: its text between the tags, and its references decoded.
             text = _TAG.sub(b"", _BETWEEN_TAGS.sub(b"><", data))
