@@ -96,14 +96,24 @@ def documentTexts(raw, budget=None, depth=0):
     return []
 
 
-def _within(data, budget, depth):
+def bytesReadings(data):
     """
-    C{data} as text (Latin-1, and without its NULs: UTF-16 of ASCII, as
-    Windows writes a text), and what it holds if it is a document itself.
+    C{data} as text however its bytes are: Latin-1 (every byte a
+    character, ASCII where it is), and without its NULs (UTF-16 or UTF-32
+    of ASCII, as Windows writes a text).
     """
     texts = [data.decode("latin-1")] if data else []
     if b"\0" in data:
         texts.append(data.replace(b"\0", b"").decode("latin-1"))
+    return texts
+
+
+def _within(data, budget, depth):
+    """
+    C{data} as text (L{bytesReadings}), and what it holds if it is a
+    document itself.
+    """
+    texts = bytesReadings(data)
     if depth < DEPTH:
         texts.extend(documentTexts(data, budget, depth + 1))
     return texts

@@ -115,14 +115,14 @@ def decodedFile(node, key, mediaType=None, budget=None):
     as they came), with the other readings of its bytes as its
     L{DecodedText.views}.
 
+    @param budget: the L{keeptrusts.api.documents.Budget} of the request's
+        files.
     @return: C{(slot, views)}: C{slot}, the C{(DecodedText, key)} slot of
         its text, or L{None} when it holds none (not base64, a picture or
         a sound, bytes that are no text: the string is read as it is, or
         not at all); C{views}, the texts that cannot be written back (its
         text's other readings; the credentials in bytes that are no text;
         a percent-encoded data URL decoded), to be read as names.
-    @param budget: the L{keeptrusts.api.documents.Budget} of the request's
-        files.
     """
     value = node[key]
     head = DATA_URL.match(value)

@@ -23,7 +23,7 @@ import codecs
 import hashlib
 import re
 
-from keeptrusts.api.documents import documentTexts
+from keeptrusts.api.documents import bytesReadings, documentTexts
 from keeptrusts.policy.scrub import credentialsFound
 
 TEXT, MEDIA, BLOB = "text", "media", "blob"
@@ -109,9 +109,8 @@ def signature(head):
 
 def blobCredentials(raw, budget=None):
     """
-    The credentials of the catalogue in the bytes C{raw} read as Latin-1
-    (every byte a character: ASCII where it is), with their NULs left out
-    (UTF-16 or UTF-32 text of ASCII), and in the text they hold compressed
+    The credentials of the catalogue in the bytes C{raw} read as text
+    however they are (L{bytesReadings}), and in the text they hold encoded
     (a PDF's streams, a zip's members: L{documentTexts}, within
     C{budget}, the request's), each once.
     """
@@ -120,10 +119,7 @@ def blobCredentials(raw, budget=None):
     digest = hashlib.blake2b(raw, digest_size=32).digest()
     found = _kept.get(digest)
     if found is None:
-        readings = [raw.decode("latin-1")]
-        if b"\x00" in raw:
-            readings.append(raw.replace(b"\x00", b"").decode("latin-1"))
-        readings.extend(documentTexts(raw, budget))
+        readings = bytesReadings(raw) + documentTexts(raw, budget)
         found = list(dict.fromkeys(
             secret for reading in readings
             for secret, _ in credentialsFound(reading)))

@@ -274,7 +274,7 @@ def _walk(body, slots, request, naming):
     known = {(id(container), key) for container, key in slots}
     names = {} if naming else None
     media = set()
-    budget = Budget()
+    budget = None  # made at the first file: most bodies (events) hold none
     rewritten = False
     queue = deque([body])
     while queue:
@@ -316,6 +316,8 @@ def _walk(body, slots, request, naming):
                 # decodes to, unless its bytes say it is no text (then its
                 # credentials are its views): the policies read a file's
                 # text, not only its base64, whatever its label claims.
+                if budget is None:
+                    budget = Budget()
                 decoded, views = _decodedText(node, key, media, budget)
                 if node[key] is not value:
                     rewritten = True  # base64 put in canonical shape
